@@ -1,0 +1,1 @@
+"""Framework-free parts of the KAM pipeline (never imports dagster)."""

@@ -1,0 +1,47 @@
+"""DDL of the raw layer in the work DuckDB, derived from the source contract."""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipelines.contract import DUCKDB_TYPES, TABLES, Table
+
+LOAD_COLUMNS = ("_run_id", "_loaded_at")
+
+
+def raw_schema_name(system: str) -> str:
+    return f"raw_{system}"
+
+
+def raw_table_name(table: Table) -> str:
+    return f"{raw_schema_name(table.system)}.{table.name}"
+
+
+def raw_table_ddl(table: Table) -> str:
+    columns = [f"{c.name} {DUCKDB_TYPES[c.type]}" for c in table.columns]
+    columns += ["_run_id varchar", "_loaded_at timestamp"]
+    return f"create table if not exists {raw_table_name(table)} ({', '.join(columns)})"
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every raw table of the contract (empty) and the raw_meta tables, if missing."""
+    for schema in sorted({raw_schema_name(t.system) for t in TABLES} | {"raw_meta"}):
+        con.execute(f"create schema if not exists {schema}")
+    for table in TABLES:
+        con.execute(raw_table_ddl(table))
+    con.execute(
+        """
+        create table if not exists raw_meta.watermarks (
+            system varchar, table_name varchar, column_name varchar,
+            watermark timestamp, run_id varchar, updated_at timestamp,
+            primary key (system, table_name)
+        )
+        """
+    )
+    con.execute(
+        """
+        create table if not exists raw_meta.source_systems (
+            system varchar primary key, configured boolean, source varchar, checked_at timestamp
+        )
+        """
+    )
