@@ -1,0 +1,21 @@
+with
+
+source as (
+
+    select * from {{ source('erp', 'products') }}
+
+),
+
+renamed as (
+
+    select
+        cast(trim(product_id) as varchar) as product_id,
+        cast(trim(product_name) as varchar) as product_name,
+        cast(trim(category) as varchar) as category,
+        cast(updated_at as timestamp) as updated_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,360 @@
+"""Atomic publish of the work DB's marts (and audit) to the DuckDB warehouse file.
+
+The published file is never written in place. A complete new file is built next to it
+(same directory, temporary name), written with an older storage version so that BI tools
+embedding an older DuckDB can read it, verified, checkpointed and closed (no ``.wal``
+left), then swapped in with :func:`os.replace`. Readers that hold the old file open keep
+reading the old version; new readers see the new one. Every published file is also kept
+as a hard link in ``<warehouse_dir>/versions/`` (the newest ``retention`` are kept).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+VERSIONS_DIR = "versions"
+INFO_SCHEMA = "marts"
+INFO_TABLE = "publish_info"
+INFO_TABLES_TABLE = "publish_tables"
+_RESERVED_ALIASES = {"memory", "system", "temp", "main"}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_STORAGE_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+?$")
+
+
+class PublishError(RuntimeError):
+    """The new warehouse file could not be built or verified; nothing was published."""
+
+
+@dataclass
+class PublishResult:
+    target: str  # the published warehouse file
+    tables: dict[str, int]  # "schema.table" -> row count, as published
+    seconds: float
+    version: str  # name of the kept version file (without .duckdb)
+    version_path: str = ""
+    storage_version: str = ""  # as reported by DuckDB for the published file, e.g. "v1.0.0+"
+    removed_versions: list[str] = field(default_factory=list)
+
+
+def publish_duckdb(
+    work_db: Path,
+    warehouse: Path,
+    run_id: str,
+    as_of: str,
+    schemas: Sequence[str] = ("marts", "audit"),
+    storage_version: str = "v1.0.0",
+    retention: int = 7,
+) -> PublishResult:
+    """Publish every table of ``schemas`` in ``work_db`` to ``warehouse`` atomically.
+
+    Schemas absent from the work DB are skipped (at least one table must be found).
+    Adds ``marts.publish_info`` (one row) and ``marts.publish_tables`` (one row per
+    table). On any error the temporary file is removed and the published file is left
+    untouched. The caller must not hold ``work_db`` open read-write in this process.
+    """
+    started = time.perf_counter()
+    work_db = Path(work_db)
+    warehouse = Path(warehouse)
+    as_of_date = date.fromisoformat(as_of)
+    if retention < 1:
+        raise ValueError("retention must be at least 1 (the published version is kept)")
+    if not _STORAGE_VERSION.match(storage_version):
+        raise ValueError(f"storage_version must look like v1.0.0, got {storage_version!r}")
+    for schema in schemas:
+        _check_identifier(schema)
+    if not work_db.is_file():
+        raise FileNotFoundError(f"work DB not found: {work_db}")
+
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    temp = warehouse.parent / f".{warehouse.stem}.{uuid.uuid4().hex}.publishing"
+    published_at = datetime.now(UTC)
+    version_name = f"{warehouse.stem}__{published_at:%Y%m%dT%H%M%S%fZ}__{_short(run_id)}"
+    version_path = warehouse.parent / VERSIONS_DIR / f"{version_name}.duckdb"
+    linked = False
+    try:
+        tables, reported_version = _build_file(
+            work_db, temp, list(schemas), storage_version, run_id, as_of_date, published_at
+        )
+        _verify_file(temp, tables, storage_version)
+        version_path.parent.mkdir(exist_ok=True)
+        _link_or_copy(temp, version_path)
+        linked = True
+        _remove_stale_wal(warehouse)
+        os.replace(temp, warehouse)
+    except BaseException:
+        _remove(temp)
+        _remove(_wal(temp))
+        if linked:
+            _remove(version_path)
+        raise
+    removed = _apply_retention(warehouse, retention)
+    seconds = time.perf_counter() - started
+    log.info(
+        "published %d tables to %s as %s in %.2fs", len(tables), warehouse, version_name, seconds
+    )
+    return PublishResult(
+        target=str(warehouse),
+        tables=tables,
+        seconds=seconds,
+        version=version_name,
+        version_path=str(version_path),
+        storage_version=reported_version,
+        removed_versions=removed,
+    )
+
+
+def file_storage_version(path: Path) -> str:
+    """Storage version DuckDB reports for a database file (e.g. ``v1.0.0+``)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return _attached_storage_version(con, _database_name(con))
+    finally:
+        con.close()
+
+
+def list_versions(warehouse: Path) -> list[Path]:
+    """Kept versions of a warehouse file, oldest first."""
+    folder = Path(warehouse).parent / VERSIONS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob(f"{_glob_escape(Path(warehouse).stem)}__*__*.duckdb"))
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+# --- building the new file -------------------------------------------------------------
+
+
+def _build_file(
+    work_db: Path,
+    temp: Path,
+    schemas: list[str],
+    storage_version: str,
+    run_id: str,
+    as_of_date: date,
+    published_at: datetime,
+) -> tuple[dict[str, int], str]:
+    # dbt-duckdb qualifies view definitions with the work file's stem as catalog name:
+    # attach under that name so views of the work DB resolve.
+    work = work_db.stem if _IDENT.match(work_db.stem) else "kam_work"
+    if work.lower() in _RESERVED_ALIASES:
+        work = "kam_work"
+    new = f"kam_publish_{uuid.uuid4().hex[:12]}"
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach {_literal(str(work_db))} as {work} (read_only)")
+        con.execute(
+            f"attach {_literal(str(temp))} as {new} (storage_version {_literal(storage_version)})"
+        )
+        sources = _source_relations(con, work, schemas)
+        if not sources:
+            raise PublishError(f"no tables in schemas {schemas} of {work_db}: nothing to publish")
+        if (INFO_SCHEMA, INFO_TABLE) in sources or (INFO_SCHEMA, INFO_TABLES_TABLE) in sources:
+            raise PublishError(f"the work DB must not contain {INFO_SCHEMA}.{INFO_TABLE}(s)")
+        tables: dict[str, int] = {}
+        for schema in sorted({s for s, _ in sources} | {INFO_SCHEMA}):
+            con.execute(f"create schema if not exists {new}.{_quote(schema)}")
+        for schema, name in sources:
+            qualified = f"{_quote(schema)}.{_quote(name)}"
+            con.execute(f"create table {new}.{qualified} as select * from {work}.{qualified}")
+            source_rows = _count(con, f"{work}.{qualified}")
+            copied_rows = _count(con, f"{new}.{qualified}")
+            if source_rows != copied_rows:
+                raise PublishError(
+                    f"{schema}.{name}: copied {copied_rows} rows, source has {source_rows}"
+                )
+            tables[f"{schema}.{name}"] = copied_rows
+        reported_version = _attached_storage_version(con, new)
+        _write_publish_info(
+            con, new, tables, run_id, as_of_date, published_at, storage_version, reported_version
+        )
+        con.execute(f"checkpoint {new}")
+        con.execute(f"detach {new}")
+        con.execute(f"detach {work}")
+    finally:
+        con.close()
+    if _wal(temp).exists():
+        raise PublishError(f"{_wal(temp)} left after closing the new file")
+    return tables, reported_version
+
+
+def _source_relations(
+    con: duckdb.DuckDBPyConnection, work: str, schemas: list[str]
+) -> list[tuple[str, str]]:
+    """Tables and views of the given schemas in the work DB (views are published as tables)."""
+    rows = con.execute(
+        """
+        select schema_name, table_name from duckdb_tables()
+        where database_name = ? and list_contains(?, schema_name)
+        union all
+        select schema_name, view_name from duckdb_views()
+        where database_name = ? and list_contains(?, schema_name) and not internal
+        order by 1, 2
+        """,
+        [work, schemas, work, schemas],
+    ).fetchall()
+    return [(str(schema), str(name)) for schema, name in rows]
+
+
+def _write_publish_info(
+    con: duckdb.DuckDBPyConnection,
+    new: str,
+    tables: dict[str, int],
+    run_id: str,
+    as_of_date: date,
+    published_at: datetime,
+    requested_version: str,
+    reported_version: str,
+) -> None:
+    info = f"{new}.{INFO_SCHEMA}.{INFO_TABLE}"
+    con.execute(
+        f"""
+        create table {info} (
+            run_id varchar not null,
+            as_of_date date not null,
+            published_at timestamp not null,
+            storage_version varchar not null,
+            table_count integer not null,
+            tables_json varchar not null
+        )
+        """
+    )
+    con.execute(
+        f"insert into {info} values (?, ?, ?, ?, ?, ?)",
+        [
+            run_id,
+            as_of_date,
+            published_at.replace(tzinfo=None),
+            reported_version or requested_version,
+            len(tables),
+            json.dumps(tables, sort_keys=True),
+        ],
+    )
+    per_table = f"{new}.{INFO_SCHEMA}.{INFO_TABLES_TABLE}"
+    con.execute(
+        f"create table {per_table} "
+        "(schema_name varchar not null, table_name varchar not null, row_count bigint not null)"
+    )
+    for qualified, rows in sorted(tables.items()):
+        schema, name = qualified.split(".", 1)
+        con.execute(f"insert into {per_table} values (?, ?, ?)", [schema, name, rows])
+
+
+def _verify_file(path: Path, tables: dict[str, int], storage_version: str) -> None:
+    """Re-open the closed new file read-only: row counts and storage version as intended."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        for qualified, expected in tables.items():
+            schema, name = qualified.split(".", 1)
+            actual = _count(con, f"{_quote(schema)}.{_quote(name)}")
+            if actual != expected:
+                raise PublishError(f"{qualified}: new file has {actual} rows, expected {expected}")
+        reported = _attached_storage_version(con, _database_name(con))
+    finally:
+        con.close()
+    if _wal(path).exists():
+        raise PublishError(f"{_wal(path)} left after verifying the new file")
+    if reported and _version_tuple(reported) > _version_tuple(storage_version):
+        raise PublishError(f"new file has storage version {reported}, wanted {storage_version}")
+
+
+def _attached_storage_version(con: duckdb.DuckDBPyConnection, database: str) -> str:
+    rows = con.execute(
+        "select tags from duckdb_databases() where database_name = ?", [database]
+    ).fetchall()
+    if not rows or not rows[0][0]:
+        return ""
+    return str(dict(rows[0][0]).get("storage_version", ""))
+
+
+def _database_name(con: duckdb.DuckDBPyConnection) -> str:
+    return str(con.execute("select current_database()").fetchall()[0][0])
+
+
+def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return int(con.execute(f"select count(*) from {relation}").fetchall()[0][0])
+
+
+# --- swapping and versions -------------------------------------------------------------
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # file system without hard links
+        shutil.copy2(source, target)
+
+
+def _remove_stale_wal(warehouse: Path) -> None:
+    """A .wal beside the published file would be replayed onto the new file: drop it."""
+    wal = _wal(warehouse)
+    if wal.exists():
+        log.warning("removing stale %s before publishing", wal)
+        wal.unlink()
+
+
+def _apply_retention(warehouse: Path, retention: int) -> list[str]:
+    versions = list_versions(warehouse)
+    removed: list[str] = []
+    for old in versions[: max(len(versions) - retention, 0)]:
+        try:
+            old.unlink()
+            removed.append(old.name)
+        except OSError as exc:  # never fail a publish that already happened
+            log.warning("could not remove old version %s: %s", old, exc)
+    return removed
+
+
+# --- small helpers ---------------------------------------------------------------------
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not remove %s: %s", path, exc)
+
+
+def _short(run_id: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9]", "", run_id)
+    return (cleaned or "run")[:8]
+
+
+def _check_identifier(name: str) -> None:
+    if not _IDENT.match(name):
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _version_tuple(version: str) -> tuple[int, int, int]:
+    match = _STORAGE_VERSION.match(version)
+    if not match:
+        raise PublishError(f"unrecognised storage version {version!r}")
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
