@@ -87,6 +87,7 @@ own_intervals as (
         latest_order_day.previous_order_day,
         latest_order_day.last_gap_days,
         coalesce(client_history.distinct_order_days, 0) as distinct_order_days,
+        cast(client_history.median_gap_days as double) as median_gap_days,
         case
             when client_history.distinct_order_days >= {{ var('cadence_min_orders') }}
                 then cast(client_history.median_gap_days as double)
@@ -104,11 +105,13 @@ segment_norms as (
 
     select
         segment,
-        cast(median(own_interval_days) as double) as learned_norm_days
+        -- every client with at least one gap counts here, so that segments of rare
+        -- buyers (yearly) learn their norm from clients with 2-3 orders too
+        cast(median(median_gap_days) as double) as learned_norm_days
 
     from own_intervals
 
-    where own_interval_days is not null
+    where median_gap_days is not null
 
     group by segment
 

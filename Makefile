@@ -1,0 +1,44 @@
+# Two commands for a new user:  make demo   and   make test
+# Each creates (or reuses) the virtualenv in .venv and installs the project into it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.kam-installed
+
+.PHONY: setup demo test lint bench docs dev clean
+
+setup: $(STAMP) dbt/target/manifest.json
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# Dagster loads the dbt manifest at import time: build it once here (never at import).
+dbt/target/manifest.json: $(STAMP) $(shell find dbt/models dbt/seeds dbt/macros -type f 2>/dev/null) dbt/dbt_project.yml
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dagster-dbt project prepare-and-package --file kam_assets/dbt_project.py
+
+demo: setup
+	$(BIN)/kam demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt/models --disable-progress-bar
+
+test: setup lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/kam bench
+
+docs: setup
+	cd dbt && ../$(BIN)/dbt docs generate --profiles-dir .
+
+dev: setup
+	$(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf dbt/target dbt/logs .pytest_cache .ruff_cache

@@ -1,0 +1,65 @@
+"""The dbt project as Dagster assets, partitioned by the as-of date.
+
+dbt source ``erp.orders`` maps to asset key ``["erp", "orders"]`` (default translator),
+the key of the raw asset: the graph connects by itself. Models get ``[schema, name]``.
+"""
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from kam_assets.dbt_project import dbt_project
+from kam_assets.partitions import as_of_date, daily_partitions
+from kam_assets.resources import KamResource
+
+# Unit tests run in the test suite, not in the daily run.
+DAILY_EXCLUDE = "test_type:unit"
+
+
+class KamDbtTranslator(DagsterDbtTranslator):
+    """Default keys; dbt models grouped by their schema (staging / intermediate / marts)."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        schema = (dbt_resource_props.get("config") or {}).get("schema")
+        return schema or super().get_group_name(dbt_resource_props)
+
+
+@contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Set environment variables for the dbt subprocess, restoring them afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def dbt_build_args(as_of: str, has_crm: bool) -> list[str]:
+    dbt_vars = {"as_of_date": as_of, "has_crm": has_crm}
+    return ["build", "--vars", json.dumps(dbt_vars), "--exclude", DAILY_EXCLUDE]
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    name="dbt_build",
+    partitions_def=daily_partitions(),
+    backfill_policy=dg.BackfillPolicy.multi_run(1),  # one as-of date per run
+    dagster_dbt_translator=KamDbtTranslator(),
+)
+def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: KamResource):
+    settings = kam.settings()
+    args = dbt_build_args(as_of_date(context).isoformat(), settings.crm_url is not None)
+    context.log.info("dbt %s (KAM_WORK_DB=%s)", " ".join(args), settings.work_db)
+    with _env(KAM_WORK_DB=str(settings.work_db)):
+        yield from dbt.cli(args, context=context).stream()

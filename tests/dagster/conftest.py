@@ -1,0 +1,84 @@
+"""Fixtures of the Dagster tests: a dbt manifest parsed into a temporary target folder.
+
+The manifest is prepared once per session, as in production, by
+``dagster-dbt project prepare-and-package`` (never at import). ``DBT_TARGET_PATH``
+points both dbt and ``kam_assets.dbt_project`` at the temporary folder, so tests never
+touch dbt/target. Import kam_assets only inside tests (after this fixture ran).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    base = tmp_path_factory.mktemp("dbt")
+    target = base / "target"
+    saved = {k: os.environ.get(k) for k in ("DBT_TARGET_PATH", "KAM_WORK_DB", "PATH")}
+    os.environ["DBT_TARGET_PATH"] = str(target)
+    os.environ.setdefault("KAM_WORK_DB", str(base / "parse_only.duckdb"))
+    os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    if "kam_assets.dbt_project" in sys.modules:  # imported earlier with another target
+        del sys.modules["kam_assets.dbt_project"]
+    proc = subprocess.run(
+        [
+            str(BIN / "dagster-dbt"),
+            "project",
+            "prepare-and-package",
+            "--file",
+            str(REPO / "kam_assets" / "dbt_project.py"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    manifest = target / "manifest.json"
+    assert proc.returncode == 0 and manifest.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    yield manifest
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def kam_defs(dbt_manifest: Path):
+    from kam_assets.definitions import defs
+
+    return defs()
+
+
+def _break_orders(src: Path, dst: Path) -> None:
+    """Copy an ERP sqlite file, rebuilding `orders` without its order_date column."""
+    shutil.copyfile(src, dst)
+    con = sqlite3.connect(dst)
+    cols = [r[1] for r in con.execute("pragma table_info(orders)") if r[1] != "order_date"]
+    con.executescript(
+        f"""
+        create table orders_rebuilt as select {", ".join(cols)} from orders;
+        drop table orders;
+        alter table orders_rebuilt rename to orders;
+        """
+    )
+    con.commit()
+    con.close()
+
+
+@pytest.fixture
+def break_orders():
+    """Copy an ERP sqlite file, rebuilding `orders` without its order_date column."""
+    return _break_orders

@@ -1,0 +1,68 @@
+"""The `kam` command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def test_generate_writes_sources(tmp_path: Path) -> None:
+    from kam_assets.cli import main
+
+    out = tmp_path / "demo"
+    assert (
+        main(["generate", "--out", str(out), "--clients", "60", "--years", "2", "--seed", "3"]) == 0
+    )
+    assert (out / "erp.sqlite").exists() and (out / "crm.sqlite").exists()
+    assert (out / "planted.json").exists()
+
+
+def test_run_rejects_a_bad_date() -> None:
+    from kam_assets.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--as-of", "2026-13-01"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_kam_run_on_a_contract_breaking_source_exits_non_zero(
+    dbt_manifest: Path, tmp_path: Path, break_orders
+) -> None:
+    from pipelines.generator import generate_demo
+
+    demo = tmp_path / "demo"
+    generate_demo(demo, clients=60, years=2, seed=5, end_date=date(2026, 9, 30))
+    broken = tmp_path / "erp_broken.sqlite"
+    break_orders(demo / "erp.sqlite", broken)
+    env = {
+        **os.environ,
+        "KAM_DATA_DIR": str(tmp_path / "data"),
+        "KAM_ERP_URL": f"sqlite:///{broken}",
+        "KAM_CRM_URL": f"sqlite:///{demo / 'crm.sqlite'}",
+        "KAM_WAREHOUSE": str(tmp_path / "wh" / "kam.duckdb"),
+        "DBT_TARGET_PATH": str(dbt_manifest.parent),
+    }
+    env.pop("DAGSTER_HOME", None)
+    proc = subprocess.run(
+        [str(BIN / "kam"), "run", "--as-of", "2026-09-30"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "failed step: extract_sources" in proc.stderr
+    assert "order_date" in proc.stderr
+    # the run is recorded in the persistent instance under $KAM_DATA_DIR/dagster_home
+    home = tmp_path / "data" / "dagster_home"
+    assert (home / "dagster.yaml").exists()
+    assert any(home.rglob("*.db")), "no run storage in DAGSTER_HOME"
+    assert not (tmp_path / "wh" / "kam.duckdb").exists()

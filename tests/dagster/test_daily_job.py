@@ -1,0 +1,128 @@
+"""End to end: the daily job on a small demo, then on a source that breaks the contract."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+pytestmark = pytest.mark.slow
+
+AS_OF = "2026-09-30"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _count(con, sql: str) -> int:
+    return con.execute(sql).fetchall()[0][0]
+
+
+@pytest.fixture(scope="module")
+def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipelines.generator import generate_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    generate_demo(out, clients=120, years=2, seed=11, end_date=date.fromisoformat(AS_OF))
+    return out
+
+
+def _run(defs, selection=None):
+    job = defs.resolve_job_def("kam_daily")
+    return job.execute_in_process(
+        partition_key=AS_OF,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        asset_selection=selection,
+    )
+
+
+def _step_failures(result) -> dict[str, str]:
+    out = {}
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error, texts = event.event_specific_data.error, []
+            while error is not None:
+                texts.append(error.message)
+                error = error.cause
+            out[event.step_key] = "\n".join(texts)
+    return out
+
+
+def test_daily_job_end_to_end_then_contract_break(
+    kam_defs, break_orders, demo_sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = tmp_path / "warehouse" / "kam.duckdb"
+    monkeypatch.setenv("KAM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KAM_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("KAM_ERP_URL", f"sqlite:///{demo_sources / 'erp.sqlite'}")
+    monkeypatch.setenv("KAM_CRM_URL", f"sqlite:///{demo_sources / 'crm.sqlite'}")
+
+    result = _run(kam_defs)
+    assert result.success, _step_failures(result)
+    checks = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    gx_raw = [c for c in checks if c.asset_key == dg.AssetKey(["erp", "orders"])]
+    assert {c.check_name for c in gx_raw} >= {"keys_unique_not_null", "references_exist"}
+    assert all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
+    publish = result.asset_materializations_for_node("warehouse")
+    assert len(publish) == 1
+    assert publish[0].metadata["tables"].value["marts.dim_clients"] > 0
+
+    assert warehouse.exists()
+    work_db = tmp_path / "data" / "work" / "kam_work.duckdb"
+    src = sqlite3.connect(demo_sources / "erp.sqlite")
+    src_clients = src.execute("select count(*) from clients").fetchone()[0]
+    src_orders = src.execute(
+        "select count(*) from orders where date(order_date) <= ?", [AS_OF]
+    ).fetchone()[0]
+    src.close()
+    work = duckdb.connect(str(work_db), read_only=True)
+    work_counts = {
+        t: _count(work, f"select count(*) from marts.{t}") for t in ("dim_clients", "fct_orders")
+    }
+    work.close()
+    wh = duckdb.connect(str(warehouse), read_only=True)
+    wh_counts = {
+        t: _count(wh, f"select count(*) from marts.{t}") for t in ("dim_clients", "fct_orders")
+    }
+    wh.close()
+    assert wh_counts == work_counts
+    assert wh_counts["dim_clients"] == src_clients == 120
+    assert wh_counts["fct_orders"] == src_orders > 0
+
+    # A source without orders.order_date: the run fails at the contract check, the
+    # message names the column, and the published warehouse is left byte for byte.
+    before = _sha256(warehouse)
+    broken = tmp_path / "broken_erp.sqlite"
+    break_orders(demo_sources / "erp.sqlite", broken)
+    monkeypatch.setenv("KAM_ERP_URL", f"sqlite:///{broken}")
+    failed = _run(kam_defs)
+    assert not failed.success
+    failures = _step_failures(failed)
+    assert "extract_sources" in failures
+    assert "order_date" in failures["extract_sources"]
+    assert "orders" in failures["extract_sources"]
+    assert not failed.asset_materializations_for_node("warehouse")
+    assert _sha256(warehouse) == before
+
+    # A publish materialized alone re-checks the marts: a duplicated client refuses it.
+    work = duckdb.connect(str(work_db))
+    work.execute("insert into marts.dim_clients select * from marts.dim_clients limit 1")
+    work.close()
+    lone = _run(kam_defs, selection=[dg.AssetKey(["warehouse"])])
+    assert not lone.success
+    failures = _step_failures(lone)
+    assert set(failures) == {"warehouse"}
+    assert "dim_clients" in failures["warehouse"]
+    assert "keys_unique_not_null" in failures["warehouse"]
+    assert _sha256(warehouse) == before
