@@ -31,6 +31,14 @@ class Settings:
     partitions_start: str
     duckdb_storage_version: str
     warehouse_retention: int
+    bi_role: str = "kam_bi"
+    pg_lock_timeout_ms: int = 2000
+    pg_publish_retries: int = 5
+    # quality gate (issue: quarantine and batch-level gates)
+    quarantine_max_share: float = 0.01
+    row_drop_max_share: float = 0.2
+    revenue_band_days: int = 56
+    revenue_band_k: float = 4.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -46,6 +54,13 @@ class Settings:
             partitions_start=_env("KAM_PARTITIONS_START", "2020-01-01"),
             duckdb_storage_version=_env("KAM_DUCKDB_STORAGE_VERSION", "v1.0.0"),
             warehouse_retention=int(_env("KAM_WAREHOUSE_RETENTION", "7")),
+            bi_role=_env("KAM_BI_ROLE", "kam_bi"),
+            pg_lock_timeout_ms=int(_env("KAM_PG_LOCK_TIMEOUT_MS", "2000")),
+            pg_publish_retries=int(_env("KAM_PG_PUBLISH_RETRIES", "5")),
+            quarantine_max_share=float(_env("KAM_QUARANTINE_MAX_SHARE", "0.01")),
+            row_drop_max_share=float(_env("KAM_ROW_DROP_MAX_SHARE", "0.2")),
+            revenue_band_days=int(_env("KAM_REVENUE_BAND_DAYS", "56")),
+            revenue_band_k=float(_env("KAM_REVENUE_BAND_K", "4.0")),
         )
 
     @property
@@ -56,3 +71,12 @@ class Settings:
     @property
     def demo_dir(self) -> Path:
         return self.data_dir / "demo"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Per-run validation reports (HTML) and quarantine extracts."""
+        return self.data_dir / "reports"
+
+    @property
+    def warehouse_is_postgres(self) -> bool:
+        return self.warehouse.startswith(("postgresql://", "postgresql+", "postgres://"))

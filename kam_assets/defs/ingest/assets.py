@@ -51,7 +51,11 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
         settings.work_db,
     )
     loads = extract_all(
-        settings.work_db, settings.erp_url, settings.crm_url, context.run.run_id, settings.chunk_rows
+        settings.work_db,
+        settings.erp_url,
+        settings.crm_url,
+        context.run.run_id,
+        settings.chunk_rows,
     )
     for load in loads:
         yield dg.MaterializeResult(

@@ -1,0 +1,394 @@
+"""Raw layer: incremental, idempotent extraction into the work DuckDB."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.contract import TABLES, get_table, tables_of
+from pipelines.raw_loader import TableLoad, extract_all, extract_system
+from pipelines.raw_schema import ensure_raw_schema
+from pipelines.sources import ContractError, Source, open_source
+
+
+def _fixtures():
+    name = "kam_ingest_source_fixtures"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("test_sources.py")
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fx = _fixtures()
+T = fx.T
+D = fx.D
+
+
+def raw_content(db: Path) -> dict[str, list[tuple]]:
+    """Contract columns of every raw table, sorted (load columns left out)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        out = {}
+        for table in TABLES:
+            cols = ", ".join(table.column_names)
+            rows = con.execute(f"select {cols} from raw_{table.system}.{table.name}").fetchall()
+            out[f"{table.system}.{table.name}"] = sorted(
+                rows, key=lambda t: tuple(str(v) for v in t)
+            )
+        return out
+    finally:
+        con.close()
+
+
+def expected_content(data) -> dict[str, list[tuple]]:
+    return {
+        f"{t.system}.{t.name}": fx.expected_rows(t, data[t.system].get(t.name, [])) for t in TABLES
+    }
+
+
+def query(db: Path, sql: str, params=None) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def by_table(loads: list[TableLoad]) -> dict[str, TableLoad]:
+    return {f"{x.system}.{x.table}": x for x in loads}
+
+
+def change_day_two(data) -> None:
+    """Day two in the source: an edited client, an edited order (one line removed, one
+    changed), a new order with lines, a cancelled order's lines gone, a manager gone."""
+    erp, crm = data["erp"], data["crm"]
+    erp["clients"][0].update(client_name="Acme Group", updated_at=T("2026-02-01 09:00:00"))
+    erp["orders"][0].update(status="returned", updated_at=T("2026-02-01 10:00:00"))
+    erp["order_lines"] = [
+        r for r in erp["order_lines"] if (r["order_id"], r["line_no"]) != ("O1", 2)
+    ]
+    erp["order_lines"][0]["quantity"] = 7.0
+    erp["orders"].append(
+        dict(
+            order_id="O4",
+            client_id="C2",
+            order_date=D("2026-02-01"),
+            status="completed",
+            updated_at=T("2026-02-01 11:00:00"),
+        )
+    )
+    erp["order_lines"] += [
+        dict(
+            order_id="O4",
+            line_no=n,
+            product_id="P1",
+            quantity=float(n),
+            unit_price=2.0,
+            unit_cost=1.0,
+            discount=0.0,
+        )
+        for n in (1, 2, 3)
+    ]
+    # O3: all its lines dropped by the ERP, the order touched.
+    erp["orders"][2]["updated_at"] = T("2026-02-01 12:00:00")
+    erp["order_lines"] = [r for r in erp["order_lines"] if r["order_id"] != "O3"]
+    erp["invoices"][1].update(paid_date=D("2026-02-01"), updated_at=T("2026-02-01 13:00:00"))
+    erp["invoices"].append(
+        dict(
+            invoice_id="I3",
+            client_id="C2",
+            order_id="O4",
+            issued_date=D("2026-02-01"),
+            due_date=D("2026-04-01"),
+            amount=12.0,
+            paid_date=None,
+            updated_at=T("2026-02-01 13:00:00"),
+        )
+    )
+    crm["managers"] = [m for m in crm["managers"] if m["manager_id"] != "M3"]
+    crm["contacts"][1].update(full_name="Eve Adams", updated_at=T("2026-02-01 08:00:00"))
+
+
+def write_sources(tmp_path: Path, data, kind: str = "sqlite") -> tuple[str, str]:
+    return (
+        fx.make_source_url(kind, tmp_path, "erp", data["erp"]),
+        fx.make_source_url(kind, tmp_path, "crm", data["crm"]),
+    )
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "parquet", "csv"])
+def test_first_load_copies_every_table_with_load_columns(kind: str, tmp_path: Path) -> None:
+    data = fx.base_data()
+    erp_url, crm_url = write_sources(tmp_path, data, kind)
+    db = tmp_path / "work" / "kam_work.duckdb"
+    loads = by_table(extract_all(db, erp_url, crm_url, "run-1", chunk_rows=2))
+    assert raw_content(db) == expected_content(data)
+    assert loads["erp.order_lines"].rows_read == 5
+    assert loads["erp.orders"].watermark_before is None
+    assert loads["erp.orders"].watermark_after == T("2026-01-12 10:00:00")
+    assert query(db, "select distinct _run_id from raw_erp.orders") == [("run-1",)]
+    assert query(db, "select count(*) from raw_crm.managers where _loaded_at is null") == [(0,)]
+    marks = dict(
+        ((s, t), w)
+        for s, t, w in query(db, "select system, table_name, watermark from raw_meta.watermarks")
+    )
+    assert marks[("erp", "clients")] == T("2026-01-03 08:00:00")
+    assert marks[("crm", "interactions")] == T("2026-01-08 10:00:00.250000")
+    assert ("crm", "managers") not in marks and ("erp", "order_lines") not in marks
+    systems = query(db, "select system, configured, source from raw_meta.source_systems order by 1")
+    assert [(s, c) for s, c, _ in systems] == [("crm", True), ("erp", True)]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "parquet"])
+def test_incremental_run_reads_only_changes_and_replaces_lines(kind: str, tmp_path: Path) -> None:
+    data = fx.base_data()
+    erp_url, crm_url = write_sources(tmp_path, data, kind)
+    db = tmp_path / "work.duckdb"
+    extract_all(db, erp_url, crm_url, "run-1", chunk_rows=2)
+
+    change_day_two(data)
+    erp_url, crm_url = write_sources(tmp_path, data, kind)
+    loads = by_table(extract_all(db, erp_url, crm_url, "run-2", chunk_rows=2))
+
+    assert raw_content(db) == expected_content(data)
+    # clients: C3 sits on the old watermark (inclusive re-read) + the edited C1.
+    assert loads["erp.clients"].rows_read == 2
+    assert loads["erp.products"].rows_read == 1  # the one on the watermark
+    # orders O1, O3, O4 changed; lines of O1 (1 left) and O4 (3); O3 has none now.
+    assert loads["erp.orders"].rows_read == 3
+    assert loads["erp.order_lines"].rows_read == 4
+    assert loads["erp.order_lines"].rows_deleted == 2 + 2  # O1's two lines, O3's two
+    assert loads["crm.managers"].rows_read == 2 and loads["crm.managers"].rows_deleted == 1
+    assert loads["erp.orders"].watermark_before == T("2026-01-12 10:00:00")
+    assert loads["erp.orders"].watermark_after == T("2026-02-01 12:00:00")
+    run_ids = dict(query(db, "select client_id, _run_id from raw_erp.clients"))
+    assert run_ids == {"C1": "run-2", "C2": "run-1", "C3": "run-2"}
+    assert query(db, "select count(*) from raw_erp.order_lines where order_id = 'O3'") == [(0,)]
+
+
+def test_rerunning_the_same_extraction_changes_nothing(tmp_path: Path) -> None:
+    data = fx.base_data()
+    erp_url, crm_url = write_sources(tmp_path, data)
+    db = tmp_path / "work.duckdb"
+    extract_all(db, erp_url, crm_url, "run-1", chunk_rows=2)
+    first = raw_content(db)
+    marks = query(db, "select system, table_name, watermark from raw_meta.watermarks order by 1, 2")
+    again = by_table(extract_all(db, erp_url, crm_url, "run-1", chunk_rows=2))
+    assert raw_content(db) == first
+    assert (
+        query(db, "select system, table_name, watermark from raw_meta.watermarks order by 1, 2")
+        == marks
+    )
+    # Only the rows on each watermark were read again, and upserted without duplicates.
+    assert again["erp.orders"].rows_read == 1 and again["erp.order_lines"].rows_read == 2
+    counts = query(
+        db, "select count(*), count(distinct (order_id, line_no)) from raw_erp.order_lines"
+    )
+    assert counts == [(5, 5)]
+
+
+def test_upsert_deduplicates_keys_within_and_across_chunks(tmp_path: Path) -> None:
+    data = fx.base_data()
+    dupe = dict(
+        data["erp"]["clients"][1], client_name="Bolt newer", updated_at=T("2026-01-02 09:00:00")
+    )
+    data["erp"]["clients"].append(dupe)  # same client_id C2, newer row
+    erp_url, _ = write_sources(tmp_path, data)
+    for chunk_rows in (1, 2, 100):
+        db = tmp_path / f"work_{chunk_rows}.duckdb"
+        extract_all(db, erp_url, None, "run-1", chunk_rows=chunk_rows)
+        rows = query(db, "select client_id, client_name from raw_erp.clients order by 1")
+        assert [r[0] for r in rows] == ["C1", "C2", "C3"]
+        if chunk_rows == 100:  # within one chunk the newest updated_at wins
+            assert dict(rows)["C2"] == "Bolt newer"
+
+
+class CrashingSource(Source):
+    """Delegates to a real source, but dies after ``after_chunks`` chunks of one table."""
+
+    def __init__(self, inner: Source, table: str, after_chunks: int = 1) -> None:
+        super().__init__(inner.system, inner.location)
+        self.inner, self.table, self.after_chunks = inner, table, after_chunks
+
+    def check_contract(self) -> None:
+        self.inner.check_contract()
+
+    def iter_batches(self, table, since, chunk_rows) -> Iterator:
+        for n, batch in enumerate(self.inner.iter_batches(table, since, chunk_rows)):
+            if table.name == self.table and n == self.after_chunks:
+                raise RuntimeError("simulated crash")
+            yield batch
+
+    # unused abstract hooks
+    def _table_names(self):  # pragma: no cover
+        raise NotImplementedError
+
+    def _column_names(self, actual_table):  # pragma: no cover
+        raise NotImplementedError
+
+    def _sample(self, table, column):  # pragma: no cover
+        raise NotImplementedError
+
+    def _iter_typed(self, table, since, chunk_rows):  # pragma: no cover
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("crash_table", ["clients", "orders", "order_lines", "invoices"])
+def test_crash_mid_extraction_then_rerun_equals_uninterrupted(
+    crash_table: str, tmp_path: Path
+) -> None:
+    day1 = fx.base_data()
+    day2 = fx.base_data()
+    change_day_two(day2)
+
+    # Reference: two uninterrupted runs.
+    ref_db = tmp_path / "ref.duckdb"
+    erp1 = fx.write_sqlite(tmp_path / "erp1.sqlite", "erp", day1["erp"])
+    erp2 = fx.write_sqlite(tmp_path / "erp2.sqlite", "erp", day2["erp"])
+    extract_all(ref_db, erp1, None, "run-1", chunk_rows=100)
+    extract_all(ref_db, erp2, None, "run-2", chunk_rows=100)
+
+    # Day one fine, day two crashes mid-table, then day two is re-run.
+    db = tmp_path / "work.duckdb"
+    extract_all(db, erp1, None, "run-1", chunk_rows=1)
+    marks_before = query(db, "select * from raw_meta.watermarks order by 1, 2")
+    con = duckdb.connect(str(db))
+    try:
+        with open_source("erp", erp2) as inner, pytest.raises(RuntimeError, match="simulated"):
+            extract_system(con, CrashingSource(inner, crash_table), "erp", "run-2", 1)
+        # The crashed table's watermark (and the parent's, for lines) did not move.
+        crashed = {"order_lines": "orders"}.get(crash_table, crash_table)
+        mark = con.execute(
+            "select watermark from raw_meta.watermarks where table_name = ?", [crashed]
+        ).fetchone()
+        assert mark == next((m[3],) for m in marks_before if m[1] == crashed)
+    finally:
+        con.close()
+    extract_all(db, erp2, None, "run-2", chunk_rows=1)
+
+    assert (
+        raw_content(db) == raw_content(ref_db) == expected_content({"erp": day2["erp"], "crm": {}})
+    )
+    assert query(db, "select * exclude (updated_at) from raw_meta.watermarks order by 1, 2") == (
+        query(ref_db, "select * exclude (updated_at) from raw_meta.watermarks order by 1, 2")
+    )
+
+
+def test_crash_during_first_load_then_rerun(tmp_path: Path) -> None:
+    data = fx.base_data()
+    erp_url = fx.write_sqlite(tmp_path / "erp.sqlite", "erp", data["erp"])
+    db = tmp_path / "work.duckdb"
+    con = duckdb.connect(str(db))
+    try:
+        with open_source("erp", erp_url) as inner, pytest.raises(RuntimeError):
+            extract_system(con, CrashingSource(inner, "order_lines", 2), "erp", "run-1", 1)
+        assert con.execute("select count(*) from raw_erp.order_lines").fetchone() == (2,)
+        assert con.execute(
+            "select count(*) from raw_meta.watermarks where table_name = 'orders'"
+        ).fetchone() == (0,)
+    finally:
+        con.close()
+    extract_all(db, erp_url, None, "run-1", chunk_rows=1)
+    assert raw_content(db) == expected_content({"erp": data["erp"], "crm": {}})
+
+
+def test_crm_absent_leaves_crm_tables_empty_and_marks_it(tmp_path: Path) -> None:
+    data = fx.base_data()
+    erp_url, crm_url = write_sources(tmp_path, data)
+    db = tmp_path / "work.duckdb"
+    extract_all(db, erp_url, crm_url, "run-1", chunk_rows=10)
+    assert query(db, "select count(*) from raw_crm.contacts") == [(2,)]
+
+    loads = by_table(extract_all(db, erp_url, None, "run-2", chunk_rows=10))
+    for table in tables_of("crm"):
+        assert query(db, f"select count(*) from raw_crm.{table.name}") == [(0,)]
+        assert loads[f"crm.{table.name}"].rows_read == 0
+    assert query(
+        db, "select configured, source from raw_meta.source_systems where system = 'crm'"
+    ) == [(False, None)]
+    assert query(db, "select count(*) from raw_meta.watermarks where system = 'crm'") == [(0,)]
+    assert query(db, "select count(*) from raw_erp.orders") == [(3,)]
+
+
+def test_broken_contract_writes_nothing(tmp_path: Path) -> None:
+    data = fx.base_data()
+    del data["crm"]["contacts"]
+    erp_url, crm_url = write_sources(tmp_path, data)
+    db = tmp_path / "work.duckdb"
+    with pytest.raises(ContractError, match=r"crm\.contacts: table 'contacts' is missing"):
+        extract_all(db, erp_url, crm_url, "run-1", chunk_rows=10)
+    assert not db.exists()  # ERP was fine, but nothing was written
+
+    # Against an existing work DB, the raw layer is left as it was.
+    good = fx.base_data()
+    (tmp_path / "ok").mkdir()
+    erp_ok, crm_ok = write_sources(tmp_path / "ok", good)
+    extract_all(db, erp_ok, crm_ok, "run-1", chunk_rows=10)
+    before = raw_content(db)
+    with pytest.raises(ContractError):
+        extract_all(db, erp_url, crm_url, "run-2", chunk_rows=10)
+    assert raw_content(db) == before
+    assert query(db, "select distinct _run_id from raw_erp.clients") == [("run-1",)]
+
+
+def test_extract_system_checks_contract_before_writing(tmp_path: Path) -> None:
+    data = fx.base_data()
+    for row in data["erp"]["orders"]:
+        row["order_date"] = "someday"
+    erp_url = fx.write_sqlite(tmp_path / "erp.sqlite", "erp", data["erp"])
+    con = duckdb.connect(str(tmp_path / "work.duckdb"))
+    try:
+        ensure_raw_schema(con)
+        with (
+            open_source("erp", erp_url) as source,
+            pytest.raises(ContractError, match="erp.orders"),
+        ):
+            extract_system(con, source, "erp", "run-1", 10)
+        assert con.execute("select count(*) from raw_erp.clients").fetchone() == (0,)
+        assert con.execute("select count(*) from raw_meta.source_systems").fetchone() == (0,)
+    finally:
+        con.close()
+
+
+def test_erp_url_required(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="KAM_ERP_URL"):
+        extract_all(tmp_path / "w.duckdb", None, None, "run-1", 10)  # type: ignore[arg-type]
+
+
+def test_watermark_is_max_seen_not_wall_clock(tmp_path: Path) -> None:
+    data = fx.base_data()
+    erp_url = fx.write_sqlite(tmp_path / "erp.sqlite", "erp", data["erp"])
+    db = tmp_path / "work.duckdb"
+    extract_all(db, erp_url, None, "run-1", chunk_rows=10)
+    (mark,) = query(db, "select watermark from raw_meta.watermarks where table_name = 'invoices'")[
+        0:1
+    ]
+    assert mark[0] == max(r["updated_at"] for r in data["erp"]["invoices"])
+    assert isinstance(mark[0], datetime)
+    assert get_table("erp", "invoices").incremental_column == "updated_at"
+
+
+def test_extraction_benchmark_runs_on_a_tiny_source(tmp_path: Path) -> None:
+    from pipelines.benchmark import bench_extract, format_result
+
+    result = bench_extract("sqlite", 2_000, tmp_path / "bench", chunk_rows=500)
+    rows = {t["table"]: t["rows"] for t in result["tables"]}
+    assert rows["erp.order_lines"] == 2_000 and rows["erp.orders"] == 400
+    assert result["rows"] == sum(rows.values())
+    assert result["peak_rss_mb"] >= result["rss_after_imports_mb"] > 0
+    assert "erp.order_lines" in format_result(result)
+    again = bench_extract("sqlite", 2_000, tmp_path / "bench", chunk_rows=500)
+    assert again["build_seconds"] < result["build_seconds"]  # cached source reused

@@ -1,0 +1,596 @@
+"""Source connectors: contract check, typed streaming, files, masking, retries.
+
+The top of this module also holds the small contract-shaped data set and the writers
+(SQLite, Parquet, CSV) used by test_raw_loader.py and test_sources_postgres.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+import sqlite3
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import sources
+from pipelines.contract import Table, get_table, tables_of
+from pipelines.sources import (
+    CastError,
+    ContractError,
+    FolderSource,
+    SourceUnavailableError,
+    arrow_schema,
+    mask_url,
+    open_source,
+)
+
+# --------------------------------------------------------------------------- data set
+
+D = date.fromisoformat
+T = datetime.fromisoformat
+
+
+def base_data() -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """A small, contract-shaped ERP + CRM data set (fresh copy on every call)."""
+    erp = {
+        "clients": [
+            dict(
+                client_id="C1",
+                client_name="Acme",
+                segment="SMB",
+                region="North",
+                industry="Retail",
+                account_manager_id="M1",
+                declared_tier="key",
+                payment_terms_days=30,
+                created_at=T("2024-01-05 09:00:00"),
+                updated_at=T("2026-01-01 08:00:00"),
+            ),
+            dict(
+                client_id="C2",
+                client_name="Bolt",
+                segment="Enterprise",
+                region="South",
+                industry="Energy",
+                account_manager_id="M2",
+                declared_tier="KA",
+                payment_terms_days=60,
+                created_at=T("2024-02-01 10:30:00"),
+                updated_at=T("2026-01-02 08:00:00"),
+            ),
+            dict(
+                client_id="C3",
+                client_name=None,
+                segment="SMB",
+                region=None,
+                industry=None,
+                account_manager_id=None,
+                declared_tier=None,
+                payment_terms_days=None,
+                created_at=None,
+                updated_at=T("2026-01-03 08:00:00"),
+            ),
+        ],
+        "products": [
+            dict(
+                product_id="P1",
+                product_name="Bolt M8",
+                category="Hardware",
+                updated_at=T("2025-06-01 00:00:00"),
+            ),
+            dict(
+                product_id="P2",
+                product_name="Nut M8",
+                category="Hardware",
+                updated_at=T("2025-06-02 00:00:00"),
+            ),
+        ],
+        "orders": [
+            dict(
+                order_id="O1",
+                client_id="C1",
+                order_date=D("2026-01-10"),
+                status="completed",
+                updated_at=T("2026-01-10 10:00:00"),
+            ),
+            dict(
+                order_id="O2",
+                client_id="C2",
+                order_date=D("2026-01-11"),
+                status="returned",
+                updated_at=T("2026-01-11 10:00:00"),
+            ),
+            dict(
+                order_id="O3",
+                client_id="C3",
+                order_date=D("2026-01-12"),
+                status="cancelled",
+                updated_at=T("2026-01-12 10:00:00"),
+            ),
+        ],
+        "order_lines": [
+            dict(
+                order_id="O1",
+                line_no=1,
+                product_id="P1",
+                quantity=10.0,
+                unit_price=2.5,
+                unit_cost=1.5,
+                discount=0.0,
+            ),
+            dict(
+                order_id="O1",
+                line_no=2,
+                product_id="P2",
+                quantity=4.0,
+                unit_price=1.0,
+                unit_cost=None,
+                discount=0.5,
+            ),
+            dict(
+                order_id="O2",
+                line_no=1,
+                product_id="P2",
+                quantity=3.0,
+                unit_price=1.0,
+                unit_cost=0.4,
+                discount=None,
+            ),
+            dict(
+                order_id="O3",
+                line_no=1,
+                product_id="P1",
+                quantity=1.0,
+                unit_price=2.5,
+                unit_cost=1.5,
+                discount=0.0,
+            ),
+            dict(
+                order_id="O3",
+                line_no=2,
+                product_id="P1",
+                quantity=2.0,
+                unit_price=2.5,
+                unit_cost=1.5,
+                discount=0.0,
+            ),
+        ],
+        "invoices": [
+            dict(
+                invoice_id="I1",
+                client_id="C1",
+                order_id="O1",
+                issued_date=D("2026-01-10"),
+                due_date=D("2026-02-09"),
+                amount=27.5,
+                paid_date=D("2026-02-01"),
+                updated_at=T("2026-02-01 12:00:00"),
+            ),
+            dict(
+                invoice_id="I2",
+                client_id="C2",
+                order_id="O2",
+                issued_date=D("2026-01-11"),
+                due_date=D("2026-03-12"),
+                amount=-3.0,
+                paid_date=None,
+                updated_at=T("2026-01-11 12:00:00"),
+            ),
+        ],
+    }
+    crm = {
+        "managers": [
+            dict(
+                manager_id="M1",
+                manager_name="Ann",
+                level="specialist",
+                team="North",
+                hired_at=D("2020-01-01"),
+                left_at=None,
+            ),
+            dict(
+                manager_id="M2",
+                manager_name="Bob",
+                level="head",
+                team="South",
+                hired_at=D("2019-05-01"),
+                left_at=None,
+            ),
+            dict(
+                manager_id="M3",
+                manager_name="Cid",
+                level="director",
+                team=None,
+                hired_at=None,
+                left_at=D("2025-12-31"),
+            ),
+        ],
+        "contacts": [
+            dict(
+                contact_id="K1",
+                client_id="C1",
+                full_name="Dee",
+                position="CEO",
+                level="director",
+                is_decision_maker=True,
+                started_at=D("2023-01-01"),
+                left_at=None,
+                updated_at=T("2025-01-01 00:00:00"),
+            ),
+            dict(
+                contact_id="K2",
+                client_id="C2",
+                full_name="Eve",
+                position="Buyer",
+                level="specialist",
+                is_decision_maker=False,
+                started_at=None,
+                left_at=D("2025-11-01"),
+                updated_at=T("2025-11-01 00:00:00"),
+            ),
+        ],
+        "interactions": [
+            dict(
+                interaction_id="X1",
+                client_id="C1",
+                contact_id="K1",
+                manager_id="M1",
+                occurred_at=T("2026-01-05 14:00:00"),
+                channel="call",
+                kind="touch",
+                satisfaction=4,
+                resolved_at=None,
+                updated_at=T("2026-01-05 14:00:00"),
+            ),
+            dict(
+                interaction_id="X2",
+                client_id="C2",
+                contact_id=None,
+                manager_id="M2",
+                occurred_at=T("2026-01-06 09:15:00"),
+                channel="email",
+                kind="complaint",
+                satisfaction=None,
+                resolved_at=T("2026-01-08 10:00:00.250000"),
+                updated_at=T("2026-01-08 10:00:00.250000"),
+            ),
+        ],
+    }
+    return copy.deepcopy({"erp": erp, "crm": crm})
+
+
+SQLITE_TYPES = {
+    "string": "TEXT",
+    "integer": "INTEGER",
+    "double": "REAL",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+
+
+def _sqlite_value(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, bool):
+        return int(v)
+    return v
+
+
+def write_sqlite(path: Path, system: str, data: dict[str, list[dict[str, Any]]]) -> str:
+    """(Re)write a SQLite source with the given rows; returns its SQLAlchemy URL."""
+    con = sqlite3.connect(path)
+    try:
+        for table in tables_of(system):
+            if table.name not in data:
+                continue
+            con.execute(f"drop table if exists {table.name}")
+            cols = ", ".join(f"{c.name} {SQLITE_TYPES[c.type]}" for c in table.columns)
+            con.execute(f"create table {table.name} ({cols})")
+            names = table.column_names
+            con.executemany(
+                f"insert into {table.name} values ({', '.join('?' for _ in names)})",
+                [[_sqlite_value(r[n]) for n in names] for r in data[table.name]],
+            )
+        con.commit()
+    finally:
+        con.close()
+    return f"sqlite:///{path}"
+
+
+def write_parquet(folder: Path, system: str, data: dict[str, list[dict[str, Any]]]) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    for table in tables_of(system):
+        if table.name in data:
+            pq.write_table(
+                pa.Table.from_pylist(data[table.name], schema=arrow_schema(table)),
+                folder / f"{table.name}.parquet",
+            )
+    return str(folder)
+
+
+def write_csv(folder: Path, system: str, data: dict[str, list[dict[str, Any]]]) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    for table in tables_of(system):
+        if table.name not in data:
+            continue
+        with (folder / f"{table.name}.csv").open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(table.column_names)
+            for r in data[table.name]:
+                writer.writerow(
+                    ["" if r[n] is None else _sqlite_value(r[n]) for n in table.column_names]
+                )
+    return str(folder)
+
+
+def expected_rows(table: Table, rows: list[dict[str, Any]]) -> list[tuple]:
+    """Rows as sorted tuples in contract column order (what the raw layer must hold)."""
+    return sorted(
+        (tuple(r[c] for c in table.column_names) for r in rows),
+        key=lambda t: tuple(str(v) for v in t),
+    )
+
+
+def read_all(source: sources.Source, table: Table, since=None, chunk_rows=1000) -> list[tuple]:
+    out = []
+    for batch in source.iter_batches(table, since, chunk_rows):
+        assert batch.schema == arrow_schema(table)
+        out += [tuple(r[c] for c in table.column_names) for r in batch.to_pylist()]
+    return sorted(out, key=lambda t: tuple(str(v) for v in t))
+
+
+WRITERS = {"sqlite": None, "parquet": write_parquet, "csv": write_csv}
+
+
+def make_source_url(kind: str, tmp_path: Path, system: str, data) -> str:
+    if kind == "sqlite":
+        return write_sqlite(tmp_path / f"{system}.sqlite", system, data)
+    return WRITERS[kind](tmp_path / f"{system}_{kind}", system, data)
+
+
+# --------------------------------------------------------------------------- tests
+
+KINDS = ["sqlite", "parquet", "csv"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_table_reads_back_typed_and_equal(kind: str, tmp_path: Path) -> None:
+    data = base_data()
+    for system in ("erp", "crm"):
+        url = make_source_url(kind, tmp_path, system, data[system])
+        with open_source(system, url) as source:
+            source.check_contract()
+            for table in tables_of(system):
+                assert read_all(source, table) == expected_rows(table, data[system][table.name])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_since_filters_incremental_tables_and_children(kind: str, tmp_path: Path) -> None:
+    data = base_data()["erp"]
+    url = make_source_url(kind, tmp_path, "erp", data)
+    with open_source("erp", url) as source:
+        since = T("2026-01-11 10:00:00")  # inclusive: O2 (equal) and O3 (after)
+        orders = read_all(source, get_table("erp", "orders"), since)
+        assert [o[0] for o in orders] == ["O2", "O3"]
+        lines = read_all(source, get_table("erp", "order_lines"), since)
+        assert sorted((r[0], r[1]) for r in lines) == [("O2", 1), ("O3", 1), ("O3", 2)]
+        clients = read_all(source, get_table("erp", "clients"), T("2030-01-01"))
+        assert clients == []
+        assert read_all(source, get_table("erp", "order_lines"), T("2030-01-01")) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_batches_respect_chunk_rows(kind: str, tmp_path: Path) -> None:
+    data = base_data()["erp"]
+    url = make_source_url(kind, tmp_path, "erp", data)
+    with open_source("erp", url) as source:
+        sizes = [b.num_rows for b in source.iter_batches(get_table("erp", "order_lines"), None, 2)]
+    assert sizes == [2, 2, 1]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_missing_table_is_named(kind: str, tmp_path: Path) -> None:
+    data = base_data()["erp"]
+    del data["invoices"]
+    url = make_source_url(kind, tmp_path, "erp", data)
+    with open_source("erp", url) as source, pytest.raises(ContractError) as err:
+        source.check_contract()
+    assert "erp.invoices: table 'invoices' is missing" in str(err.value)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_missing_column_is_named_with_its_type(kind: str, tmp_path: Path) -> None:
+    data = base_data()["erp"]
+    for row in data["orders"]:
+        del row["order_date"]
+    url = _write_without_column(kind, tmp_path, data, "orders", "order_date")
+    with open_source("erp", url) as source, pytest.raises(ContractError) as err:
+        source.check_contract()
+    assert "erp.orders: column 'order_date' is missing (expected date)" in str(err.value)
+    assert err.value.problems == ["erp.orders: column 'order_date' is missing (expected date)"]
+
+
+def _write_without_column(kind: str, tmp_path: Path, data, table_name: str, column: str) -> str:
+    """Write a source in which one table lacks one contract column."""
+    table = get_table("erp", table_name)
+    if kind == "sqlite":
+        path = tmp_path / "erp.sqlite"
+        write_sqlite(path, "erp", {k: v for k, v in data.items() if k != table_name})
+        con = sqlite3.connect(path)
+        names = [c for c in table.column_names if c != column]
+        con.execute(f"create table {table_name} ({', '.join(names)})")
+        con.executemany(
+            f"insert into {table_name} values ({', '.join('?' for _ in names)})",
+            [[_sqlite_value(r[n]) for n in names] for r in data[table_name]],
+        )
+        con.commit()
+        con.close()
+        return f"sqlite:///{path}"
+    folder = tmp_path / f"erp_{kind}"
+    WRITERS[kind](folder, "erp", {k: v for k, v in data.items() if k != table_name})
+    schema = pa.schema([f for f in arrow_schema(table) if f.name != column])
+    arrow = pa.Table.from_pylist(data[table_name], schema=schema)
+    if kind == "parquet":
+        pq.write_table(arrow, folder / f"{table_name}.parquet")
+    else:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(arrow, folder / f"{table_name}.csv")
+    return str(folder)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "csv"])
+def test_uncastable_value_in_sample_is_named(kind: str, tmp_path: Path) -> None:
+    data = base_data()["erp"]
+    data["orders"][1]["order_date"] = "not a date"
+    url = make_source_url(kind, tmp_path, "erp", data)
+    with open_source("erp", url) as source, pytest.raises(ContractError) as err:
+        source.check_contract()
+    message = str(err.value)
+    assert "erp.orders: column 'order_date' cannot be read as date" in message
+    assert "'not a date'" in message and "order_id='O2'" in message
+
+
+def test_uncastable_value_after_the_sample_fails_extraction_with_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = base_data()["erp"]
+    data["order_lines"][4]["quantity"] = "lots"
+    url = make_source_url("sqlite", tmp_path, "erp", data)
+    monkeypatch.setattr(sources, "SAMPLE_VALUES", 2)
+    with open_source("erp", url) as source:
+        source.check_contract()  # the sample (2 values) is clean
+        with pytest.raises(CastError) as err:
+            read_all(source, get_table("erp", "order_lines"))
+    message = str(err.value)
+    assert message.startswith("erp.order_lines.quantity: value 'lots' cannot be read as double")
+    assert "order_id='O3', line_no=2" in message
+
+
+def test_integer_column_rejects_fractions(tmp_path: Path) -> None:
+    data = base_data()["erp"]
+    data["clients"][0]["payment_terms_days"] = 30.5
+    url = make_source_url("sqlite", tmp_path, "erp", data)
+    with open_source("erp", url) as source, pytest.raises(ContractError) as err:
+        source.check_contract()
+    assert "erp.clients: column 'payment_terms_days' cannot be read as integer" in str(err.value)
+
+
+def test_names_match_case_insensitively_and_extra_columns_are_ignored(tmp_path: Path) -> None:
+    data = base_data()["crm"]
+    path = tmp_path / "crm.sqlite"
+    write_sqlite(path, "crm", {k: v for k, v in data.items() if k != "managers"})
+    con = sqlite3.connect(path)
+    con.execute(
+        'create table "Managers" ("Manager_ID" text, "MANAGER_NAME" text, "Level" text, '
+        "team text, hired_at date, left_at date, favourite_colour text)"
+    )
+    con.executemany(
+        "insert into Managers values (?, ?, ?, ?, ?, ?, 'blue')",
+        [
+            [_sqlite_value(r[c]) for c in get_table("crm", "managers").column_names]
+            for r in data["managers"]
+        ],
+    )
+    con.commit()
+    con.close()
+    with open_source("crm", f"sqlite:///{path}") as source:
+        source.check_contract()
+        table = get_table("crm", "managers")
+        assert read_all(source, table) == expected_rows(table, data["managers"])
+
+
+def test_sqlite_types_are_coerced_from_text(tmp_path: Path) -> None:
+    """Loose SQLite typing: booleans as text, numbers as text, ISO 'T' timestamps."""
+    data = base_data()["crm"]
+    data["contacts"][0]["is_decision_maker"] = "yes"
+    data["contacts"][1]["is_decision_maker"] = "0"
+    data["interactions"][0]["satisfaction"] = "4"
+    data["interactions"][0]["occurred_at"] = "2026-01-05T14:00:00+01:00"
+    url = make_source_url("sqlite", tmp_path, "crm", data)
+    with open_source("crm", url) as source:
+        source.check_contract()
+        contacts = read_all(source, get_table("crm", "contacts"))
+        interactions = read_all(source, get_table("crm", "interactions"))
+    assert [c[5] for c in contacts] == [True, False]
+    assert interactions[0][7] == 4
+    assert interactions[0][4] == T("2026-01-05 13:00:00")  # offset converted to UTC
+
+
+def test_parquet_wins_over_csv_and_missing_folder_is_reported(tmp_path: Path) -> None:
+    data = base_data()["erp"]
+    folder = tmp_path / "erp"
+    write_csv(folder, "erp", data)
+    changed = copy.deepcopy(data)
+    changed["clients"][0]["client_name"] = "From parquet"
+    write_parquet(folder, "erp", {"clients": changed["clients"]})
+    source = open_source("erp", str(folder))
+    assert isinstance(source, FolderSource)
+    names = [r[1] for r in read_all(source, get_table("erp", "clients"))]
+    assert "From parquet" in names and "Acme" not in names
+    with pytest.raises(SourceUnavailableError, match="erp source .*does not exist"):
+        open_source("erp", str(tmp_path / "nowhere"))
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://kam:s3cret@db.example:5432/erp", "postgresql://kam:***@db.example:5432/erp"),
+        (
+            "mysql+pymysql://u:p%40ss@host/db?charset=utf8",
+            "mysql+pymysql://u:***@host/db?charset=utf8",
+        ),
+        ("postgresql://kam@host/db", "postgresql://kam@host/db"),
+        (
+            "postgresql://host/db?password=hunter2&sslmode=require",
+            "postgresql://host/db?password=***&sslmode=require",
+        ),
+        ("sqlite:////data/erp.sqlite", "sqlite:////data/erp.sqlite"),
+        ("/data/erp_files", "/data/erp_files"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_down_database_is_retried_then_reported_masked(caplog: pytest.LogCaptureFixture) -> None:
+    url = "postgresql+psycopg2://kam:s3cret@127.0.0.1:1/erp"
+    caplog.set_level(logging.WARNING, logger="pipelines.sources")
+    started = time.perf_counter()
+    with pytest.raises(SourceUnavailableError) as err:
+        open_source("erp", url, attempts=3, backoff_seconds=0.05, connect_timeout=1)
+    elapsed = time.perf_counter() - started
+    message = str(err.value)
+    assert message.startswith("erp source postgresql+psycopg2://kam:***@127.0.0.1:1/erp")
+    assert "unreachable after 3 attempts" in message
+    assert "s3cret" not in message and "s3cret" not in caplog.text
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    attempts = [r for r in caplog.records if "connection attempt" in r.getMessage()]
+    assert len(attempts) == 3
+    assert elapsed >= 0.05 + 0.1  # the backoff was honoured
+    assert elapsed < 30
+
+
+def test_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "absent.sqlite"
+    with pytest.raises(SourceUnavailableError, match="erp source sqlite:///.*does not exist"):
+        open_source("erp", f"sqlite:///{path}")
+    assert not path.exists()
+
+
+def test_bad_system_and_table_of_other_system(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown source system"):
+        open_source("billing", "sqlite:///x.sqlite")
+    url = make_source_url("sqlite", tmp_path, "erp", base_data()["erp"])
+    with open_source("erp", url) as source, pytest.raises(ValueError, match="not a table of erp"):
+        list(source.iter_batches(get_table("crm", "managers"), None, 10))

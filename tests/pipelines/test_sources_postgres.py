@@ -1,0 +1,171 @@
+"""Sources on the real PostgreSQL server (``pg_url`` fixture): native types, streaming,
+incremental extraction and contract errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from pipelines.contract import TABLES, tables_of
+from pipelines.raw_loader import extract_all
+from pipelines.sources import ContractError, SqlSource, open_source
+
+pytestmark = pytest.mark.postgres
+
+
+def _fixtures():
+    name = "kam_ingest_source_fixtures"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("test_sources.py")
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fx = _fixtures()
+
+PG_TYPES = {
+    "string": sa.Text,
+    "integer": sa.BigInteger,
+    "double": sa.Float,
+    "boolean": sa.Boolean,
+    "date": sa.Date,
+    "timestamp": sa.DateTime,
+}
+
+
+def write_postgres(url: str, system: str, data: dict[str, list[dict[str, Any]]]) -> None:
+    engine = sa.create_engine(url)
+    try:
+        meta = sa.MetaData()
+        tables = []
+        for table in tables_of(system):
+            if table.name in data:
+                tables.append(
+                    sa.Table(
+                        table.name,
+                        meta,
+                        *[sa.Column(c.name, PG_TYPES[c.type]()) for c in table.columns],
+                    )
+                )
+        with engine.begin() as conn:
+            meta.drop_all(conn)
+            meta.create_all(conn)
+            for t in tables:
+                if data[t.name]:
+                    conn.execute(t.insert(), data[t.name])
+    finally:
+        engine.dispose()
+
+
+def raw_content(db: Path) -> dict[str, list[tuple]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {
+            f"{t.system}.{t.name}": sorted(
+                con.execute(
+                    f"select {', '.join(t.column_names)} from raw_{t.system}.{t.name}"
+                ).fetchall(),
+                key=lambda r: tuple(str(v) for v in r),
+            )
+            for t in TABLES
+        }
+    finally:
+        con.close()
+
+
+def test_postgres_source_extracts_incrementally(pg_url: str, tmp_path: Path) -> None:
+    data = fx.base_data()
+    # ERP and CRM in one database: each source only looks at its own tables.
+    write_postgres(pg_url, "erp", data["erp"])
+    write_postgres(pg_url, "crm", data["crm"])
+    db = tmp_path / "work.duckdb"
+    loads = extract_all(db, pg_url, pg_url, "run-1", chunk_rows=2)
+    expected = {f"{t.system}.{t.name}": fx.expected_rows(t, data[t.system][t.name]) for t in TABLES}
+    assert raw_content(db) == expected
+    assert {x.table: x.rows_read for x in loads}["order_lines"] == 5
+
+    # Day two: an order edited (a line removed), a client renamed.
+    data["erp"]["orders"][0]["updated_at"] = fx.T("2026-02-01 10:00:00")
+    data["erp"]["order_lines"] = [
+        r for r in data["erp"]["order_lines"] if (r["order_id"], r["line_no"]) != ("O1", 2)
+    ]
+    data["erp"]["clients"][1].update(client_name="Bolt AG", updated_at=fx.T("2026-02-02 00:00"))
+    write_postgres(pg_url, "erp", data["erp"])
+    loads = {x.table: x for x in extract_all(db, pg_url, None, "run-2", chunk_rows=2)}
+    assert loads["orders"].rows_read == 2  # O1 (changed) + O3 (on the watermark)
+    assert loads["order_lines"].rows_read == 3  # O1's remaining line + O3's two
+    assert loads["clients"].rows_read == 2  # C2 (changed) + C3 (on the watermark)
+    content = raw_content(db)
+    for t in tables_of("erp"):
+        key = f"erp.{t.name}"
+        assert content[key] == fx.expected_rows(t, data["erp"][t.name])
+
+
+def test_postgres_streams_in_chunks_with_a_server_side_cursor(pg_url: str) -> None:
+    data = fx.base_data()
+    data["erp"]["order_lines"] = [
+        dict(
+            order_id=f"O{n % 3 + 1}",
+            line_no=n,
+            product_id="P1",
+            quantity=1.0,
+            unit_price=1.0,
+            unit_cost=None,
+            discount=0.0,
+        )
+        for n in range(1, 1001)
+    ]
+    write_postgres(pg_url, "erp", data["erp"])
+    engine = sa.create_engine(pg_url)
+    try:
+        with open_source("erp", pg_url) as source:
+            assert isinstance(source, SqlSource)
+            source.check_contract()
+            table = next(t for t in tables_of("erp") if t.name == "order_lines")
+            sizes = []
+            seen_by_server = []
+            for batch in source.iter_batches(table, None, 300):
+                sizes.append(batch.num_rows)
+                with engine.connect() as conn:
+                    seen_by_server += (
+                        conn.exec_driver_sql(
+                            "select query from pg_stat_activity "
+                            "where datname = current_database() and pid <> pg_backend_pid()"
+                        )
+                        .scalars()
+                        .all()
+                    )
+    finally:
+        engine.dispose()
+    assert sizes == [300, 300, 300, 100]
+    # The rows came from a server-side cursor, fetched chunk by chunk.
+    assert any(q.startswith("FETCH FORWARD") for q in seen_by_server), seen_by_server
+
+
+def test_postgres_contract_violation_is_named(pg_url: str) -> None:
+    data = fx.base_data()
+    write_postgres(pg_url, "erp", data["erp"])
+    with sa.create_engine(pg_url).begin() as conn:
+        conn.exec_driver_sql("alter table orders drop column order_date")
+        conn.exec_driver_sql("alter table clients alter column payment_terms_days type text")
+        conn.exec_driver_sql(
+            "update clients set payment_terms_days = 'thirty' where client_id = 'C2'"
+        )
+    with open_source("erp", pg_url) as source, pytest.raises(ContractError) as err:
+        source.check_contract()
+    assert "erp.orders: column 'order_date' is missing (expected date)" in err.value.problems
+    assert any(
+        p.startswith("erp.clients: column 'payment_terms_days' cannot be read as integer")
+        and "client_id='C2'" in p
+        for p in err.value.problems
+    )
