@@ -32,9 +32,11 @@ from pipelines.sources import Source, open_source
 __all__ = [
     "TableLoad",
     "ensure_raw_schema",
+    "ensure_source_counts",
     "extract_all",
     "extract_system",
     "get_watermark",
+    "record_source_counts",
     "record_source_system",
 ]
 
@@ -56,6 +58,7 @@ class TableLoad:
     watermark_after: datetime | None
     seconds: float
     rows_deleted: int = 0  # stored rows removed (replaced children, rows gone from a full read)
+    source_rows: int | None = None  # rows of the table in the source (extract_all counts them)
 
 
 def _now() -> datetime:
@@ -87,6 +90,39 @@ def record_source_system(
         "insert or replace into raw_meta.source_systems values (?, ?, ?, ?)",
         [system, source is not None, source.location if source else None, _now()],
     )
+
+
+def ensure_source_counts(con: duckdb.DuckDBPyConnection) -> None:
+    """``raw_meta.source_counts``: rows of every source table, counted at each extraction.
+
+    ``accepted`` is set by the row-count gate (``pipelines.quarantine``): only accepted
+    counts are the reference of later runs, so re-running a blocked day does not make a
+    lost half of a table look normal.
+    """
+    con.execute("create schema if not exists raw_meta")
+    con.execute(
+        """
+        create table if not exists raw_meta.source_counts (
+            run_id varchar, system varchar, table_name varchar, source_rows bigint,
+            counted_at timestamp, accepted boolean,
+            primary key (run_id, system, table_name)
+        )
+        """
+    )
+
+
+def record_source_counts(
+    con: duckdb.DuckDBPyConnection, source: Source, run_id: str
+) -> dict[str, int]:
+    """Count every contract table of ``source`` and record it in ``raw_meta.source_counts``."""
+    ensure_source_counts(con)
+    counts = {t.name: source.count_rows(t) for t in tables_of(source.system)}  # type: ignore[arg-type]
+    at = _now()
+    con.executemany(
+        "insert or replace into raw_meta.source_counts values (?, ?, ?, ?, ?, null)",
+        [[run_id, source.system, name, n, at] for name, n in counts.items()],
+    )
+    return counts
 
 
 def _in_transaction(con: duckdb.DuckDBPyConnection, statements) -> None:
@@ -353,9 +389,11 @@ def extract_all(
             ensure_raw_schema(con)
             loads: list[TableLoad] = []
             for system in ("erp", "crm"):
-                loads += extract_system(
-                    con, sources[system], system, run_id, chunk_rows, check=False
-                )
+                source = sources[system]
+                counts = record_source_counts(con, source, run_id) if source else {}
+                for load in extract_system(con, source, system, run_id, chunk_rows, check=False):
+                    load.source_rows = counts.get(load.table)
+                    loads.append(load)
             con.execute("checkpoint")
             return loads
         finally:

@@ -29,6 +29,13 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create schema if not exists {schema}")
     for table in TABLES:
         con.execute(raw_table_ddl(table))
+        # dbt reads valid_<system>.<table>; pipelines.quarantine replaces these
+        # pass-through views with raw-minus-quarantined ones.
+        con.execute(f"create schema if not exists valid_{table.system}")
+        con.execute(
+            f"create view if not exists valid_{table.system}.{table.name} as "
+            f"select * from {raw_table_name(table)}"
+        )
     con.execute(
         """
         create table if not exists raw_meta.watermarks (

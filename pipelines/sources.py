@@ -376,6 +376,18 @@ class Source(ABC):
             raise ContractError("; ".join(problems), problems)
         log.info("%s contract ok (%s)", self.system, self.location)
 
+    # -- row counts
+    def _count_rows(self, actual_table: str) -> int:
+        """Rows of a table (cheap: count(*), file metadata, a streaming count)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count rows")
+
+    def count_rows(self, table: Table) -> int:
+        """Number of rows of ``table`` in the source, whatever their timestamps."""
+        if table.system != self.system:
+            raise ValueError(f"{table.system}.{table.name} is not a table of {self.system}")
+        actual, _ = self._resolve(table)
+        return int(self._count_rows(actual))
+
     # -- extraction
     def iter_batches(
         self, table: Table, since: datetime | None, chunk_rows: int
@@ -395,6 +407,20 @@ class Source(ABC):
 
 
 # --------------------------------------------------------------------------- SQL
+
+
+# Driver used for a URL that names none: SQLAlchemy 2.1 defaults postgresql:// to psycopg
+# (v3), which is not installed; psycopg2 is.
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "postgres": "postgresql+psycopg2"}
+
+
+def with_installed_driver(url: str) -> str:
+    """The URL with an installed DB-API driver when it names none (postgresql://...)."""
+    parsed = make_url(url)
+    driver = DEFAULT_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        return url
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
 def _engine_options(url: str, connect_timeout: float) -> dict[str, Any]:
@@ -433,6 +459,11 @@ class SqlSource(Source):
 
     def _column_names(self, actual_table: str) -> list[str]:
         return [c["name"] for c in sa.inspect(self.engine).get_columns(actual_table)]
+
+    def _count_rows(self, actual_table: str) -> int:
+        stmt = sa.select(sa.func.count()).select_from(sa.table(actual_table))
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def _sa_table(self, table: Table, alias: str | None = None) -> sa.TableClause:
         actual, mapping = self._resolve(table)
@@ -560,6 +591,31 @@ class FolderSource(Source):
             header = next(csv.reader(fh), [])
         return [h.strip() for h in header]
 
+    def _count_rows(self, actual_table: str) -> int:
+        path = self._path(actual_table)
+        if path.suffix.lower() == ".parquet":
+            pfile = pq.ParquetFile(path)
+            try:
+                return pfile.metadata.num_rows
+            finally:
+                pfile.close()
+        header = self._column_names(actual_table)
+        if not header:
+            return 0
+        reader = pacsv.open_csv(  # streams; quoted line breaks are handled by the parser
+            path,
+            read_options=pacsv.ReadOptions(
+                column_names=header, skip_rows=1, block_size=4 << 20, encoding="utf8"
+            ),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=header[:1], column_types={header[0]: pa.string()}
+            ),
+        )
+        try:
+            return sum(batch.num_rows for batch in reader)
+        finally:
+            reader.close()
+
     def _raw_batches(self, table: Table, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         """Untyped batches with the contract's column names, in contract order."""
         actual, mapping = self._resolve(table)
@@ -685,6 +741,7 @@ def _open_sql(
                 raise SourceUnavailableError(
                     f"{system} source {masked}: SQLite file {database} does not exist"
                 )
+        url = with_installed_driver(url)
         engine = sa.create_engine(url, **_engine_options(url, connect_timeout))
     except SourceUnavailableError:
         raise

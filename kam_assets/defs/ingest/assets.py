@@ -1,10 +1,16 @@
-"""Extraction of both sources into the raw layer of the work DB (one step, all tables)."""
+"""Extraction of both sources into the raw layer of the work DB (one step, all tables),
+then the quarantine of bad rows (``pipelines.quarantine``): dbt reads ``valid_*`` views."""
+
+from contextlib import closing
+from datetime import date
 
 import dagster as dg
+import duckdb
 
 from kam_assets.partitions import as_of_date, daily_partitions
 from kam_assets.resources import KamResource
 from pipelines.contract import TABLES
+from pipelines.quarantine import apply_quarantine
 from pipelines.raw_loader import extract_all
 from pipelines.raw_schema import raw_table_name
 from pipelines.sources import mask_url
@@ -37,7 +43,10 @@ def _iso(value) -> str | None:
     name="extract_sources",
     specs=RAW_SPECS,
     backfill_policy=dg.BackfillPolicy.multi_run(1),
-    description="Checks both source contracts, then loads them incrementally into the raw layer.",
+    description=(
+        "Checks both source contracts, loads them incrementally into the raw layer, then "
+        "quarantines bad rows (audit.quarantine); dbt reads the valid_* views."
+    ),
 )
 def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
     settings = kam.settings()
@@ -57,10 +66,26 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
         context.run.run_id,
         settings.chunk_rows,
     )
+    with closing(duckdb.connect(str(settings.work_db))) as con:
+        summary = apply_quarantine(con, context.run.run_id, as_of_date(context), today=date.today())
+    for line in summary.log_lines():
+        context.log.info(line)
+    rules: dict[tuple[str, str], dict[str, int]] = {}
+    for count in summary.by_rule():
+        rules.setdefault((count.system, count.table), {})[count.rule] = count.quarantined_rows
     for load in loads:
+        total = summary.total(load.system, load.table)
         yield dg.MaterializeResult(
             asset_key=raw_asset_key(load.system, load.table),
             metadata={
+                "source_rows": load.source_rows,
+                "raw_rows": dg.MetadataValue.int(total.table_rows),
+                "quarantined_rows": dg.MetadataValue.int(total.quarantined_rows),
+                "quarantined_share": dg.MetadataValue.float(round(total.share, 6)),
+                "quarantined_by_rule": dg.MetadataValue.json(
+                    rules.get((load.system, load.table), {})
+                ),
+                "quarantine_sample_keys": dg.MetadataValue.json(list(total.sample_keys)),
                 "rows_read": dg.MetadataValue.int(load.rows_read),
                 "rows_upserted": dg.MetadataValue.int(load.rows_upserted),
                 "rows_deleted": dg.MetadataValue.int(getattr(load, "rows_deleted", 0)),

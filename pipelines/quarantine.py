@@ -1,0 +1,562 @@
+"""Quarantine of bad raw rows, and the batch-level gates judged on it.
+
+:func:`apply_quarantine` runs right after extraction on the work DB:
+
+* ``audit.quarantine`` is rebuilt: one row per quarantined raw row (run_id,
+  quarantined_at, system, source_table, record_key such as ``order_id=O1|line_no=2``,
+  rule (the first rule of ``pipelines.row_rules`` it breaks, or a propagation rule),
+  rule_description, other_rules (the other rules it breaks, comma-separated, or null),
+  row_json (the raw row, contract columns, as JSON text));
+* ``audit.quarantine_runs`` gets this run's counts appended (re-running a run id replaces
+  its rows): one row per table and rule that hit, plus one row per table with rule ``*``
+  (every quarantined row of the table, zero included);
+* views ``valid_<system>.<table>`` = raw rows minus quarantined ones (anti-join on the
+  record key). dbt's sources read them. Every raw row is in exactly one of the two.
+
+The raw layer itself is never changed: the next run re-judges every row, so a row fixed
+in the source (a newer ``updated_at`` re-reads it) leaves the quarantine by itself.
+
+Gates (:func:`evaluate_gates`, blocking Dagster checks on the raw assets):
+``quarantine_share`` (quarantined share of a table above the maximum), ``not_empty``
+(clients, orders, order_lines empty in the raw layer or in the source), ``row_count_drop``
+(the source's row count fell by more than the maximum share since the last accepted run).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import duckdb
+
+from pipelines.contract import TABLES, Table
+from pipelines.raw_loader import ensure_source_counts
+from pipelines.raw_schema import ensure_raw_schema, raw_table_name
+from pipelines.row_rules import (
+    CHILD_QUARANTINED,
+    PARENT_QUARANTINED,
+    PROPAGATION_RULES,
+    ROW_RULES,
+    RowRule,
+    parent_table,
+)
+
+__all__ = [
+    "ALL_RULES",
+    "REQUIRED_TABLES",
+    "GateResult",
+    "QuarantineSummary",
+    "RuleCount",
+    "apply_quarantine",
+    "evaluate_gates",
+    "record_key_sql",
+    "valid_table_name",
+]
+
+log = logging.getLogger(__name__)
+
+ALL_RULES = "*"  # quarantine_runs row holding a table's total
+REQUIRED_TABLES = (("erp", "clients"), ("erp", "orders"), ("erp", "order_lines"))
+SAMPLE_KEYS = 5
+_Q = "_kam_quarantine_hits"
+
+
+def valid_schema_name(system: str) -> str:
+    return f"valid_{system}"
+
+
+def valid_table_name(table: Table) -> str:
+    """The view dbt reads: raw rows of ``table`` minus the quarantined ones."""
+    return f"{valid_schema_name(table.system)}.{table.name}"
+
+
+def record_key_sql(table: Table, alias: str = "r") -> str:
+    """SQL text of a row's record key, e.g. ``order_id=O1|line_no=2`` (``col:null`` if null)."""
+    parts = [
+        f"coalesce('{k}=' || cast({alias}.{k} as varchar), '{k}:null')" for k in table.primary_key
+    ]
+    return parts[0] if len(parts) == 1 else "concat_ws('|', " + ", ".join(parts) + ")"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> int:
+    rows = con.execute(sql, params or []).fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+@dataclass(frozen=True)
+class RuleCount:
+    """Rows of one table quarantined under one rule (``*``: all rules) in one run."""
+
+    system: str
+    table: str
+    rule: str
+    quarantined_rows: int
+    table_rows: int
+    sample_keys: tuple[str, ...] = ()
+
+    @property
+    def share(self) -> float:
+        return self.quarantined_rows / self.table_rows if self.table_rows else 0.0
+
+
+@dataclass
+class QuarantineSummary:
+    """What :func:`apply_quarantine` did."""
+
+    run_id: str
+    as_of: date
+    counts: list[RuleCount] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def totals(self) -> list[RuleCount]:
+        return [c for c in self.counts if c.rule == ALL_RULES]
+
+    def by_rule(self) -> list[RuleCount]:
+        return [c for c in self.counts if c.rule != ALL_RULES]
+
+    def total(self, system: str, table: str) -> RuleCount:
+        for c in self.totals():
+            if (c.system, c.table) == (system, table):
+                return c
+        raise KeyError(f"{system}.{table}")
+
+    @property
+    def quarantined_rows(self) -> int:
+        return sum(c.quarantined_rows for c in self.totals())
+
+    def log_lines(self) -> list[str]:
+        lines = [
+            f"quarantine: {self.quarantined_rows} rows quarantined in "
+            f"{sum(1 for c in self.totals() if c.quarantined_rows)} tables ({self.seconds:.2f} s)"
+        ]
+        for c in self.by_rule():
+            lines.append(
+                f"quarantine: {c.system}.{c.table} rule {c.rule}: {c.quarantined_rows} of "
+                f"{c.table_rows} rows ({c.share:.3%}), e.g. {', '.join(c.sample_keys)}"
+            )
+        return lines
+
+
+# --------------------------------------------------------------------------- DDL
+
+
+def _ensure_audit(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists audit")
+    for system in sorted({t.system for t in TABLES}):
+        con.execute(f"create schema if not exists {valid_schema_name(system)}")
+    con.execute(
+        """
+        create table if not exists audit.quarantine_runs (
+            run_id varchar, as_of_date date, system varchar, source_table varchar,
+            rule varchar, quarantined_rows bigint, table_rows bigint, share double,
+            recorded_at timestamp
+        )
+        """
+    )
+
+
+_QUARANTINE_DDL = """
+create or replace table audit.quarantine (
+    run_id varchar, quarantined_at timestamp, system varchar, source_table varchar,
+    record_key varchar, rule varchar, rule_description varchar, other_rules varchar,
+    row_json varchar
+)
+"""
+
+
+# --------------------------------------------------------------------------- quarantine
+
+
+def _rule_descriptions(rules: Sequence[RowRule]) -> dict[tuple[str, str, str], str]:
+    out = {(r.system, r.table, r.name): r.description for r in rules}
+    for table in TABLES:
+        for name, text in PROPAGATION_RULES.items():
+            out[(table.system, table.name, name)] = text
+    return out
+
+
+def _hit_rules(
+    con: duckdb.DuckDBPyConnection, rules: Sequence[RowRule], today: date, as_of: date
+) -> None:
+    for order, rule in enumerate(rules):
+        table = next(t for t in TABLES if (t.system, t.name) == (rule.system, rule.table))
+        con.execute(
+            f"insert into {_Q} select ?, ?, {record_key_sql(table)}, ?, ? "
+            f"from {raw_table_name(table)} r where coalesce(({rule.sql(today, as_of)}), false)",
+            [rule.system, rule.table, rule.name, order],
+        )
+
+
+def _quarantined_keys(table: Table) -> str:
+    return (
+        f"select record_key from {_Q} "
+        f"where system = '{table.system}' and source_table = '{table.name}'"
+    )
+
+
+def _propagate(con: duckdb.DuckDBPyConnection, order: int) -> None:
+    """Quarantine children of quarantined parents and orders of quarantined lines, until
+    nothing changes."""
+    edges = [
+        (table, col, parent_table(table, parent_name), parent_col)
+        for table in TABLES
+        for col, (parent_name, parent_col) in table.foreign_keys.items()
+    ]
+    wholes = [
+        (table, parent_table(table, table.parent[0]), table.parent[1])
+        for table in TABLES
+        if table.parent
+    ]
+    before = -1
+    total = _scalar(con, f"select count(*) from {_Q}")
+    while total != before:
+        before = total
+        for child, col, parent, parent_col in edges:
+            con.execute(
+                f"insert into {_Q} select ?, ?, {record_key_sql(child)}, ?, ? "
+                f"from {raw_table_name(child)} r "
+                f"where r.{col} in (select p.{parent_col} from {raw_table_name(parent)} p "
+                f"where {record_key_sql(parent, 'p')} in ({_quarantined_keys(parent)})) "
+                f"and {record_key_sql(child)} not in ({_quarantined_keys(child)})",
+                [child.system, child.name, PARENT_QUARANTINED, order],
+            )
+        for child, parent, key in wholes:
+            con.execute(
+                f"insert into {_Q} select ?, ?, {record_key_sql(parent)}, ?, ? "
+                f"from {raw_table_name(parent)} r "
+                f"where r.{key} in (select c.{key} from {raw_table_name(child)} c "
+                f"where {record_key_sql(child, 'c')} in ({_quarantined_keys(child)})) "
+                f"and {record_key_sql(parent)} not in ({_quarantined_keys(parent)})",
+                [parent.system, parent.name, CHILD_QUARANTINED, order + 1],
+            )
+        total = _scalar(con, f"select count(*) from {_Q}")
+
+
+def _write_quarantine(
+    con: duckdb.DuckDBPyConnection, run_id: str, descriptions: dict, at: datetime
+) -> None:
+    con.execute(_QUARANTINE_DDL)
+    con.execute(
+        "create or replace temp table _kam_rule_text "
+        "(s varchar, t varchar, rule varchar, d varchar)"
+    )
+    con.executemany(
+        "insert into _kam_rule_text values (?, ?, ?, ?)",
+        [[s, t, rule, d] for (s, t, rule), d in descriptions.items()],
+    )
+    for table in TABLES:
+        row = ", ".join(f"{c} := r.{c}" for c in table.column_names)
+        con.execute(
+            f"""
+            insert into audit.quarantine
+            with hits as (
+                select record_key, rule, min(rule_order) as rule_order
+                from {_Q} where system = ? and source_table = ?
+                group by record_key, rule
+            ),
+            numbered as (
+                select *, row_number() over (
+                    partition by record_key order by rule_order, rule) as rn
+                from hits
+            ),
+            ranked as (
+                select record_key,
+                    max(rule) filter (where rn = 1) as rule,
+                    string_agg(rule, ',' order by rule_order, rule) filter (where rn > 1)
+                        as other_rules
+                from numbered group by record_key
+            )
+            select ?, ?, ?, ?, q.record_key, q.rule, d.d, q.other_rules,
+                cast(to_json(struct_pack({row})) as varchar)
+            from {raw_table_name(table)} r
+            join ranked q on q.record_key = {record_key_sql(table)}
+            left join _kam_rule_text d on d.s = ? and d.t = ? and d.rule = q.rule
+            """,
+            [
+                table.system,
+                table.name,
+                run_id,
+                at,
+                table.system,
+                table.name,
+                table.system,
+                table.name,
+            ],
+        )
+    con.execute("drop table if exists _kam_rule_text")
+
+
+def _write_views(con: duckdb.DuckDBPyConnection) -> None:
+    for table in TABLES:
+        con.execute(
+            f"create or replace view {valid_table_name(table)} as "
+            f"select r.* from {raw_table_name(table)} r where not exists ("
+            f"select 1 from audit.quarantine q where q.system = '{table.system}' "
+            f"and q.source_table = '{table.name}' and q.record_key = {record_key_sql(table)})"
+        )
+
+
+def _counts(con: duckdb.DuckDBPyConnection) -> list[RuleCount]:
+    counts: list[RuleCount] = []
+    for table in TABLES:
+        rows = _scalar(con, f"select count(*) from {raw_table_name(table)}")
+        per_rule = con.execute(
+            "select rule, count(*), list(record_key order by record_key)[1:?] "
+            "from audit.quarantine where system = ? and source_table = ? "
+            "group by rule order by count(*) desc, rule",
+            [SAMPLE_KEYS, table.system, table.name],
+        ).fetchall()
+        total = sum(int(n) for _, n, _ in per_rule)
+        samples = [k for _, _, keys in per_rule for k in keys][:SAMPLE_KEYS]
+        counts.append(RuleCount(table.system, table.name, ALL_RULES, total, rows, tuple(samples)))
+        counts += [
+            RuleCount(table.system, table.name, rule, int(n), rows, tuple(keys))
+            for rule, n, keys in per_rule
+        ]
+    return counts
+
+
+def apply_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    as_of: date | str,
+    *,
+    today: date | None = None,
+    rules: Sequence[RowRule] | None = None,
+) -> QuarantineSummary:
+    """Judge every raw row against the row rules; rebuild ``audit.quarantine``, append to
+    ``audit.quarantine_runs`` and (re)create the ``valid_*`` views. One transaction."""
+    started = time.perf_counter()
+    as_of = date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+    today = today or date.today()
+    rules = list(ROW_RULES if rules is None else rules)
+    at = _now()
+    ensure_raw_schema(con)
+    _ensure_audit(con)
+    con.begin()
+    try:
+        con.execute(
+            f"create or replace temp table {_Q} (system varchar, source_table varchar, "
+            "record_key varchar, rule varchar, rule_order integer)"
+        )
+        _hit_rules(con, rules, today, as_of)
+        _propagate(con, len(rules))
+        _write_quarantine(con, run_id, _rule_descriptions(rules), at)
+        _write_views(con)
+        counts = _counts(con)
+        con.execute("delete from audit.quarantine_runs where run_id = ?", [run_id])
+        con.executemany(
+            "insert into audit.quarantine_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [
+                    run_id,
+                    as_of,
+                    c.system,
+                    c.table,
+                    c.rule,
+                    c.quarantined_rows,
+                    c.table_rows,
+                    c.share,
+                    at,
+                ]
+                for c in counts
+            ],
+        )
+        con.execute(f"drop table if exists {_Q}")
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    summary = QuarantineSummary(run_id, as_of, counts, time.perf_counter() - started)
+    for line in summary.log_lines():
+        log.info(line)
+    return summary
+
+
+# --------------------------------------------------------------------------- gates
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The verdict of one gate on one table."""
+
+    system: str
+    table: str
+    gate: str  # quarantine_share | not_empty | row_count_drop
+    passed: bool
+    message: str
+    facts: dict = field(default_factory=dict)
+
+
+def _quarantine_share_gates(
+    con: duckdb.DuckDBPyConnection, run_id: str, max_share: float
+) -> list[GateResult]:
+    rows = con.execute(
+        "select system, source_table, rule, quarantined_rows, table_rows, share "
+        "from audit.quarantine_runs where run_id = ? order by system, source_table, rule",
+        [run_id],
+    ).fetchall()
+    out = []
+    for table in TABLES:
+        mine = [r for r in rows if (r[0], r[1]) == (table.system, table.name)]
+        total = next((r for r in mine if r[2] == ALL_RULES), None)
+        if total is None:
+            out.append(
+                GateResult(
+                    table.system,
+                    table.name,
+                    "quarantine_share",
+                    False,
+                    f"{table.system}.{table.name}: the quarantine was not applied in run {run_id}",
+                )
+            )
+            continue
+        _, _, _, quarantined, table_rows, share = total
+        by_rule = {r[2]: int(r[3]) for r in mine if r[2] != ALL_RULES}
+        passed = share <= max_share
+        if quarantined == 0:
+            message = f"{table.system}.{table.name}: no row quarantined of {table_rows}"
+        else:
+            details = []
+            for rule, n in sorted(by_rule.items(), key=lambda kv: -kv[1]):
+                keys = [
+                    k
+                    for (k,) in con.execute(
+                        "select record_key from audit.quarantine where system = ? and "
+                        "source_table = ? and rule = ? order by record_key limit ?",
+                        [table.system, table.name, rule, SAMPLE_KEYS],
+                    ).fetchall()
+                ]
+                details.append(f"rule {rule}: {n} rows, e.g. {', '.join(keys)}")
+            verdict = "above" if not passed else "within"
+            message = (
+                f"{table.system}.{table.name}: {quarantined} of {table_rows} rows quarantined "
+                f"({share:.2%}, {verdict} the maximum {max_share:.2%}); " + "; ".join(details)
+            )
+        out.append(
+            GateResult(
+                table.system,
+                table.name,
+                "quarantine_share",
+                passed,
+                message,
+                {
+                    "quarantined_rows": int(quarantined),
+                    "table_rows": int(table_rows),
+                    "share": float(share),
+                    "max_share": max_share,
+                    "by_rule": by_rule,
+                },
+            )
+        )
+    return out
+
+
+def _source_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[tuple[str, str], int]:
+    rows = con.execute(
+        "select system, table_name, source_rows from raw_meta.source_counts where run_id = ?",
+        [run_id],
+    ).fetchall()
+    return {(s, t): int(n) for s, t, n in rows}
+
+
+def _not_empty_gates(con: duckdb.DuckDBPyConnection, run_id: str) -> list[GateResult]:
+    counted = _source_rows(con, run_id)
+    out = []
+    for system, name in REQUIRED_TABLES:
+        table = next(t for t in TABLES if (t.system, t.name) == (system, name))
+        raw_rows = _scalar(con, f"select count(*) from {raw_table_name(table)}")
+        source_rows = counted.get((system, name))
+        problems = []
+        if raw_rows == 0:
+            problems.append("the raw layer holds no row")
+        if source_rows == 0:
+            problems.append("the source returned no row")
+        passed = not problems
+        message = (
+            f"{system}.{name}: {raw_rows} rows in the raw layer, "
+            f"{'?' if source_rows is None else source_rows} in the source"
+            if passed
+            else f"{system}.{name} is empty where rows are expected: " + " and ".join(problems)
+        )
+        out.append(
+            GateResult(
+                system,
+                name,
+                "not_empty",
+                passed,
+                message,
+                {"raw_rows": raw_rows, "source_rows": source_rows},
+            )
+        )
+    return out
+
+
+def _row_count_gates(
+    con: duckdb.DuckDBPyConnection, run_id: str, max_drop: float
+) -> list[GateResult]:
+    counted = _source_rows(con, run_id)
+    out = []
+    for table in TABLES:
+        key = (table.system, table.name)
+        current = counted.get(key)
+        name = f"{table.system}.{table.name}"
+        if current is None:
+            out.append(
+                GateResult(*key, "row_count_drop", True, f"{name}: not counted (not configured)")
+            )
+            continue
+        previous = con.execute(
+            "select run_id, source_rows from raw_meta.source_counts "
+            "where system = ? and table_name = ? and run_id <> ? and accepted "
+            "order by counted_at desc limit 1",
+            [*key, run_id],
+        ).fetchall()
+        facts: dict = {"source_rows": current, "max_drop_share": max_drop}
+        if not previous:
+            passed, message = True, f"{name}: {current} source rows (no earlier accepted count)"
+        else:
+            prev_run, prev_rows = previous[0]
+            facts |= {"previous_rows": int(prev_rows), "previous_run_id": prev_run}
+            drop = (prev_rows - current) / prev_rows if prev_rows else 0.0
+            facts["drop_share"] = drop
+            passed = drop <= max_drop
+            change = f"{prev_rows} -> {current} rows ({-drop:+.1%}) since run {prev_run}"
+            message = (
+                f"{name}: source row count {change}"
+                if passed
+                else f"{name}: source row count fell by more than {max_drop:.0%}: {change}"
+            )
+        con.execute(
+            "update raw_meta.source_counts set accepted = ? "
+            "where run_id = ? and system = ? and table_name = ?",
+            [passed, run_id, *key],
+        )
+        out.append(GateResult(*key, "row_count_drop", passed, message, facts))
+    return out
+
+
+def evaluate_gates(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    quarantine_max_share: float,
+    row_drop_max_share: float,
+) -> list[GateResult]:
+    """Judge every gate of ``run_id`` (after its extraction and quarantine). Records
+    whether each source count is accepted as the reference of later runs."""
+    ensure_raw_schema(con)
+    _ensure_audit(con)
+    ensure_source_counts(con)
+    return (
+        _quarantine_share_gates(con, run_id, quarantine_max_share)
+        + _not_empty_gates(con, run_id)
+        + _row_count_gates(con, run_id, row_drop_max_share)
+    )

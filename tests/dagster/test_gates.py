@@ -1,0 +1,218 @@
+"""End to end: quarantine and batch-level gates in the daily job (small demo).
+
+One work DB and one warehouse across the steps: (i) a few bad rows are quarantined and
+the run publishes without them; (ii) too many bad order lines, (iii) an orders table that
+lost half its rows since the last run and (iv) an empty orders table block the run, and
+the published warehouse stays byte for byte what it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+pytestmark = pytest.mark.slow
+
+AS_OF = "2026-09-30"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipelines.generator import generate_demo
+
+    out = tmp_path_factory.mktemp("gates_demo")
+    generate_demo(out, clients=120, years=2, seed=11, end_date=date.fromisoformat(AS_OF))
+    return out
+
+
+def _run(defs) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_job_def("kam_daily")
+    return job.execute_in_process(
+        partition_key=AS_OF, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+
+
+def _failed_checks(result) -> dict[tuple[str, str], str]:
+    """(asset, check) -> summary of every failed check evaluation."""
+    out = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            ev = event.event_specific_data
+            if not ev.passed:
+                summary = ev.metadata.get("summary")
+                out[(ev.asset_key.to_user_string(), ev.check_name)] = getattr(summary, "value", "")
+    return out
+
+
+def _copy_db(src: Path, dst: Path, *statements: str) -> str:
+    shutil.copyfile(src, dst)
+    con = sqlite3.connect(dst)
+    for sql in statements:
+        con.execute(sql)
+    con.commit()
+    con.close()
+    return f"sqlite:///{dst}"
+
+
+def _one(con, sql: str, params=()):
+    return con.execute(sql, list(params)).fetchall()
+
+
+def _assert_blocked(result, warehouse: Path, before: str) -> dict[tuple[str, str], str]:
+    assert not result.success
+    assert not result.asset_materializations_for_node("warehouse")
+    assert _sha256(warehouse) == before
+    return _failed_checks(result)
+
+
+def test_quarantine_and_gates_end_to_end(
+    kam_defs, demo_sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = tmp_path / "warehouse" / "kam.duckdb"
+    data = tmp_path / "data"
+    monkeypatch.setenv("KAM_DATA_DIR", str(data))
+    monkeypatch.setenv("KAM_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("KAM_CRM_URL", f"sqlite:///{demo_sources / 'crm.sqlite'}")
+    erp_src = demo_sources / "erp.sqlite"
+
+    # Pick the victims: a line of a completed order (and that order's lines), an invoice.
+    src = sqlite3.connect(erp_src)
+    order_id, line_no = src.execute(
+        "select l.order_id, l.line_no from order_lines l join orders o using (order_id) "
+        "where o.status = 'completed' and date(o.order_date) <= ? "
+        "and (select count(*) from order_lines x where x.order_id = l.order_id) > 1 "
+        "order by l.order_id, l.line_no limit 1",
+        [AS_OF],
+    ).fetchone()
+    siblings = [
+        r[0]
+        for r in src.execute(
+            "select line_no from order_lines where order_id = ? and line_no <> ?",
+            [order_id, line_no],
+        )
+    ]
+    invoice_id = src.execute("select min(invoice_id) from invoices").fetchone()[0]
+    completed_lines = src.execute(
+        "select count(*) from order_lines l join orders o using (order_id) "
+        "where o.status = 'completed'"
+    ).fetchone()[0]
+    total_lines = src.execute("select count(*) from order_lines").fetchone()[0]
+    src.close()
+    crm = sqlite3.connect(demo_sources / "crm.sqlite")
+    interaction_id = crm.execute("select min(interaction_id) from interactions").fetchone()[0]
+    contact_id = crm.execute(
+        "select min(contact_id) from contacts where started_at is not null"
+    ).fetchone()[0]
+    crm.close()
+
+    # (i) a few bad rows (< 1 %): quarantined, the run publishes without them.
+    erp_bad = _copy_db(
+        erp_src,
+        tmp_path / "erp_bad.sqlite",
+        f"update order_lines set quantity = -5 where order_id = '{order_id}' "
+        f"and line_no = {line_no}",
+        f"update invoices set due_date = date(issued_date, '-3 days') "
+        f"where invoice_id = '{invoice_id}'",
+    )
+    crm_bad = _copy_db(
+        demo_sources / "crm.sqlite",
+        tmp_path / "crm_bad.sqlite",
+        f"update interactions set satisfaction = 9 where interaction_id = '{interaction_id}'",
+        f"update contacts set left_at = date(started_at, '-1 day') "
+        f"where contact_id = '{contact_id}'",
+    )
+    monkeypatch.setenv("KAM_ERP_URL", erp_bad)
+    monkeypatch.setenv("KAM_CRM_URL", crm_bad)
+    result = _run(kam_defs)
+    assert result.success, _failed_checks(result)
+    expected = {
+        ("erp", "order_lines", f"order_id={order_id}|line_no={line_no}"): (
+            "negative_on_completed_order"
+        ),
+        ("erp", "orders", f"order_id={order_id}"): "child_quarantined",
+        ("erp", "invoices", f"invoice_id={invoice_id}"): "due_before_issued",
+        ("crm", "interactions", f"interaction_id={interaction_id}"): "satisfaction_out_of_range",
+        ("crm", "contacts", f"contact_id={contact_id}"): "left_before_started",
+    }
+    expected |= {
+        ("erp", "order_lines", f"order_id={order_id}|line_no={n}"): "parent_quarantined"
+        for n in siblings
+    }
+    wh = duckdb.connect(str(warehouse), read_only=True)
+    published = {
+        (s, t, k): rule
+        for s, t, k, rule in _one(
+            wh, "select system, source_table, record_key, rule from audit.quarantine"
+        )
+    }
+    assert published == expected
+    assert _one(wh, "select count(*) from marts.fct_orders where order_id = ?", [order_id]) == [
+        (0,)
+    ]
+    runs = _one(
+        wh,
+        "select source_table, quarantined_rows from audit.quarantine_runs "
+        "where rule = 'negative_on_completed_order'",
+    )
+    assert runs == [("order_lines", 1)]
+    wh.close()
+    # the extraction step logged and recorded the counts per rule
+    lines = result.asset_materializations_for_node("extract_sources")
+    meta = {m.asset_key.to_user_string(): m.metadata for m in lines}
+    assert meta["erp/order_lines"]["quarantined_by_rule"].value == {
+        "negative_on_completed_order": 1,
+        "parent_quarantined": len(siblings),
+    }
+    assert meta["erp/order_lines"]["quarantined_rows"].value == 1 + len(siblings)
+    before = _sha256(warehouse)
+
+    # (ii) > 1 % bad order lines (a fresh work DB reads them all): blocked, names table/rule.
+    monkeypatch.setenv("KAM_DATA_DIR", str(tmp_path / "data_many_bad"))
+    share = 0.02
+    erp_many = _copy_db(
+        erp_src,
+        tmp_path / "erp_many_bad.sqlite",
+        f"update order_lines set unit_price = -1 where rowid % {round(1 / share)} = 0 "
+        "and order_id in (select order_id from orders where status = 'completed')",
+    )
+    monkeypatch.setenv("KAM_ERP_URL", erp_many)
+    monkeypatch.setenv("KAM_CRM_URL", f"sqlite:///{demo_sources / 'crm.sqlite'}")
+    failed = _assert_blocked(_run(kam_defs), warehouse, before)
+    summary = failed[("erp/order_lines", "quarantine_share")]
+    assert "erp.order_lines" in summary and "rule negative_on_completed_order" in summary
+    planted = round(completed_lines * share)
+    assert (
+        abs(int(summary.split("rule negative_on_completed_order: ")[1].split(" ")[0]) - planted)
+        <= planted * 0.2
+    )
+    assert "order_id=" in summary  # sample keys
+    assert total_lines > 0
+
+    # (iii) the orders table lost half its rows since the last run (work DB of (i)).
+    monkeypatch.setenv("KAM_DATA_DIR", str(data))
+    erp_half = _copy_db(
+        erp_src, tmp_path / "erp_half.sqlite", "delete from orders where rowid % 2 = 0"
+    )
+    monkeypatch.setenv("KAM_ERP_URL", erp_half)
+    failed = _assert_blocked(_run(kam_defs), warehouse, before)
+    message = failed[("erp/orders", "row_count_drop")]
+    assert "erp.orders: source row count fell by more than 20%" in message
+    assert set(failed) == {("erp/orders", "row_count_drop")}
+
+    # (iv) an empty orders table (fresh work DB): blocked.
+    monkeypatch.setenv("KAM_DATA_DIR", str(tmp_path / "data_empty"))
+    erp_empty = _copy_db(erp_src, tmp_path / "erp_empty.sqlite", "delete from orders")
+    monkeypatch.setenv("KAM_ERP_URL", erp_empty)
+    failed = _assert_blocked(_run(kam_defs), warehouse, before)
+    assert "erp.orders is empty where rows are expected" in failed[("erp/orders", "not_empty")]
