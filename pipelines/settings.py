@@ -38,7 +38,8 @@ class Settings:
     quarantine_max_share: float = 0.01
     row_drop_max_share: float = 0.2
     revenue_band_days: int = 56
-    revenue_band_k: float = 4.0
+    revenue_band_k: float = 10.0
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -60,7 +61,8 @@ class Settings:
             quarantine_max_share=float(_env("KAM_QUARANTINE_MAX_SHARE", "0.01")),
             row_drop_max_share=float(_env("KAM_ROW_DROP_MAX_SHARE", "0.2")),
             revenue_band_days=int(_env("KAM_REVENUE_BAND_DAYS", "56")),
-            revenue_band_k=float(_env("KAM_REVENUE_BAND_K", "4.0")),
+            revenue_band_k=float(_env("KAM_REVENUE_BAND_K", "10.0")),
+            log_level=_env("KAM_LOG_LEVEL", "INFO").upper(),
         )
 
     @property

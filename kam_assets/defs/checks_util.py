@@ -1,13 +1,29 @@
-"""Turning pipelines.quality checks into blocking Dagster asset checks."""
+"""Turning pipelines.quality checks into blocking Dagster asset checks, with HTML reports.
+
+Every evaluation writes its validation report (one HTML page + JSON copy per check and a
+run index, see :mod:`pipelines.reports`) under ``Settings.reports_dir / <run_id>``; the
+check results link to them in their metadata and the step log prints the index path.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
-from pipelines.quality import CheckContext, CheckOutcome, FrameCheck, outcome_metadata, run_checks
+from pipelines.quality import (
+    CheckContext,
+    CheckOutcome,
+    FrameCheck,
+    check_name,
+    outcome_metadata,
+    run_checks,
+)
+from pipelines.reports import CheckReport, RunReport, write_reports
+from pipelines.settings import Settings
 
 
 def check_spec(check: FrameCheck, asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
@@ -20,8 +36,48 @@ def check_spec(check: FrameCheck, asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
     )
 
 
+def check_context(settings: Settings, as_of: date, today: date) -> CheckContext:
+    """The run-time parameters of the checks, from the settings."""
+    return CheckContext(
+        as_of=as_of,
+        today=today,
+        revenue_band_days=settings.revenue_band_days,
+        revenue_band_k=settings.revenue_band_k,
+    )
+
+
+def report_metadata(report: CheckReport | None, index: Path | None) -> dict[str, Any]:
+    """Links to a check's report page, its JSON copy and the run index."""
+    metadata: dict[str, Any] = {}
+    if report is not None:
+        metadata["report"] = dg.MetadataValue.path(str(report.html))
+        metadata["report_url"] = dg.MetadataValue.url(report.html.resolve().as_uri())
+        metadata["report_json"] = dg.MetadataValue.path(str(report.json))
+    if index is not None:
+        metadata["report_index"] = dg.MetadataValue.path(str(index))
+        metadata["report_index_url"] = dg.MetadataValue.url(index.resolve().as_uri())
+    return metadata
+
+
+def _notes_metadata(notes: Mapping[str, Any]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    for key, value in notes.items():
+        metadata[key] = dg.MetadataValue.json(value if isinstance(value, dict | list) else [value])
+    band = notes.get("revenue_band")
+    if isinstance(band, Mapping):
+        for field in ("value", "low", "high", "median", "mad"):
+            if isinstance(band.get(field), int | float):
+                metadata[f"revenue_band_{field}"] = dg.MetadataValue.float(float(band[field]))
+        metadata["revenue_band_history_days"] = dg.MetadataValue.int(int(band["history_days"]))
+    return metadata
+
+
 def check_result(
-    check: FrameCheck, asset_key: dg.AssetKey, outcome: CheckOutcome
+    check: FrameCheck,
+    asset_key: dg.AssetKey,
+    outcome: CheckOutcome,
+    report: CheckReport | None = None,
+    index: Path | None = None,
 ) -> dg.AssetCheckResult:
     meta = outcome_metadata(outcome, check)
     metadata = {
@@ -34,6 +90,10 @@ def check_result(
     }
     if outcome.error:
         metadata["error"] = dg.MetadataValue.text(outcome.error)
+    if outcome.skipped:
+        metadata["skipped"] = dg.MetadataValue.text(outcome.skipped)
+    metadata.update(_notes_metadata(outcome.notes))
+    metadata.update(report_metadata(report, index))
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=check.name,
@@ -44,22 +104,69 @@ def check_result(
     )
 
 
+def _settings_of(context: dg.AssetCheckExecutionContext) -> Settings:
+    """The settings of the step's ``kam`` resource; the environment if it has none."""
+    try:
+        kam = context.resources.kam
+    except Exception:  # the check did not ask for the resource
+        return Settings.from_env()
+    return kam.settings()
+
+
+def _default_stage(checks: Iterable[FrameCheck]) -> str:
+    return "marts" if all(c.asset[0] == "marts" for c in checks) else "raw"
+
+
+def write_run_reports(
+    log: Any,
+    settings: Settings,
+    run_id: str,
+    stage: str,
+    results: Sequence[tuple[FrameCheck, CheckOutcome]],
+    ctx: CheckContext,
+) -> RunReport | None:
+    """Write the reports of ``results``; log the index path. A report that cannot be
+    written is a warning, never a change of verdict (the checks' results stand)."""
+    try:
+        report = write_reports(settings.reports_dir, run_id, stage, results, ctx)
+    except Exception as exc:
+        log.warning("could not write the validation report: %s: %s", type(exc).__name__, exc)
+        return None
+    log.info("validation report (%s checks): %s", stage, report.index)
+    return report
+
+
 def evaluate(
     context: dg.AssetCheckExecutionContext,
     work_db,
     checks: Sequence[tuple[FrameCheck, dg.AssetKey]],
     as_of: date,
     today: date,
+    *,
+    stage: str | None = None,
+    settings: Settings | None = None,
 ) -> Iterable[dg.AssetCheckResult]:
-    """Run the checks selected in this step and yield one result per check."""
+    """Run the checks selected in this step, write their reports, yield one result each.
+
+    ``settings`` defaults to the step's ``kam`` resource (else the environment); ``stage``
+    names the report section (default ``marts`` for mart checks, else ``raw``).
+    """
     selected = context.selected_asset_check_keys
     todo = [(check, key) for check, key in checks if dg.AssetCheckKey(key, check.name) in selected]
-    ctx = CheckContext(as_of=as_of, today=today)
+    settings = settings or _settings_of(context)
+    ctx = check_context(settings, as_of, today)
     by_check = dict(todo)
-    for check, outcome in run_checks(work_db, [c for c, _ in todo], ctx):
+    outcomes = run_checks(work_db, [c for c, _ in todo], ctx)
+    report = None
+    if outcomes:
+        stage = stage or _default_stage(c for c, _ in todo)
+        report = write_run_reports(context.log, settings, context.run.run_id, stage, outcomes, ctx)
+    for check, outcome in outcomes:
         key = by_check[check]
+        page = report.checks.get(check_name(check)) if report else None
         if outcome.success:
             context.log.info("check passed: %s", outcome.summary())
         else:
-            context.log.error("check FAILED: %s", outcome.summary())
-        yield check_result(check, key, outcome)
+            where = f" (report: {page.html})" if page else ""
+            context.log.error("check FAILED: %s%s", outcome.summary(), where)
+        yield check_result(check, key, outcome, page, report.index if report else None)

@@ -23,4 +23,12 @@ def raw_quality_checks(context: dg.AssetCheckExecutionContext, kam: KamResource)
     settings = kam.settings()
     # Future dates are judged against the wall clock: facts after the as-of date are
     # legitimate on a backfill (dbt cuts them), facts after today are impossible.
-    yield from evaluate(context, settings.work_db, RAW_CHECKS, as_of_date(context), date.today())
+    yield from evaluate(
+        context,
+        settings.work_db,
+        RAW_CHECKS,
+        as_of_date(context),
+        date.today(),
+        stage="raw",
+        settings=settings,
+    )

@@ -1,36 +1,85 @@
 """The published warehouse: the work DB's marts (+ audit), after re-validating them."""
 
 import time
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
+from kam_assets.defs.checks_util import check_context, report_metadata, write_run_reports
 from kam_assets.defs.publish.marts import mart_asset_keys, mart_checks
 from kam_assets.partitions import as_of_date, daily_partitions
 from kam_assets.resources import KamResource
-from pipelines.quality import CheckContext, run_checks
+from pipelines.identifiers import validate_role_name
+from pipelines.quality import run_checks
 from pipelines.settings import Settings
 from pipelines.sources import mask_url
 
+REVALIDATION_STAGE = "publish"
 
-def revalidate_marts(settings: Settings, as_of: date) -> list[str]:
-    """Run every mart check again; the failures as text (empty = all passed).
+
+def validate_publish_settings(settings: Settings) -> None:
+    """Check the settings of the publish before any work; ``ValueError`` names the setting."""
+    if not settings.warehouse_is_postgres:
+        return
+    validate_role_name(settings.bi_role, "KAM_BI_ROLE")
+    if settings.pg_lock_timeout_ms < 1:
+        raise ValueError(
+            f"KAM_PG_LOCK_TIMEOUT_MS must be at least 1, got {settings.pg_lock_timeout_ms}"
+        )
+    if settings.pg_publish_retries < 0:
+        raise ValueError(
+            f"KAM_PG_PUBLISH_RETRIES must be at least 0, got {settings.pg_publish_retries}"
+        )
+
+
+@dataclass
+class Revalidation:
+    """The publish step's own run of the mart checks."""
+
+    failures: list[str] = field(default_factory=list)  # summaries of failed checks
+    failed_checks: list[str] = field(default_factory=list)  # their names
+    checks: int = 0
+    index: Path | None = None  # the run's validation report
+
+
+def revalidate_marts(
+    settings: Settings, as_of: date, run_id: str | None = None, log=None
+) -> Revalidation:
+    """Run every mart check again (written to the run's report when ``run_id`` is given).
 
     Blocking checks only gate inside one run: a publish materialized alone must not
     skip the gate, so it runs the same checks itself.
     """
     checks = [check for check, _ in mart_checks()]
-    outcomes = run_checks(settings.work_db, checks, CheckContext(as_of=as_of, today=date.today()))
-    return [outcome.summary() for _, outcome in outcomes if not outcome.success]
+    ctx = check_context(settings, as_of, date.today())
+    outcomes = run_checks(settings.work_db, checks, ctx)
+    out = Revalidation(checks=len(outcomes))
+    for _check, outcome in outcomes:
+        if not outcome.success:
+            out.failures.append(outcome.summary())
+            out.failed_checks.append(outcome.name)
+    if run_id is not None and log is not None and outcomes:
+        report = write_run_reports(log, settings, run_id, REVALIDATION_STAGE, outcomes, ctx)
+        out.index = report.index if report else None
+    return out
 
 
 def _publish(settings: Settings, run_id: str, as_of: str):
     target = settings.warehouse
-    if target.startswith(("postgresql://", "postgresql+", "postgres://")):
+    if settings.warehouse_is_postgres:
         from pipelines import publish_postgres  # optional backend
 
-        return publish_postgres.publish_postgres(settings.work_db, target, run_id, as_of)
+        return publish_postgres.publish_postgres(
+            settings.work_db,
+            target,
+            run_id,
+            as_of,
+            bi_role=settings.bi_role,
+            lock_timeout_ms=settings.pg_lock_timeout_ms,
+            retries=settings.pg_publish_retries,
+        )
     from pipelines.publish import publish_duckdb
 
     return publish_duckdb(
@@ -49,7 +98,7 @@ def _publish(settings: Settings, run_id: str, as_of: str):
     partitions_def=daily_partitions(),
     backfill_policy=dg.BackfillPolicy.multi_run(1),
     group_name="publish",
-    kinds={"duckdb"},
+    kinds={"duckdb", "postgres"},
     description=(
         "The published warehouse (KAM_WAREHOUSE): schema marts (+ audit), replaced "
         "atomically. Re-validates the marts first and refuses to publish on any failure."
@@ -57,13 +106,26 @@ def _publish(settings: Settings, run_id: str, as_of: str):
 )
 def warehouse(context: dg.AssetExecutionContext, kam: KamResource) -> dg.MaterializeResult:
     settings = kam.settings()
+    try:
+        validate_publish_settings(settings)
+    except ValueError as exc:
+        raise dg.Failure(description=f"invalid publish settings, nothing done: {exc}") from None
     as_of = as_of_date(context)
     started = time.perf_counter()
-    failures = revalidate_marts(settings, as_of)
-    if failures:
+    gate = revalidate_marts(settings, as_of, context.run.run_id, context.log)
+    if gate.failures:
+        report = f"\nvalidation report: {gate.index}" if gate.index else ""
         raise dg.Failure(
-            description="mart checks failed, nothing published:\n" + "\n".join(failures),
-            metadata={"failed_checks": dg.MetadataValue.json(failures)},
+            description=(
+                f"mart checks failed ({', '.join(gate.failed_checks)}), nothing published:\n"
+                + "\n".join(gate.failures)
+                + report
+            ),
+            metadata={
+                "failed_checks": dg.MetadataValue.json(gate.failed_checks),
+                "failures": dg.MetadataValue.json(gate.failures),
+                **report_metadata(None, gate.index),
+            },
         )
     result = _publish(settings, context.run.run_id, as_of.isoformat())
     seconds = time.perf_counter() - started
@@ -77,5 +139,7 @@ def warehouse(context: dg.AssetExecutionContext, kam: KamResource) -> dg.Materia
             "version": dg.MetadataValue.text(str(result.version)),
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
             "publish_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
+            "checks_revalidated": dg.MetadataValue.int(gate.checks),
+            **report_metadata(None, gate.index),
         }
     )

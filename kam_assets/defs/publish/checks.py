@@ -20,4 +20,12 @@ MART_CHECKS = mart_checks()
 )
 def mart_quality_checks(context: dg.AssetCheckExecutionContext, kam: KamResource):
     settings = kam.settings()
-    yield from evaluate(context, settings.work_db, MART_CHECKS, as_of_date(context), date.today())
+    yield from evaluate(
+        context,
+        settings.work_db,
+        MART_CHECKS,
+        as_of_date(context),
+        date.today(),
+        stage="marts",
+        settings=settings,
+    )
