@@ -58,19 +58,38 @@ def ensure_dagster_home(settings: Settings) -> Path:
 
 def _prepare_process_env(settings: Settings) -> None:
     """dbt needs KAM_WORK_DB (profile) and the venv's executables on PATH."""
-    os.environ.setdefault("KAM_WORK_DB", str(settings.work_db))
+    # dbt must write the same work DB the raw loader fills: never inherit another one
+    os.environ["KAM_WORK_DB"] = str(settings.work_db)
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
+def _newest_dbt_source_mtime(project_dir: Path) -> float:
+    """Latest modification time of the files a dbt parse reads."""
+    newest = (project_dir / "dbt_project.yml").stat().st_mtime
+    for folder in ("models", "seeds", "macros"):
+        for path in (project_dir / folder).rglob("*"):
+            if path.is_file():
+                newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
 def ensure_manifest() -> None:
-    """Parse the dbt project if its manifest is missing (never done at import)."""
+    """Parse the dbt project if its manifest is missing or older than the project's files.
+
+    Never done at import; a stale manifest would give Dagster an outdated asset graph.
+    """
     from kam_assets.dbt_project import dbt_project
 
-    if not dbt_project.manifest_path.exists():
-        print(f"dbt manifest missing; parsing the dbt project into {dbt_project.manifest_path}")
-        dbt_project.preparer.prepare(dbt_project)
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        print(f"dbt manifest missing; parsing the dbt project into {manifest}")
+    elif manifest.stat().st_mtime < _newest_dbt_source_mtime(Path(dbt_project.project_dir)):
+        print(f"dbt project changed since {manifest} was written; parsing it again")
+    else:
+        return
+    dbt_project.preparer.prepare(dbt_project)
 
 
 # --------------------------------------------------------------------------- running
@@ -104,7 +123,11 @@ def run_daily(as_of: str, settings: Settings | None = None) -> RunOutcome:
     job = build_defs().resolve_job_def(DAILY_JOB)
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
-            partition_key=as_of, instance=instance, raise_on_error=False
+            partition_key=as_of,
+            instance=instance,
+            raise_on_error=False,
+            # step starts, check results and failures; DEBUG adds every engine event
+            run_config={"loggers": {"console": {"config": {"log_level": settings.log_level}}}},
         )
     outcome = RunOutcome(success=result.success, run_id=result.run_id)
     for event in result.all_events:
@@ -144,10 +167,24 @@ def _valid_date(value: str) -> str:
 # --------------------------------------------------------------------------- commands
 
 
+def _settings_error(settings: Settings) -> str | None:
+    """A setting that would only fail at publish time, checked before any work is done."""
+    from kam_assets.defs.publish.assets import validate_publish_settings
+
+    try:
+        validate_publish_settings(settings)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.erp_url:
         print("kam run: KAM_ERP_URL is not set (the ERP source is required)", file=sys.stderr)
+        return 2
+    if error := _settings_error(settings):
+        print(f"kam run: {error}", file=sys.stderr)
         return 2
     outcome = run_daily(args.as_of, settings)
     if not outcome.success:
@@ -207,6 +244,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("KAM_ERP_URL", f"sqlite:///{erp_file}")
     os.environ.setdefault("KAM_CRM_URL", f"sqlite:///{crm_file}")
     settings = Settings.from_env()
+    if error := _settings_error(settings):
+        print(f"kam demo: {error}", file=sys.stderr)
+        return 2
     as_of = str(record["end_date"])
     outcome = run_daily(as_of, settings)
     if not outcome.success:

@@ -80,6 +80,7 @@ def publish_duckdb(
         raise FileNotFoundError(f"work DB not found: {work_db}")
 
     warehouse.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(warehouse)
     temp = warehouse.parent / f".{warehouse.stem}.{uuid.uuid4().hex}.publishing"
     published_at = datetime.now(UTC)
     version_name = f"{warehouse.stem}__{published_at:%Y%m%dT%H%M%S%fZ}__{_short(run_id)}"
@@ -299,6 +300,13 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:  # file system without hard links
         shutil.copy2(source, target)
+
+
+def _remove_abandoned_builds(warehouse: Path) -> None:
+    """Temporary files of a publish that was killed; safe: one pipeline run writes at a time."""
+    for stale in warehouse.parent.glob(f".{warehouse.stem}.*.publishing*"):
+        log.warning("removing %s left by an interrupted publish", stale)
+        _remove(stale)
 
 
 def _remove_stale_wal(warehouse: Path) -> None:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from pipelines.contract import Table, tables_of
 from pipelines.generator.simulate import arrow_schema
+from pipelines.sources import with_installed_driver
 
 _SA_TYPES = {
     "string": lambda: sa.String(255),
@@ -88,7 +89,7 @@ class SqlSink:
 
     def __init__(self, url: str, system: str) -> None:
         self.system = system
-        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        self.engine = sa.create_engine(with_installed_driver(url), poolclass=sa.pool.NullPool)
         self.metadata = sqlalchemy_metadata(system)
         self.metadata.drop_all(self.engine, checkfirst=True)
         self.metadata.create_all(self.engine)

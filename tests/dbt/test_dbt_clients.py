@@ -247,8 +247,9 @@ def test_churn_signals_on_planted_clients(built: Path) -> None:
     assert sig["gone"][8] in ("high", "critical")
     # once-a-year buyer 200 days after its last order: nothing, volume not judged
     assert sig["yearly"][:5] == (False, False, None, 365.0, "own_history")
-    # newbie has 2 order days: takes the horeca norm (gone's weekly cadence)
-    assert sig["newbie"][3:5] == (7.0, "segment_norm")
+    # newbie has 2 order days: takes the horeca norm, the median of the median gaps of the
+    # segment's clients with 2+ order days: gone (7) and newbie itself (10) -> 8.5
+    assert sig["newbie"][3:5] == (8.5, "segment_norm")
     assert sig["big"][6] is True and sig["big"][7] == 1
     assert sig["noorders"][0] is False and sig["noorders"][1] is False
 

@@ -267,3 +267,14 @@ def test_bad_arguments_rejected(work_db: Path, warehouse: Path) -> None:
     with pytest.raises(ValueError):
         publish_duckdb(work_db, warehouse, "run-1", AS_OF, schemas=("marts; drop",))
     assert not warehouse.exists()
+
+
+def test_files_of_an_interrupted_publish_are_removed(work_db: Path, warehouse: Path) -> None:
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    abandoned = warehouse.parent / f".{warehouse.stem}.deadbeef.publishing"
+    abandoned.write_bytes(b"half a file")
+    abandoned_wal = warehouse.parent / f".{warehouse.stem}.deadbeef.publishing.wal"
+    abandoned_wal.write_bytes(b"wal")
+    publish_duckdb(work_db, warehouse, run_id="r1", as_of="2026-09-30")
+    assert not abandoned.exists() and not abandoned_wal.exists()
+    assert _read(warehouse, "select run_id from marts.publish_info") == [("r1",)]
