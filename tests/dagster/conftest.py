@@ -82,3 +82,21 @@ def _break_orders(src: Path, dst: Path) -> None:
 def break_orders():
     """Copy an ERP sqlite file, rebuilding `orders` without its order_date column."""
     return _break_orders
+
+
+DEMO_END = "2026-09-30"
+
+
+@pytest.fixture(scope="session")
+def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo (120 clients, 2 years, ending 2026-09-30), generated once per session.
+
+    Tests must not modify it: copy a file before breaking it.
+    """
+    from datetime import date
+
+    from pipelines.generator import generate_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    generate_demo(out, clients=120, years=2, seed=11, end_date=date.fromisoformat(DEMO_END))
+    return out

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
+from dagster_support import step_failures
 
 pytestmark = pytest.mark.slow
 
@@ -24,15 +24,6 @@ def _count(con, sql: str) -> int:
     return con.execute(sql).fetchall()[0][0]
 
 
-@pytest.fixture(scope="module")
-def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipelines.generator import generate_demo
-
-    out = tmp_path_factory.mktemp("demo")
-    generate_demo(out, clients=120, years=2, seed=11, end_date=date.fromisoformat(AS_OF))
-    return out
-
-
 def _run(defs, selection=None):
     job = defs.resolve_job_def("kam_daily")
     return job.execute_in_process(
@@ -41,18 +32,6 @@ def _run(defs, selection=None):
         raise_on_error=False,
         asset_selection=selection,
     )
-
-
-def _step_failures(result) -> dict[str, str]:
-    out = {}
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            error, texts = event.event_specific_data.error, []
-            while error is not None:
-                texts.append(error.message)
-                error = error.cause
-            out[event.step_key] = "\n".join(texts)
-    return out
 
 
 def test_daily_job_end_to_end_then_contract_break(
@@ -65,7 +44,7 @@ def test_daily_job_end_to_end_then_contract_break(
     monkeypatch.setenv("KAM_CRM_URL", f"sqlite:///{demo_sources / 'crm.sqlite'}")
 
     result = _run(kam_defs)
-    assert result.success, _step_failures(result)
+    assert result.success, step_failures(result)
     checks = [
         e.event_specific_data
         for e in result.all_events
@@ -108,7 +87,7 @@ def test_daily_job_end_to_end_then_contract_break(
     monkeypatch.setenv("KAM_ERP_URL", f"sqlite:///{broken}")
     failed = _run(kam_defs)
     assert not failed.success
-    failures = _step_failures(failed)
+    failures = step_failures(failed)
     assert "extract_sources" in failures
     assert "order_date" in failures["extract_sources"]
     assert "orders" in failures["extract_sources"]
@@ -121,7 +100,7 @@ def test_daily_job_end_to_end_then_contract_break(
     work.close()
     lone = _run(kam_defs, selection=[dg.AssetKey(["warehouse"])])
     assert not lone.success
-    failures = _step_failures(lone)
+    failures = step_failures(lone)
     assert set(failures) == {"warehouse"}
     assert "dim_clients" in failures["warehouse"]
     assert "keys_unique_not_null" in failures["warehouse"]

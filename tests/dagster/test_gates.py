@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -25,15 +24,6 @@ AS_OF = "2026-09-30"
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipelines.generator import generate_demo
-
-    out = tmp_path_factory.mktemp("gates_demo")
-    generate_demo(out, clients=120, years=2, seed=11, end_date=date.fromisoformat(AS_OF))
-    return out
 
 
 def _run(defs) -> dg.ExecuteInProcessResult:

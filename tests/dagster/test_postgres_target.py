@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
+from dagster_support import step_failures
 
 pytestmark = pytest.mark.slow
 
@@ -28,18 +28,6 @@ def _pg(url: str):
     return conn
 
 
-def _step_failures(result) -> dict[str, str]:
-    out = {}
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            error, texts = event.event_specific_data.error, []
-            while error is not None:
-                texts.append(error.message)
-                error = error.cause
-            out[event.step_key] = "\n".join(texts)
-    return out
-
-
 @pytest.fixture
 def bi_role(pg_url: str) -> Iterator[str]:
     """A BI role name unique to the test; dropped (with its grants) afterwards."""
@@ -52,15 +40,6 @@ def bi_role(pg_url: str) -> Iterator[str]:
             cur.execute(f'drop owned by "{role}"')
             cur.execute(f'drop role "{role}"')
     conn.close()
-
-
-@pytest.fixture(scope="module")
-def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipelines.generator import generate_demo
-
-    out = tmp_path_factory.mktemp("demo_pg")
-    generate_demo(out, clients=120, years=2, seed=11, end_date=date.fromisoformat(AS_OF))
-    return out
 
 
 def _published_version(conn) -> str:
@@ -98,7 +77,7 @@ def test_daily_job_publishes_to_postgres(
     instance = dg.DagsterInstance.ephemeral()
 
     result = job.execute_in_process(partition_key=AS_OF, instance=instance, raise_on_error=False)
-    assert result.success, _step_failures(result)
+    assert result.success, step_failures(result)
     checks = [
         e.event_specific_data
         for e in result.all_events
@@ -167,7 +146,7 @@ def test_daily_job_publishes_to_postgres(
         partition_key=AS_OF, instance=instance, raise_on_error=False, asset_selection=lone
     )
     assert not bad.success
-    failure = _step_failures(bad)["warehouse"]
+    failure = step_failures(bad)["warehouse"]
     assert "KAM_BI_ROLE" in failure and "invalid identifier" in failure
     assert not (data_dir / "reports" / bad.run_id).exists()  # failed before re-validating
     assert _published_version(conn) == first_version
@@ -177,7 +156,7 @@ def test_daily_job_publishes_to_postgres(
     again = job.execute_in_process(
         partition_key=AS_OF, instance=instance, raise_on_error=False, asset_selection=lone
     )
-    assert again.success, _step_failures(again)
+    assert again.success, step_failures(again)
     assert _published_version(conn) == again.run_id != first_version
     assert _leftover_schemas(conn) == []
     with conn.cursor() as cur:

@@ -6,29 +6,17 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster_support import step_failures
 
 pytestmark = pytest.mark.slow
 
 AS_OF = "2026-09-30"
 BAND_CHECK = "day_revenue_within_band"
 FCT_ORDERS = dg.AssetKey(["marts", "fct_orders"])
-
-
-def _step_failures(result) -> dict[str, str]:
-    out = {}
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            error, texts = event.event_specific_data.error, []
-            while error is not None:
-                texts.append(error.message)
-                error = error.cause
-            out[event.step_key] = "\n".join(texts)
-    return out
 
 
 def _check_evaluations(result) -> dict[tuple[dg.AssetKey, str], object]:
@@ -52,15 +40,6 @@ def _plant_spike(src: Path, dst: Path, factor: float = 50.0) -> int:
     con.commit()
     con.close()
     return changed
-
-
-@pytest.fixture(scope="module")
-def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipelines.generator import generate_demo
-
-    out = tmp_path_factory.mktemp("demo_band")
-    generate_demo(out, clients=120, years=2, seed=11, end_date=date.fromisoformat(AS_OF))
-    return out
 
 
 def test_revenue_spike_blocks_publish_and_report_names_it(
@@ -120,7 +99,7 @@ def test_revenue_spike_blocks_publish_and_report_names_it(
         asset_selection=[dg.AssetKey(["warehouse"])],
     )
     assert not lone.success
-    failures = _step_failures(lone)
+    failures = step_failures(lone)
     assert set(failures) == {"warehouse"}
     assert BAND_CHECK in failures["warehouse"]
     lone_index = data_dir / "reports" / lone.run_id / "index.html"
