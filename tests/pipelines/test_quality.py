@@ -227,3 +227,256 @@ def test_mart_check_names_unique_per_asset() -> None:
 
 def test_end_of_day_bound() -> None:
     assert quality._end_of(date(2026, 1, 1)) == datetime(2026, 1, 1, 23, 59, 59, 999999)
+
+
+def test_outcome_lists_every_expectation_with_sample_rows() -> None:
+    df = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2", "o3", "o4"],
+            "client_id": ["c1", "c2", "c3", "c4"],
+            "status": ["completed", "lost", "returned", "lost"],
+        }
+    )
+    expectations = [
+        E.ExpectColumnValuesToNotBeNull(column="order_id"),
+        E.ExpectColumnValuesToBeInSet(column="status", value_set=["completed", "returned"]),
+    ]
+    outcome = validate_frame(df, expectations, "orders")
+    assert not outcome.success
+    assert [r["expectation"] for r in outcome.results] == [
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_in_set",
+    ]
+    passed, failed = outcome.results
+    assert passed["success"] is True and passed["unexpected_count"] == 0
+    assert failed["success"] is False
+    assert failed["kwargs"] == {"column": "status", "value_set": ["completed", "returned"]}
+    assert failed["unexpected_percent"] == pytest.approx(50.0)
+    assert failed["sample_rows"] == [
+        {"order_id": "o2", "client_id": "c2", "status": "lost"},
+        {"order_id": "o4", "client_id": "c4", "status": "lost"},
+    ]
+    [failure] = outcome.failures
+    assert failure["sample_rows"] == failed["sample_rows"]
+    assert outcome.gx_result is not None and outcome.gx_result["success"] is False
+
+
+def test_raw_check_samples_carry_the_primary_key(raw_db: Path) -> None:
+    con = duckdb.connect(str(raw_db))
+    con.execute(
+        "insert into raw_erp.orders (order_id, client_id, order_date, status, updated_at) values "
+        "('o7', 'c1', '2026-09-05', 'shipped', '2026-09-05')"
+    )
+    con.execute(
+        "insert into raw_erp.order_lines (order_id, line_no, quantity, unit_price) values "
+        "('o404', 3, 1, 1.0)"
+    )
+    con.close()
+    allowed = _outcomes(raw_db, "orders")["allowed_values"]
+    assert allowed.failures[0]["sample_rows"] == [{"order_id": "o7", "status": "shipped"}]
+    refs = _outcomes(raw_db, "order_lines")["references_exist"]
+    [row] = refs.failures[0]["sample_rows"]
+    assert row["order_id"] == "o404" and row["line_no"] == 3 and row["order_id__ref"] is None
+
+
+def test_frame_check_needs_expectations_or_derive() -> None:
+    with pytest.raises(ValueError, match="expectations or derive"):
+        quality.FrameCheck(("marts", "x"), "n", "d", "marts.x", ("a",))
+
+
+def test_id_columns_must_exist_for_a_check_to_apply() -> None:
+    [in_sets] = [
+        c for c in MART_CHECKS if c.relation == "marts.fct_orders" and c.name == "values_in_sets"
+    ]
+    assert in_sets.id_columns == ("order_id",)
+    assert applicable_checks([in_sets], {"marts.fct_orders": ["order_id", "status"]})
+    assert not applicable_checks([in_sets], {"marts.fct_orders": ["status"]})
+
+
+def test_revenue_band_check_is_a_mart_check_on_fct_orders() -> None:
+    [band] = [c for c in MART_CHECKS if c.name == quality.REVENUE_BAND_CHECK]
+    assert band.relation == "marts.fct_orders"
+    assert set(band.columns) == {"order_date", "net_revenue"}
+    sql = band.sql(
+        CheckContext(as_of=date(2026, 9, 30), today=date(2026, 9, 30), revenue_band_days=14)
+    )
+    assert "date '2026-09-16'" in sql and "date '2026-09-30'" in sql
+
+
+# --------------------------------------------------------------------------- bounded memory
+
+
+def _orders_table(path: Path, rows: int, bad_status_at: tuple[int, ...] = ()) -> None:
+    """``rows`` orders o0..o<rows-1>, all 'completed' but those at ``bad_status_at``."""
+    bad = ", ".join(str(i) for i in bad_status_at) or "-1"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "create or replace table orders as select 'o' || range as order_id, "
+        f"case when range in ({bad}) then 'lost' else 'completed' end as status "
+        f"from range({rows})"
+    )
+    con.close()
+
+
+def _orders_check() -> quality.FrameCheck:
+    return quality.FrameCheck(
+        ("erp", "orders"),
+        "orders_ok",
+        "orders are valid",
+        "orders",
+        ("order_id", "status"),
+        lambda _ctx: _orders_expectations(),
+    )
+
+
+def test_chunked_check_finds_bad_rows_in_every_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "work.duckdb"
+    rows, chunk = 10_000, 2048
+    # bad statuses in the first and the last chunk; a duplicate key across chunks
+    _orders_table(path, rows, bad_status_at=(3, rows - 1))
+    con = duckdb.connect(str(path))
+    con.execute("insert into orders values ('o5', 'completed'), (null, 'returned')")
+    con.close()
+    [(_, outcome)] = run_checks(path, [_orders_check()], CTX, chunk_rows=chunk)
+    assert outcome.gx_result is not None and outcome.gx_result["meta"]["chunks"] > 1
+    assert outcome.rows == rows + 2
+    assert not outcome.success
+    by_type = {f["expectation"]: f for f in outcome.failures}
+    in_set = by_type["expect_column_values_to_be_in_set"]
+    assert in_set["unexpected_count"] == 2  # summed over chunks
+    assert in_set["sample"] == ["lost", "lost"]
+    assert {r["order_id"] for r in in_set["sample_rows"]} == {"o3", f"o{rows - 1}"}
+    assert in_set["unexpected_percent"] == pytest.approx(2 / (rows + 2) * 100)
+    assert by_type["expect_column_values_to_not_be_null"]["unexpected_count"] == 1
+    unique = by_type["expect_column_values_to_be_unique"]
+    assert unique["unexpected_count"] == 2 and unique["sample"] == ["o5", "o5"]
+    assert [r["expectation"] for r in outcome.results] == [
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_unique",
+        "expect_column_values_to_be_in_set",
+    ]
+    # the same data validated whole gives the same counts
+    con = duckdb.connect(str(path), read_only=True)
+    whole = validate_frame(con.execute("select * from orders").df(), _orders_expectations(), "o")
+    con.close()
+    whole_counts = {f["expectation"]: f["unexpected_count"] for f in whole.failures}
+    assert whole_counts == {k: f["unexpected_count"] for k, f in by_type.items()}
+    assert outcome.results[0]["element_count"] == whole.results[0]["element_count"]
+
+
+def test_chunked_check_on_empty_relation_passes_and_missing_column_fails(tmp_path: Path) -> None:
+    path = tmp_path / "work.duckdb"
+    _orders_table(path, 0)
+    [(_, empty)] = run_checks(path, [_orders_check()], CTX, chunk_rows=100)
+    assert empty.success, empty.summary()
+    assert empty.rows == 0 and empty.evaluated == 3
+    con = duckdb.connect(str(path))
+    con.execute("alter table orders drop column status")
+    con.close()
+    [(_, broken)] = run_checks(path, [_orders_check()], CTX, chunk_rows=100)
+    assert broken.success is False and broken.error
+
+
+def test_gx_exception_in_a_chunk_fails_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "work.duckdb"
+    _orders_table(path, 5000)
+    real = quality.validate_frame
+    calls: list[int] = []
+
+    def broken_context():
+        raise RuntimeError("GX exploded")
+
+    def second_chunk_explodes(df, expectations, name):
+        calls.append(len(df))
+        if len(calls) == 2:
+            monkeypatch.setattr(quality, "_context", broken_context)
+        return real(df, expectations, name)
+
+    monkeypatch.setattr(quality, "validate_frame", second_chunk_explodes)
+    [(_, outcome)] = run_checks(path, [_orders_check()], CTX, chunk_rows=2048)
+    assert len(calls) == 2  # the first chunk passed, the second raised: stopped there
+    assert outcome.success is False
+    assert "GX exploded" in (outcome.error or "")
+
+
+_PEAK_CHILD = """
+import json, sys
+from datetime import date
+import great_expectations as gx
+import pandas as pd
+from pipelines import quality
+
+E = gx.expectations
+
+def expectations(_ctx=None):
+    return [
+        E.ExpectColumnValuesToNotBeNull(column="order_id"),
+        E.ExpectColumnValuesToBeUnique(column="order_id"),
+        E.ExpectColumnValuesToBeInSet(column="status", value_set=["completed", "returned"]),
+    ]
+
+def hwm_kb():
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
+
+check = quality.FrameCheck(
+    ("erp", "orders"), "orders_ok", "d", "orders", ("order_id", "status"), expectations
+)
+ctx = quality.CheckContext(as_of=date(2026, 9, 30), today=date(2026, 10, 1))
+quality.validate_frame(
+    pd.DataFrame({"order_id": ["o"], "status": ["completed"]}), expectations(), "warm-up"
+)
+before = hwm_kb()
+[(_, o)] = quality.run_checks(
+    sys.argv[1], [check], ctx, chunk_rows=int(sys.argv[2]), memory_limit="64MB"
+)
+print(json.dumps({"growth_kb": hwm_kb() - before, "rows": o.rows,
+                  "unexpected": {f["expectation"]: f["unexpected_count"] for f in o.failures}}))
+"""
+
+
+def _peak_growth_kb(path: Path, chunk_rows: int) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_CHILD, str(path), str(chunk_rows)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+def test_peak_memory_does_not_grow_with_rows(tmp_path: Path) -> None:
+    small, big = tmp_path / "small.duckdb", tmp_path / "big.duckdb"
+    _orders_table(small, 300_000, bad_status_at=(299_999,))
+    _orders_table(big, 3_000_000, bad_status_at=(2_999_999,))
+    small_run = _peak_growth_kb(small, 100_000)
+    big_run = _peak_growth_kb(big, 100_000)
+    assert big_run["rows"] == 3_000_000
+    # the bad row in the last chunk is found
+    assert big_run["unexpected"] == {"expect_column_values_to_be_in_set": 1}
+    # 10x the rows: reading them whole grew the peak by ~900 MB; chunked with DuckDB
+    # capped at 64 MB, by about DuckDB's cache only (measured ~+30-50 MB)
+    assert big_run["growth_kb"] - small_run["growth_kb"] < 100_000, (small_run, big_run)
+
+
+def test_compound_key_duplicates_found_by_sql(raw_db: Path) -> None:
+    con = duckdb.connect(str(raw_db))
+    con.execute(
+        "insert into raw_erp.order_lines (order_id, line_no, quantity, unit_price) values "
+        "('o1', 1, 5, 1.0), ('o2', 2, 1, 1.0)"
+    )
+    con.close()
+    keys = _outcomes(raw_db, "order_lines")["keys_unique_not_null"]
+    assert not keys.success
+    [failure] = keys.failures
+    assert failure["expectation"] == "expect_compound_columns_to_be_unique"
+    assert failure["unexpected_count"] == 2  # both rows of ('o1', 1); ('o2', 2) is unique
+    assert keys.rows == 4
