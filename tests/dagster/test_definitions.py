@@ -135,3 +135,14 @@ def test_resource_reads_environment_at_run_time(monkeypatch: pytest.MonkeyPatch,
     other = KamResource(data_dir=str(tmp_path / "x"), erp_url="sqlite:///other.sqlite").settings()
     assert other.erp_url == "sqlite:///other.sqlite"
     assert other.warehouse == str((tmp_path / "x").resolve() / "warehouse" / "kam.duckdb")
+
+
+def test_no_declared_mart_check_is_silently_dropped(kam_defs) -> None:
+    """A mart check applies only when its mart and columns are in the manifest: a renamed
+    column must fail here rather than quietly remove a gate."""
+    from kam_assets.defs.publish.marts import mart_checks
+    from pipelines.quality import MART_CHECKS
+
+    declared = {(c.relation, c.name) for c in MART_CHECKS}
+    applied = {(c.relation, c.name) for c, _ in mart_checks()}
+    assert declared - applied == set()
