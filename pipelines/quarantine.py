@@ -13,6 +13,9 @@
 * views ``valid_<system>.<table>`` = raw rows minus quarantined ones (anti-join on the
   record key). dbt's sources read them. Every raw row is in exactly one of the two.
 
+A table's row count (the denominator of its quarantined share) is its raw rows plus its
+rejected rows, so ``table_rows = valid + quarantined`` for every table.
+
 The raw layer itself is never changed: the next run re-judges every row, so a row fixed
 in the source (a newer ``updated_at`` re-reads it) leaves the quarantine by itself.
 
@@ -34,12 +37,20 @@ import duckdb
 
 from pipelines.contract import TABLES, Table
 from pipelines.raw_loader import ensure_source_counts
-from pipelines.raw_schema import ensure_raw_schema, raw_table_name
+from pipelines.raw_schema import (
+    REJECTED_ROWS,
+    ensure_raw_schema,
+    raw_table_name,
+    record_key_sql,
+    rejected_value_sql,
+)
 from pipelines.row_rules import (
     CHILD_QUARANTINED,
     PARENT_QUARANTINED,
     PROPAGATION_RULES,
     ROW_RULES,
+    UNREADABLE_DESCRIPTION,
+    UNREADABLE_VALUE,
     RowRule,
     parent_table,
 )
@@ -71,14 +82,6 @@ def valid_schema_name(system: str) -> str:
 def valid_table_name(table: Table) -> str:
     """The view dbt reads: raw rows of ``table`` minus the quarantined ones."""
     return f"{valid_schema_name(table.system)}.{table.name}"
-
-
-def record_key_sql(table: Table, alias: str = "r") -> str:
-    """SQL text of a row's record key, e.g. ``order_id=O1|line_no=2`` (``col:null`` if null)."""
-    parts = [
-        f"coalesce('{k}=' || cast({alias}.{k} as varchar), '{k}:null')" for k in table.primary_key
-    ]
-    return parts[0] if len(parts) == 1 else "concat_ws('|', " + ", ".join(parts) + ")"
 
 
 def _now() -> datetime:
@@ -194,6 +197,10 @@ def _hit_rules(
         )
 
 
+def _rejected_of(table: Table) -> str:
+    return f"{REJECTED_ROWS} x where x.system = '{table.system}' and x.table_name = '{table.name}'"
+
+
 def _quarantined_keys(table: Table) -> str:
     return (
         f"select record_key from {_Q} "
@@ -214,6 +221,22 @@ def _propagate(con: duckdb.DuckDBPyConnection, order: int) -> None:
         for table in TABLES
         if table.parent
     ]
+    # Rows the loader could not read are not in the raw tables: the rows that reference
+    # them and the orders of unreadable lines are quarantined once, here.
+    for child, col, parent, parent_col in edges:
+        con.execute(
+            f"insert into {_Q} select ?, ?, {record_key_sql(child)}, ?, ? "
+            f"from {raw_table_name(child)} r where cast(r.{col} as varchar) in ("
+            f"select {rejected_value_sql(parent_col)} from {_rejected_of(parent)})",
+            [child.system, child.name, PARENT_QUARANTINED, order],
+        )
+    for child, parent, key in wholes:
+        con.execute(
+            f"insert into {_Q} select ?, ?, {record_key_sql(parent)}, ?, ? "
+            f"from {raw_table_name(parent)} r where cast(r.{key} as varchar) in ("
+            f"select {rejected_value_sql(key)} from {_rejected_of(child)})",
+            [parent.system, parent.name, CHILD_QUARANTINED, order + 1],
+        )
     before = -1
     total = _scalar(con, f"select count(*) from {_Q}")
     while total != before:
@@ -291,6 +314,11 @@ def _write_quarantine(
             ],
         )
     con.execute("drop table if exists _kam_rule_text")
+    con.execute(
+        "insert into audit.quarantine select ?, ?, x.system, x.table_name, x.record_key, ?, "
+        "? || ': ' || x.columns, null, x.row_json from raw_meta.rejected_rows x",
+        [run_id, at, UNREADABLE_VALUE, UNREADABLE_DESCRIPTION],
+    )
 
 
 def _write_views(con: duckdb.DuckDBPyConnection) -> None:
@@ -307,6 +335,7 @@ def _counts(con: duckdb.DuckDBPyConnection) -> list[RuleCount]:
     counts: list[RuleCount] = []
     for table in TABLES:
         rows = _scalar(con, f"select count(*) from {raw_table_name(table)}")
+        rows += _scalar(con, f"select count(*) from {_rejected_of(table)}")
         per_rule = con.execute(
             "select rule, count(*), list(record_key order by record_key)[1:?] "
             "from audit.quarantine where system = ? and source_table = ? "

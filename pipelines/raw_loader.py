@@ -10,6 +10,13 @@
 * A watermark advances to the maximum value read only after its table (and its children)
   are fully loaded: a crash anywhere re-reads what was not committed, and the upsert makes
   re-reading harmless. Re-running a day never duplicates or loses a row.
+* A row with a value that cannot be read as its contract type (``pipelines.sources``
+  flags it in ``_unreadable``) is not stored in the raw table: it goes to
+  ``raw_meta.rejected_rows`` (its key, the unreadable columns, the row as JSON with the
+  original text), and the stored version of that key, now stale, is removed. A row read
+  again replaces its rejection (a fixed row leaves it), a full read or a replaced parent
+  drops the rejections of rows no longer in the source, exactly as for stored rows.
+  ``pipelines.quarantine`` counts these rows as rule ``unreadable_value``.
 """
 
 from __future__ import annotations
@@ -26,8 +33,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.contract import Table, get_table, tables_of
-from pipelines.raw_schema import ensure_raw_schema, raw_table_name
-from pipelines.sources import Source, open_source
+from pipelines.raw_schema import (
+    REJECTED_ROWS,
+    ensure_raw_schema,
+    raw_table_name,
+    record_key_sql,
+    rejected_value_sql,
+)
+from pipelines.sources import UNREADABLE, Source, open_source
 
 __all__ = [
     "TableLoad",
@@ -59,6 +72,7 @@ class TableLoad:
     seconds: float
     rows_deleted: int = 0  # stored rows removed (replaced children, rows gone from a full read)
     source_rows: int | None = None  # rows of the table in the source (extract_all counts them)
+    rows_rejected: int = 0  # rows read with an unreadable value (raw_meta.rejected_rows)
 
 
 def _now() -> datetime:
@@ -149,6 +163,10 @@ def _dedupe_clause(table: Table) -> str:
     return f"qualify row_number() over (partition by {keys}{order}) = 1"
 
 
+def _rejected_of(table: Table) -> str:
+    return f"{REJECTED_ROWS} x where x.system = '{table.system}' and x.table_name = '{table.name}'"
+
+
 def _write_chunk(
     con: duckdb.DuckDBPyConnection,
     table: Table,
@@ -157,10 +175,15 @@ def _write_chunk(
     loaded_at: datetime,
     replace_children: bool,
 ) -> int:
-    """Upsert one batch in one transaction; returns the number of stored rows deleted."""
+    """Upsert one batch in one transaction; returns the number of stored rows deleted.
+
+    Rows flagged unreadable go to ``raw_meta.rejected_rows`` instead of the raw table.
+    """
     raw = raw_table_name(table)
     cols = ", ".join(table.column_names)
     key_match = " and ".join(f"t.{k} = b.{k}" for k in table.primary_key)
+    deduped = f"(select * from {_BATCH_VIEW} {_dedupe_clause(table)}) b"
+    row_json = "to_json(struct_pack(" + ", ".join(f"{c} := b.{c}" for c in cols.split(", ")) + "))"
     deleted = 0
 
     def statements() -> None:
@@ -176,12 +199,29 @@ def _write_chunk(
             deleted += _count(
                 con, f"delete from {raw} where {fk} in (select {fk} from _kam_new_parents)"
             )
+            con.execute(
+                f"delete from {_rejected_of(table)} and {rejected_value_sql(fk)} in "
+                f"(select cast({fk} as varchar) from _kam_new_parents)"
+            )
             con.execute(f"insert into {_TOUCHED} select {fk} from _kam_new_parents")
+        # Every key read replaces what was stored for it: its raw row and its rejection.
         con.execute(f"delete from {raw} t using {_BATCH_VIEW} b where {key_match}")
         con.execute(
+            f"delete from {_rejected_of(table)} and x.record_key in "
+            f"(select {record_key_sql(table, 'b')} from {_BATCH_VIEW} b)"
+        )
+        con.execute(
             f"insert into {raw} ({cols}, _run_id, _loaded_at) "
-            f"select {cols}, ?, ? from {_BATCH_VIEW} {_dedupe_clause(table)}",
+            f"select {cols}, ?, ? from {deduped} where b.{UNREADABLE} is null",
             [run_id, loaded_at],
+        )
+        con.execute(
+            f"insert into {REJECTED_ROWS} "
+            f"select ?, ?, {record_key_sql(table, 'b')}, "
+            f"array_to_string(json_keys(b.{UNREADABLE}), ', '), "
+            f"cast(json_merge_patch({row_json}, b.{UNREADABLE}) as varchar), ?, ? "
+            f"from {deduped} where b.{UNREADABLE} is not null",
+            [table.system, table.name, run_id, loaded_at],
         )
 
     con.register(_BATCH_VIEW, pa.Table.from_batches([batch]))
@@ -200,10 +240,13 @@ def _load_table(
     run_id: str,
     chunk_rows: int,
 ) -> tuple[int, int, int, datetime | None]:
-    """Stream one table into the raw layer. Returns rows read, upserted, deleted, max incr."""
+    """Stream one table into the raw layer.
+
+    Returns rows read, upserted, deleted, rejected, and the maximum incremental value read.
+    """
     replace_children = table.parent is not None
     loaded_at = _now()
-    rows_read = rows_upserted = rows_deleted = 0
+    rows_read = rows_upserted = rows_deleted = rows_rejected = 0
     max_seen: datetime | None = None
     raw = raw_table_name(table)
     if replace_children:
@@ -221,7 +264,9 @@ def _load_table(
                     continue
                 rows_read += batch.num_rows
                 rows_deleted += _write_chunk(con, table, batch, run_id, loaded_at, replace_children)
-                rows_upserted += batch.num_rows
+                rejected = batch.num_rows - batch.column(UNREADABLE).null_count
+                rows_rejected += rejected
+                rows_upserted += batch.num_rows - rejected
                 if table.incremental_column:
                     top = pc.max(batch.column(table.incremental_column)).as_py()
                     if top is not None and (max_seen is None or top > max_seen):
@@ -240,6 +285,13 @@ def _load_table(
             def drop_orphans() -> None:
                 nonlocal rows_deleted
                 rows_deleted += _count(con, f"delete from {raw} where {where}", params)
+                parent_key = rejected_value_sql(fk)
+                con.execute(
+                    f"delete from {_rejected_of(table)} and {parent_key} in "
+                    f"(select cast({fk} as varchar) from ({changed})) and {parent_key} not in "
+                    f"(select cast({fk} as varchar) from {_TOUCHED})",
+                    params,
+                )
 
             _in_transaction(con, drop_orphans)
         elif table.incremental_column is None:
@@ -249,13 +301,18 @@ def _load_table(
             def drop_gone() -> None:
                 nonlocal rows_deleted
                 rows_deleted += _count(con, f"delete from {raw} where {where}", [run_id, loaded_at])
+                con.execute(
+                    f"delete from {_rejected_of(table)} "
+                    "and not (x.run_id = ? and x.rejected_at = ?)",
+                    [run_id, loaded_at],
+                )
 
             _in_transaction(con, drop_gone)
     finally:
         if replace_children:
             con.execute(f"drop table if exists {_TOUCHED}")
             con.execute("drop view if exists _kam_new_parents")
-    return rows_read, rows_upserted, rows_deleted, max_seen
+    return rows_read, rows_upserted, rows_deleted, rows_rejected, max_seen
 
 
 def _clear_system(con: duckdb.DuckDBPyConnection, system: str) -> list[TableLoad]:
@@ -265,8 +322,9 @@ def _clear_system(con: duckdb.DuckDBPyConnection, system: str) -> list[TableLoad
         started = time.perf_counter()
         raw = raw_table_name(table)
 
-        def clear(raw: str = raw, name: str = table.name) -> None:
+        def clear(raw: str = raw, name: str = table.name, table: Table = table) -> None:
             con.execute(f"delete from {raw}")
+            con.execute(f"delete from {_rejected_of(table)}")
             con.execute(
                 "delete from raw_meta.watermarks where system = ? and table_name = ?",
                 [system, name],
@@ -317,7 +375,7 @@ def extract_system(
             continue  # loaded right after its parent, before the parent's watermark moves
         started = time.perf_counter()
         before = get_watermark(con, system, table.name) if table.incremental_column else None
-        read, upserted, deleted, max_seen = _load_table(
+        read, upserted, deleted, rejected, max_seen = _load_table(
             con, source, table, before, run_id, chunk_rows
         )
         after = before
@@ -327,7 +385,9 @@ def extract_system(
         child_loads = []
         for child in children.get(table.name, []):
             c_started = time.perf_counter()
-            c_read, c_up, c_del, _ = _load_table(con, source, child, before, run_id, chunk_rows)
+            c_read, c_up, c_del, c_rej, _ = _load_table(
+                con, source, child, before, run_id, chunk_rows
+            )
             child_loads.append(
                 TableLoad(
                     system,
@@ -338,13 +398,35 @@ def extract_system(
                     after,
                     time.perf_counter() - c_started,
                     c_del,
+                    rows_rejected=c_rej,
                 )
             )
         if after is not None and after != before:
             _in_transaction(con, lambda t=table, a=after: _set_watermark(con, t, a, run_id))
-        loads.append(TableLoad(system, table.name, read, upserted, before, after, seconds, deleted))
+        loads.append(
+            TableLoad(
+                system,
+                table.name,
+                read,
+                upserted,
+                before,
+                after,
+                seconds,
+                deleted,
+                rows_rejected=rejected,
+            )
+        )
         loads += child_loads
         log.info("%s.%s: %d rows read, watermark %s -> %s", system, table.name, read, before, after)
+        for load in loads[-1 - len(child_loads) :]:
+            if load.rows_rejected:
+                log.warning(
+                    "%s.%s: %d rows with a value that cannot be read as its type kept in "
+                    "raw_meta.rejected_rows (quarantined as unreadable_value)",
+                    system,
+                    load.table,
+                    load.rows_rejected,
+                )
     return loads
 
 

@@ -7,6 +7,7 @@ import duckdb
 from pipelines.contract import DUCKDB_TYPES, TABLES, Table
 
 LOAD_COLUMNS = ("_run_id", "_loaded_at")
+REJECTED_ROWS = "raw_meta.rejected_rows"
 
 
 def raw_schema_name(system: str) -> str:
@@ -15,6 +16,19 @@ def raw_schema_name(system: str) -> str:
 
 def raw_table_name(table: Table) -> str:
     return f"{raw_schema_name(table.system)}.{table.name}"
+
+
+def record_key_sql(table: Table, alias: str = "r") -> str:
+    """SQL text of a row's record key, e.g. ``order_id=O1|line_no=2`` (``col:null`` if null)."""
+    parts = [
+        f"coalesce('{k}=' || cast({alias}.{k} as varchar), '{k}:null')" for k in table.primary_key
+    ]
+    return parts[0] if len(parts) == 1 else "concat_ws('|', " + ", ".join(parts) + ")"
+
+
+def rejected_value_sql(column: str, alias: str = "x") -> str:
+    """SQL text of a column's value (as text) in a rejected row of ``raw_meta.rejected_rows``."""
+    return f"json_extract_string({alias}.row_json, '$.{column}')"
 
 
 def raw_table_ddl(table: Table) -> str:
@@ -42,6 +56,18 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
             system varchar, table_name varchar, column_name varchar,
             watermark timestamp, run_id varchar, updated_at timestamp,
             primary key (system, table_name)
+        )
+        """
+    )
+    # Rows read from a source with a value that cannot be read as its contract type
+    # (pipelines.sources.UNREADABLE). They are not in the raw tables; pipelines.quarantine
+    # puts them in audit.quarantine (rule unreadable_value). Kept across runs, since the
+    # watermark moves past them; a row read again (fixed or not) replaces its entry.
+    con.execute(
+        """
+        create table if not exists raw_meta.rejected_rows (
+            system varchar, table_name varchar, record_key varchar,
+            columns varchar, row_json varchar, run_id varchar, rejected_at timestamp
         )
         """
     )

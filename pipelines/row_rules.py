@@ -19,6 +19,10 @@ The rules, in the order that decides which one is reported first for a row:
   ``negative_on_completed_order``, ``satisfaction_out_of_range``,
   ``resolved_before_occurred``.
 
+Rows read with a value that cannot be read as its contract type (``'lots'`` in a
+numeric column, an unparsable date) never reach the raw tables: the loader keeps them in
+``raw_meta.rejected_rows`` and the quarantine reports them as ``unreadable_value``.
+
 Rows are also quarantined by propagation (not rules of this list, see
 ``pipelines.quarantine``): ``parent_quarantined`` (a row whose referenced parent is
 quarantined, e.g. the lines of a quarantined order, the orders of a quarantined client)
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from pipelines.contract import TABLES, Table, get_table
-from pipelines.raw_schema import raw_table_name
+from pipelines.raw_schema import REJECTED_ROWS, raw_table_name, rejected_value_sql
 
 #: date/timestamp columns that may legitimately lie after today (kept in step with
 #: pipelines.quality.FUTURE_ALLOWED_COLUMNS)
@@ -47,10 +51,14 @@ FUTURE_ALLOWED_COLUMNS = frozenset({"due_date", "left_at"})
 EARLIEST_FACT_DATE = date(1990, 1, 1)
 FACT_DATE_COLUMNS = {("erp", "orders"): "order_date", ("erp", "invoices"): "issued_date"}
 
+UNREADABLE_VALUE = "unreadable_value"
+UNREADABLE_DESCRIPTION = "a value cannot be read as its contract type"
 PARENT_QUARANTINED = "parent_quarantined"
 CHILD_QUARANTINED = "child_quarantined"
 PROPAGATION_RULES = {
     PARENT_QUARANTINED: "the row it references (its client, order or product) is quarantined",
+    # an unreadable row: the description names its unreadable columns
+    UNREADABLE_VALUE: UNREADABLE_DESCRIPTION,
     CHILD_QUARANTINED: "one of its lines is quarantined: an order is kept whole or not at all",
 }
 
@@ -127,7 +135,9 @@ def _contract_rules(table: Table) -> list[RowRule]:
                 t,
                 f"{col} refers to no row of {parent.system}.{parent_name}",
                 f"r.{col} is not null and not exists (select 1 from {raw_table_name(parent)} p "
-                f"where p.{parent_col} = r.{col})",
+                f"where p.{parent_col} = r.{col}) and not exists (select 1 from "
+                f"{REJECTED_ROWS} x where x.system = '{parent.system}' and x.table_name = "
+                f"'{parent_name}' and {rejected_value_sql(parent_col)} = cast(r.{col} as varchar))",
             )
         )
     doubles = [c.name for c in table.columns if c.type == "double"]

@@ -4,6 +4,13 @@ A :class:`Source` checks the source contract (``pipelines.contract``) and stream
 contract table as Arrow record batches typed per contract, ``chunk_rows`` rows at a
 time, so memory stays bounded whatever the size of the table.
 
+A value that cannot be read as its column's type (``'lots'`` in a numeric column, an
+unparsable date) does not stop the extraction: the value becomes null in the typed batch
+and the row's ``_unreadable`` column holds ``{column: original text}`` as JSON, so the
+loader can keep the row aside (``raw_meta.rejected_rows``) and the quarantine count it.
+Only a column whose sampled values are mostly unreadable breaks the contract (the column
+holds another type, or another format, than the contract says).
+
 * SQL sources (SQLite, PostgreSQL, MySQL/MariaDB, ... any SQLAlchemy URL) are read
   with a streaming cursor (``stream_results``: a server-side cursor where the
   dialect has one) and ``fetchmany``.
@@ -18,6 +25,7 @@ Credentials never appear in messages: every URL shown goes through :func:`mask_u
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import re
 import time
@@ -62,17 +70,25 @@ class ContractError(ValueError):
         super().__init__(message)
 
 
-class CastError(ContractError):
-    """A value met during extraction cannot be read as its contract type."""
-
-
 class SourceUnavailableError(ConnectionError):
     """The source cannot be reached (after retries); the message names the masked source."""
+
+
+#: column added to every extracted batch: null, or JSON ``{column: original text}`` of the
+#: row's values that cannot be read as their contract type
+UNREADABLE = "_unreadable"
+#: a column breaks the contract when more than this share of its sample is unreadable
+MAX_UNREADABLE_SAMPLE_SHARE = 0.5
 
 
 def arrow_schema(table: Table) -> pa.Schema:
     """The Arrow schema of a contract table (contract names and types, contract order)."""
     return pa.schema([pa.field(c.name, ARROW_TYPES[c.type]) for c in table.columns])
+
+
+def batch_schema(table: Table) -> pa.Schema:
+    """The schema of the batches a source yields: the contract columns, then UNREADABLE."""
+    return arrow_schema(table).append(pa.field(UNREADABLE, pa.string()))
 
 
 # --------------------------------------------------------------------------- URLs
@@ -111,11 +127,7 @@ def is_sql_url(url: str) -> bool:
 # --------------------------------------------------------------------------- casts
 
 
-class _BadValue(Exception):
-    def __init__(self, index: int, value: Any) -> None:
-        super().__init__(index, value)
-        self.index = index
-        self.value = value
+BadValues = dict[int, Any]  # row index in the batch -> the value that cannot be read
 
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -216,9 +228,11 @@ _PY_CONVERTERS = {
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
 
 
-def _python_convert(values: Sequence[Any], col: Column) -> pa.Array:
+def _python_convert(values: Sequence[Any], col: Column) -> tuple[pa.Array, BadValues]:
+    """Convert value by value; a value that cannot be read becomes null and is returned."""
     convert = _PY_CONVERTERS[col.type]
     out: list[Any] = []
+    bad: BadValues = {}
     for i, v in enumerate(values):
         if v is None:
             out.append(None)
@@ -226,32 +240,33 @@ def _python_convert(values: Sequence[Any], col: Column) -> pa.Array:
         try:
             out.append(convert(v))
         except (ValueError, TypeError, ArithmeticError, UnicodeDecodeError):
-            raise _BadValue(i, v) from None
-    return pa.array(out, type=ARROW_TYPES[col.type])
+            out.append(None)
+            bad[i] = v
+    return pa.array(out, type=ARROW_TYPES[col.type]), bad
 
 
-def _cast_arrow(arr: pa.Array, col: Column) -> pa.Array:
+def _cast_arrow(arr: pa.Array, col: Column) -> tuple[pa.Array, BadValues]:
     """Cast an Arrow array to the contract type; falls back to Python per value."""
     target = ARROW_TYPES[col.type]
     if arr.type == target:
-        return arr
+        return arr, {}
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     try:
         if pa.types.is_timestamp(arr.type) and arr.type.tz is not None:
             arr = pc.cast(arr, pa.timestamp("us", tz="UTC"))
-            return pc.cast(arr, target)  # keeps the UTC wall clock
-        return pc.cast(arr, target)
+            return pc.cast(arr, target), {}  # keeps the UTC wall clock
+        return pc.cast(arr, target), {}
     except _ARROW_ERRORS:
         return _python_convert(arr.to_pylist(), col)
 
 
-def _convert_values(values: Sequence[Any], col: Column) -> pa.Array:
+def _convert_values(values: Sequence[Any], col: Column) -> tuple[pa.Array, BadValues]:
     """Python values (from a DB-API cursor) to an Arrow array of the contract type."""
     target = ARROW_TYPES[col.type]
     if col.type != "integer":  # pa.array would silently truncate floats to integers
         try:
-            return pa.array(values, type=target)
+            return pa.array(values, type=target), {}
         except _ARROW_ERRORS:
             pass
     try:
@@ -260,15 +275,32 @@ def _convert_values(values: Sequence[Any], col: Column) -> pa.Array:
         return _python_convert(values, col)
 
 
+def _shown(value: Any) -> str:
+    """A value that could not be read, as text for the audit (bytes decoded leniently)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _unreadable_column(num_rows: int, bad_by_column: dict[str, BadValues]) -> pa.Array:
+    """The UNREADABLE column of a batch: null, or JSON {column: original text} per row."""
+    per_row: dict[int, dict[str, str]] = {}
+    for name, bad in bad_by_column.items():
+        for index, value in bad.items():
+            per_row.setdefault(index, {})[name] = _shown(value)
+    if not per_row:
+        return pa.nulls(num_rows, pa.string())
+    return pa.array(
+        [
+            json.dumps(per_row[i], ensure_ascii=False) if i in per_row else None
+            for i in range(num_rows)
+        ],
+        type=pa.string(),
+    )
+
+
 def _describe_key(table: Table, key_values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={key_values.get(k)!r}" for k in table.primary_key)
-
-
-def _cast_error(system: str, table: Table, col: Column, value: Any, key: str) -> CastError:
-    return CastError(
-        f"{system}.{table.name}.{col.name}: value {value!r} cannot be read as {col.type} "
-        f"(row {key})"
-    )
 
 
 # --------------------------------------------------------------------------- Source
@@ -353,6 +385,9 @@ class Source(ABC):
     def check_contract(self) -> None:
         """Check tables, columns and the readability of a sample of every column.
 
+        A column breaks the contract when more than MAX_UNREADABLE_SAMPLE_SHARE of its
+        sampled non-null values cannot be read as its type; fewer unreadable values are
+        single bad rows, flagged in the batches (UNREADABLE) and quarantined later.
         Raises :class:`ContractError` listing every problem found; each names the system,
         the table and the column.
         """
@@ -364,13 +399,13 @@ class Source(ABC):
                 continue
             for col in table.columns:
                 values, keys = self._sample(table, col)
-                try:
-                    _convert_values(values, col)
-                except _BadValue as bad:
+                _, bad = _convert_values(values, col)
+                if values and len(bad) > MAX_UNREADABLE_SAMPLE_SHARE * len(values):
+                    index, value = next(iter(bad.items()))
                     problems.append(
                         f"{self.system}.{table.name}: column '{col.name}' cannot be read as "
-                        f"{col.type} (value {bad.value!r} for "
-                        f"{_describe_key(table, keys[bad.index])})"
+                        f"{col.type} ({len(bad)} of {len(values)} sampled values unreadable, "
+                        f"e.g. {value!r} for {_describe_key(table, keys[index])})"
                     )
         if problems:
             raise ContractError("; ".join(problems), problems)
@@ -392,7 +427,8 @@ class Source(ABC):
     def iter_batches(
         self, table: Table, since: datetime | None, chunk_rows: int
     ) -> Iterator[pa.RecordBatch]:
-        """Rows of ``table`` changed since ``since`` (inclusive), as typed Arrow batches.
+        """Rows of ``table`` changed since ``since`` (inclusive), as typed Arrow batches
+        of :func:`batch_schema` (contract columns, then UNREADABLE).
 
         Tables with an incremental column: rows with ``column >= since`` (all when
         ``since`` is None). Child tables (``table.parent``): the children of the parents
@@ -511,7 +547,7 @@ class SqlSource(Source):
         self, table: Table, since: datetime | None, chunk_rows: int
     ) -> Iterator[pa.RecordBatch]:
         stmt = self._statement(table, since)
-        schema = arrow_schema(table)
+        schema = batch_schema(table)
         with self.engine.connect() as conn:
             result = conn.execution_options(
                 stream_results=True, max_row_buffer=chunk_rows, yield_per=chunk_rows
@@ -527,15 +563,13 @@ class SqlSource(Source):
     ) -> pa.RecordBatch:
         columns = list(zip(*rows, strict=True))
         arrays = []
+        bad_by_column: dict[str, BadValues] = {}
         for i, col in enumerate(table.columns):
-            try:
-                arrays.append(_convert_values(columns[i], col))
-            except _BadValue as bad:
-                row = rows[bad.index]
-                key = {k: row[table.column_names.index(k)] for k in table.primary_key}
-                raise _cast_error(
-                    self.system, table, col, bad.value, _describe_key(table, key)
-                ) from None
+            array, bad = _convert_values(columns[i], col)
+            arrays.append(array)
+            if bad:
+                bad_by_column[col.name] = bad
+        arrays.append(_unreadable_column(len(rows), bad_by_column))
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -671,16 +705,14 @@ class FolderSource(Source):
 
     def _typed(self, table: Table, batch: pa.RecordBatch) -> pa.RecordBatch:
         arrays = []
+        bad_by_column: dict[str, BadValues] = {}
         for col in table.columns:
-            arr = batch.column(col.name)
-            try:
-                arrays.append(_cast_arrow(arr, col))
-            except _BadValue as bad:
-                key = {k: batch.column(k)[bad.index].as_py() for k in table.primary_key}
-                raise _cast_error(
-                    self.system, table, col, bad.value, _describe_key(table, key)
-                ) from None
-        return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema(table))
+            array, bad = _cast_arrow(batch.column(col.name), col)
+            arrays.append(array)
+            if bad:
+                bad_by_column[col.name] = bad
+        arrays.append(_unreadable_column(batch.num_rows, bad_by_column))
+        return pa.RecordBatch.from_arrays(arrays, schema=batch_schema(table))
 
     def _typed_batches(self, table: Table, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         for batch in self._raw_batches(table, chunk_rows):
@@ -720,7 +752,12 @@ class FolderSource(Source):
         bound = pa.scalar(since, pa.timestamp("us"))
         incr = table.incremental_column
         for batch in self._typed_batches(table, chunk_rows):
-            picked = batch.filter(pc.greater_equal(batch.column(incr), bound))
+            # rows with an unreadable value are always passed on: their incremental
+            # column may be the unreadable one, and the loader must see them to keep them
+            changed = pc.or_kleene(
+                pc.greater_equal(batch.column(incr), bound), pc.is_valid(batch.column(UNREADABLE))
+            )
+            picked = batch.filter(changed)
             if picked.num_rows:
                 yield picked
 

@@ -1,9 +1,11 @@
 """End to end: quarantine and batch-level gates in the daily job (small demo).
 
-One work DB and one warehouse across the steps: (i) a few bad rows are quarantined and
-the run publishes without them; (ii) too many bad order lines, (iii) an orders table that
-lost half its rows since the last run and (iv) an empty orders table block the run, and
-the published warehouse stays byte for byte what it was.
+One work DB and one warehouse across the steps: (i) a few bad rows, two of them with a
+value that cannot be read as its type (text in a numeric SQLite column), are quarantined
+and the run publishes without them; (ii) too many bad order lines, (iii) an orders table
+that lost half its rows since the last run, (iv) an empty orders table and (v) too many
+unreadable prices block the run, and the published warehouse stays byte for byte what
+it was.
 """
 
 from __future__ import annotations
@@ -92,7 +94,25 @@ def test_quarantine_and_gates_end_to_end(
             [order_id, line_no],
         )
     ]
-    invoice_id = src.execute("select min(invoice_id) from invoices").fetchone()[0]
+    # a second order, of another client, whose line gets a price that is not a number
+    order_2, line_2 = src.execute(
+        "select l.order_id, l.line_no from order_lines l join orders o using (order_id) "
+        "where o.status = 'completed' and date(o.order_date) <= ? and o.client_id <> "
+        "(select client_id from orders where order_id = ?) "
+        "and (select count(*) from order_lines x where x.order_id = l.order_id) > 1 "
+        "order by l.order_id desc, l.line_no limit 1",
+        [AS_OF, order_id],
+    ).fetchone()
+    siblings_2 = [
+        r[0]
+        for r in src.execute(
+            "select line_no from order_lines where order_id = ? and line_no <> ?",
+            [order_2, line_2],
+        )
+    ]
+    invoice_id, invoice_2 = src.execute(
+        "select min(invoice_id), max(invoice_id) from invoices"
+    ).fetchone()
     completed_lines = src.execute(
         "select count(*) from order_lines l join orders o using (order_id) "
         "where o.status = 'completed'"
@@ -114,6 +134,10 @@ def test_quarantine_and_gates_end_to_end(
         f"and line_no = {line_no}",
         f"update invoices set due_date = date(issued_date, '-3 days') "
         f"where invoice_id = '{invoice_id}'",
+        # unreadable values: text in numeric columns (SQLite stores it as given)
+        f"update order_lines set unit_price = '12,50 EUR' where order_id = '{order_2}' "
+        f"and line_no = {line_2}",
+        f"update invoices set amount = 'n/a' where invoice_id = '{invoice_2}'",
     )
     crm_bad = _copy_db(
         demo_sources / "crm.sqlite",
@@ -139,6 +163,15 @@ def test_quarantine_and_gates_end_to_end(
         ("erp", "order_lines", f"order_id={order_id}|line_no={n}"): "parent_quarantined"
         for n in siblings
     }
+    expected |= {
+        ("erp", "order_lines", f"order_id={order_2}|line_no={line_2}"): "unreadable_value",
+        ("erp", "orders", f"order_id={order_2}"): "child_quarantined",
+        ("erp", "invoices", f"invoice_id={invoice_2}"): "unreadable_value",
+    }
+    expected |= {
+        ("erp", "order_lines", f"order_id={order_2}|line_no={n}"): "parent_quarantined"
+        for n in siblings_2
+    }
     wh = duckdb.connect(str(warehouse), read_only=True)
     published = {
         (s, t, k): rule
@@ -147,9 +180,18 @@ def test_quarantine_and_gates_end_to_end(
         )
     }
     assert published == expected
-    assert _one(wh, "select count(*) from marts.fct_orders where order_id = ?", [order_id]) == [
-        (0,)
-    ]
+    for quarantined_order in (order_id, order_2):
+        assert _one(
+            wh, "select count(*) from marts.fct_orders where order_id = ?", [quarantined_order]
+        ) == [(0,)]
+    unreadable = _one(
+        wh,
+        "select rule_description, row_json from audit.quarantine "
+        "where record_key = ? and rule = 'unreadable_value'",
+        [f"order_id={order_2}|line_no={line_2}"],
+    )
+    assert unreadable[0][0] == "a value cannot be read as its contract type: unit_price"
+    assert '"unit_price":"12,50 EUR"' in unreadable[0][1]
     runs = _one(
         wh,
         "select source_table, quarantined_rows from audit.quarantine_runs "
@@ -162,9 +204,16 @@ def test_quarantine_and_gates_end_to_end(
     meta = {m.asset_key.to_user_string(): m.metadata for m in lines}
     assert meta["erp/order_lines"]["quarantined_by_rule"].value == {
         "negative_on_completed_order": 1,
-        "parent_quarantined": len(siblings),
+        "unreadable_value": 1,
+        "parent_quarantined": len(siblings) + len(siblings_2),
     }
-    assert meta["erp/order_lines"]["quarantined_rows"].value == 1 + len(siblings)
+    assert meta["erp/order_lines"]["quarantined_rows"].value == 2 + len(siblings + siblings_2)
+    assert meta["erp/order_lines"]["rows_rejected_unreadable"].value == 1
+    assert meta["erp/order_lines"]["table_rows"].value == total_lines
+    assert meta["erp/invoices"]["quarantined_by_rule"].value == {
+        "due_before_issued": 1,
+        "unreadable_value": 1,
+    }
     before = _sha256(warehouse)
 
     # (ii) > 1 % bad order lines (a fresh work DB reads them all): blocked, names table/rule.
@@ -206,3 +255,21 @@ def test_quarantine_and_gates_end_to_end(
     monkeypatch.setenv("KAM_ERP_URL", erp_empty)
     failed = _assert_blocked(_run(kam_defs), warehouse, before)
     assert "erp.orders is empty where rows are expected" in failed[("erp/orders", "not_empty")]
+
+    # (v) > 1 % of the order lines carry a price that is not a number (fresh work DB):
+    # every one is quarantined as unreadable_value and the run is blocked.
+    monkeypatch.setenv("KAM_DATA_DIR", str(tmp_path / "data_unreadable"))
+    erp_text = _copy_db(
+        erp_src,
+        tmp_path / "erp_unreadable.sqlite",
+        "update order_lines set unit_price = 'tbd' where rowid % 40 = 0",
+    )
+    planted = (
+        sqlite3.connect(tmp_path / "erp_unreadable.sqlite")
+        .execute("select count(*) from order_lines where unit_price = 'tbd'")
+        .fetchone()[0]
+    )
+    monkeypatch.setenv("KAM_ERP_URL", erp_text)
+    failed = _assert_blocked(_run(kam_defs), warehouse, before)
+    summary = failed[("erp/order_lines", "quarantine_share")]
+    assert f"rule unreadable_value: {planted} rows" in summary, summary

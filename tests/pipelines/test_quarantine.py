@@ -43,12 +43,17 @@ def _assert_conservation(con) -> None:
     for table in TABLES:
         raw = _rows(con, f"select count(*) from raw_{table.system}.{table.name}")[0][0]
         valid = _rows(con, f"select count(*) from valid_{table.system}.{table.name}")[0][0]
+        rejected = _rows(
+            con,
+            "select count(*) from raw_meta.rejected_rows where system = ? and table_name = ?",
+            [table.system, table.name],
+        )[0][0]
         quarantined = _rows(
             con,
             "select count(*) from audit.quarantine where system = ? and source_table = ?",
             [table.system, table.name],
         )[0][0]
-        assert raw == valid + quarantined, (table.name, raw, valid, quarantined)
+        assert raw + rejected == valid + quarantined, (table.name, raw, rejected, valid)
 
 
 def test_bad_client_takes_its_facts_with_it() -> None:
@@ -104,6 +109,51 @@ def test_audit_row_holds_the_row_its_rules_and_description() -> None:
     assert row["order_id"] == "O9" and row["client_id"] == "CX"
     assert row["order_date"] == "1985-05-05" and row["status"] == "completed"
     assert set(row) == {c.name for c in tables_of("erp")[2].columns}
+
+
+def test_unreadable_rows_are_quarantined_with_their_dependants(tmp_path: Path) -> None:
+    """Rows the loader could not read (raw_meta.rejected_rows) are quarantined as
+    unreadable_value; the rows that reference them and the order of an unreadable line
+    follow, by propagation (not as 'unknown_client')."""
+    data = fx.base_data()
+    data["erp"]["order_lines"][0]["unit_price"] = "12,50"  # O1 line 1: decimal comma
+    data["erp"]["clients"][1]["payment_terms_days"] = "sixty"  # C2
+    db = tmp_path / "work.duckdb"
+    urls = [fx.make_source_url("sqlite", tmp_path, s, data[s]) for s in ("erp", "crm")]
+    extract_all(db, *urls, "r1", 100)
+    con = duckdb.connect(str(db))
+    summary = apply_quarantine(con, "r1", "2026-06-01", today=datetime.now().date())
+    found = _quarantined(con)
+    expected = {
+        ("erp", "order_lines", "order_id=O1|line_no=1"): "unreadable_value",
+        ("erp", "orders", "order_id=O1"): "child_quarantined",
+        ("erp", "order_lines", "order_id=O1|line_no=2"): "parent_quarantined",
+        ("erp", "clients", "client_id=C2"): "unreadable_value",
+        ("erp", "orders", "order_id=O2"): "parent_quarantined",
+        ("erp", "order_lines", "order_id=O2|line_no=1"): "parent_quarantined",
+        ("erp", "invoices", "invoice_id=I2"): "parent_quarantined",
+        ("crm", "contacts", "contact_id=K2"): "parent_quarantined",
+        ("crm", "interactions", "interaction_id=X2"): "parent_quarantined",
+    }
+    assert {k: found.get(k) for k in expected} == expected
+    assert "client_id=C1" not in {k for (_, t, k) in found if t == "clients"}
+    description, other, row_json = _rows(
+        con,
+        "select rule_description, other_rules, row_json from audit.quarantine "
+        "where record_key = 'client_id=C2'",
+    )[0]
+    assert description == "a value cannot be read as its contract type: payment_terms_days"
+    assert other is None
+    row = json.loads(row_json)
+    assert row["payment_terms_days"] == "sixty" and row["client_name"] == "Bolt"
+    # the table's row count, base of the gate's share, counts the rejected row
+    assert summary.total("erp", "clients").table_rows == 3
+    by_rule = {(c.table, c.rule): c.quarantined_rows for c in summary.by_rule()}
+    assert by_rule[("clients", "unreadable_value")] == 1
+    assert by_rule[("order_lines", "unreadable_value")] == 1
+    _assert_conservation(con)
+    assert _rows(con, "select count(*) from valid_erp.order_lines where order_id = 'O1'") == [(0,)]
+    con.close()
 
 
 def test_conservation_with_many_bad_rows() -> None:

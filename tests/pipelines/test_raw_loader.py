@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -392,3 +393,118 @@ def test_extraction_benchmark_runs_on_a_tiny_source(tmp_path: Path) -> None:
     assert "erp.order_lines" in format_result(result)
     again = bench_extract("sqlite", 2_000, tmp_path / "bench", chunk_rows=500)
     assert again["build_seconds"] < result["build_seconds"]  # cached source reused
+
+
+# --------------------------------------------------------------------------- unreadable rows
+
+
+def _rejected(db: Path) -> list[tuple]:
+    return query(
+        db,
+        "select table_name, record_key, columns, row_json, run_id "
+        "from raw_meta.rejected_rows order by table_name, record_key",
+    )
+
+
+def _day(tmp_path: Path, name: str, data) -> tuple[str, str]:
+    folder = tmp_path / name
+    folder.mkdir()
+    return write_sources(folder, data)
+
+
+def test_unreadable_row_is_kept_aside_replacing_its_stale_version(tmp_path: Path) -> None:
+    data = fx.base_data()
+    db = tmp_path / "work.duckdb"
+    extract_all(db, *_day(tmp_path, "d1", data), "run1", 100)
+    # day 2: C2 edited with an unreadable payment term; O1 edited, one line unreadable
+    data["erp"]["clients"][1].update(
+        client_name="Bolt Ltd", payment_terms_days="sixty", updated_at=T("2026-02-01 09:00:00")
+    )
+    data["erp"]["orders"][0]["updated_at"] = T("2026-02-01 10:00:00")
+    data["erp"]["order_lines"][1]["quantity"] = "lots"  # O1 line 2
+    loads = by_table(extract_all(db, *_day(tmp_path, "d2", data), "run2", 100))
+
+    # C2 and C3 (at the inclusive watermark) read; C3 stored, C2 rejected
+    assert (loads["erp.clients"].rows_read, loads["erp.clients"].rows_upserted) == (2, 1)
+    assert loads["erp.clients"].rows_rejected == 1
+    assert loads["erp.order_lines"].rows_rejected == 1
+    assert loads["erp.order_lines"].rows_upserted == 3  # O1 line 1, O3 (at the watermark)
+    assert loads["erp.orders"].rows_rejected == 0
+    # the stored version of C2 (day 1) is stale: it leaves the raw table
+    assert query(db, "select client_id from raw_erp.clients order by 1") == [("C1",), ("C3",)]
+    assert query(db, "select order_id, line_no from raw_erp.order_lines order by 1, 2") == [
+        ("O1", 1),
+        ("O2", 1),
+        ("O3", 1),
+        ("O3", 2),
+    ]
+    rejected = _rejected(db)
+    assert [(t, k, c, r) for t, k, c, _, r in rejected] == [
+        ("clients", "client_id=C2", "payment_terms_days", "run2"),
+        ("order_lines", "order_id=O1|line_no=2", "quantity", "run2"),
+    ]
+    client = json.loads(rejected[0][3])
+    assert client["payment_terms_days"] == "sixty" and client["client_name"] == "Bolt Ltd"
+    line = json.loads(rejected[1][3])
+    assert (
+        line["quantity"] == "lots"
+        and line["unit_price"] == data["erp"]["order_lines"][1]["unit_price"]
+    )
+    # the watermark moved past the rejected row: a re-run does not read it again ...
+    assert query(db, "select watermark from raw_meta.watermarks where table_name = 'clients'") == [
+        (T("2026-02-01 09:00:00"),)
+    ]
+    again = by_table(extract_all(db, *_day(tmp_path, "d3", data), "run3", 100))
+    assert again["erp.clients"].rows_read == 1  # the watermark row itself (inclusive)
+    # ... and re-reading it replaces its rejection, never duplicates it
+    assert [(t, k, r) for t, k, _, _, r in _rejected(db)] == [
+        ("clients", "client_id=C2", "run3"),
+        ("order_lines", "order_id=O1|line_no=2", "run3"),
+    ]
+
+    # day 4: both fixed in the source -> rejections gone, fixed rows stored
+    data["erp"]["clients"][1].update(payment_terms_days=60, updated_at=T("2026-02-02 09:00:00"))
+    data["erp"]["orders"][0]["updated_at"] = T("2026-02-02 10:00:00")
+    data["erp"]["order_lines"][1]["quantity"] = 4.0
+    fixed = by_table(extract_all(db, *_day(tmp_path, "d4", data), "run4", 100))
+    assert fixed["erp.clients"].rows_rejected == 0
+    assert _rejected(db) == []
+    assert query(
+        db, "select client_name, payment_terms_days from raw_erp.clients where client_id = 'C2'"
+    ) == [("Bolt Ltd", 60)]
+    assert query(
+        db, "select quantity from raw_erp.order_lines where order_id = 'O1' and line_no = 2"
+    ) == [(4.0,)]
+
+
+def test_rejections_of_rows_gone_from_the_source_are_dropped(tmp_path: Path) -> None:
+    """A full read (managers) and a replaced parent's children drop the rejections of rows
+    no longer in the source, as they drop stored rows."""
+    data = fx.base_data()
+    data["crm"]["managers"][2]["hired_at"] = "soon"  # M3
+    data["erp"]["order_lines"][4]["discount"] = "n/a"  # O3 line 2
+    db = tmp_path / "work.duckdb"
+    loads = by_table(extract_all(db, *_day(tmp_path, "d1", data), "run1", 100))
+    assert loads["crm.managers"].rows_rejected == 1
+    assert [k for _, k, c, _, _ in _rejected(db)] == [
+        "manager_id=M3",
+        "order_id=O3|line_no=2",
+    ]
+    # day 2: M3 gone; O3 touched with all its lines gone
+    data["crm"]["managers"] = data["crm"]["managers"][:2]
+    data["erp"]["orders"][2]["updated_at"] = T("2026-02-01 12:00:00")
+    data["erp"]["order_lines"] = [r for r in data["erp"]["order_lines"] if r["order_id"] != "O3"]
+    extract_all(db, *_day(tmp_path, "d2", data), "run2", 100)
+    assert _rejected(db) == []
+    assert query(db, "select count(*) from raw_erp.order_lines where order_id = 'O3'") == [(0,)]
+
+
+def test_unconfigured_crm_clears_its_rejections(tmp_path: Path) -> None:
+    data = fx.base_data()
+    data["crm"]["contacts"][0]["is_decision_maker"] = "maybe"  # 1 of 2 sampled: no breach
+    db = tmp_path / "work.duckdb"
+    extract_all(db, *_day(tmp_path, "d1", data), "run1", 100)
+    assert [t for t, *_ in _rejected(db)] == ["contacts"]
+    erp_url, _ = _day(tmp_path, "d2", data)
+    extract_all(db, erp_url, None, "run2", 100)
+    assert _rejected(db) == []

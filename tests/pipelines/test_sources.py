@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import logging
 import sqlite3
 import time
@@ -22,11 +23,12 @@ import pytest
 from pipelines import sources
 from pipelines.contract import Table, get_table, tables_of
 from pipelines.sources import (
-    CastError,
+    UNREADABLE,
     ContractError,
     FolderSource,
     SourceUnavailableError,
     arrow_schema,
+    batch_schema,
     mask_url,
     open_source,
 )
@@ -341,11 +343,20 @@ def expected_rows(table: Table, rows: list[dict[str, Any]]) -> list[tuple]:
     )
 
 
-def read_all(source: sources.Source, table: Table, since=None, chunk_rows=1000) -> list[tuple]:
+def read_flagged(source: sources.Source, table: Table, since=None, chunk_rows=1000) -> list[dict]:
+    """Every row yielded, as dicts with the UNREADABLE flag (sorted by record key)."""
     out = []
     for batch in source.iter_batches(table, since, chunk_rows):
-        assert batch.schema == arrow_schema(table)
-        out += [tuple(r[c] for c in table.column_names) for r in batch.to_pylist()]
+        assert batch.schema == batch_schema(table)
+        out += batch.to_pylist()
+    return sorted(out, key=lambda r: tuple(str(r[k]) for k in table.primary_key))
+
+
+def read_all(source: sources.Source, table: Table, since=None, chunk_rows=1000) -> list[tuple]:
+    """Every row yielded, as sorted tuples; asserts that every value was readable."""
+    rows = read_flagged(source, table, since, chunk_rows)
+    assert [r[UNREADABLE] for r in rows] == [None] * len(rows)
+    out = [tuple(r[c] for c in table.column_names) for r in rows]
     return sorted(out, key=lambda t: tuple(str(v) for v in t))
 
 
@@ -450,40 +461,73 @@ def _write_without_column(kind: str, tmp_path: Path, data, table_name: str, colu
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "csv"])
-def test_uncastable_value_in_sample_is_named(kind: str, tmp_path: Path) -> None:
+def test_column_mostly_unreadable_breaks_the_contract(kind: str, tmp_path: Path) -> None:
     data = base_data()["erp"]
-    data["orders"][1]["order_date"] = "not a date"
+    for order in data["orders"][1:]:  # 2 of 3 values: more than half the sample
+        order["order_date"] = "not a date"
     url = make_source_url(kind, tmp_path, "erp", data)
     with open_source("erp", url) as source, pytest.raises(ContractError) as err:
         source.check_contract()
     message = str(err.value)
-    assert "erp.orders: column 'order_date' cannot be read as date" in message
-    assert "'not a date'" in message and "order_id='O2'" in message
+    assert (
+        "erp.orders: column 'order_date' cannot be read as date "
+        "(2 of 3 sampled values unreadable, e.g. 'not a date' for order_id='O2')"
+    ) in message
 
 
-def test_uncastable_value_after_the_sample_fails_extraction_with_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "csv"])
+def test_single_unreadable_value_is_flagged_not_fatal(kind: str, tmp_path: Path) -> None:
+    """One bad value: the contract holds, every row is yielded, the bad one is flagged with
+    its original text and its value nulled, the others are untouched."""
     data = base_data()["erp"]
     data["order_lines"][4]["quantity"] = "lots"
-    url = make_source_url("sqlite", tmp_path, "erp", data)
-    monkeypatch.setattr(sources, "SAMPLE_VALUES", 2)
+    data["orders"][2]["order_date"] = "2026-13-45"
+    url = make_source_url(kind, tmp_path, "erp", data)
     with open_source("erp", url) as source:
-        source.check_contract()  # the sample (2 values) is clean
-        with pytest.raises(CastError) as err:
-            read_all(source, get_table("erp", "order_lines"))
-    message = str(err.value)
-    assert message.startswith("erp.order_lines.quantity: value 'lots' cannot be read as double")
-    assert "order_id='O3', line_no=2" in message
+        source.check_contract()  # 1 of 3 order dates, 1 of 5 quantities: single bad rows
+        lines = read_flagged(source, get_table("erp", "order_lines"), chunk_rows=2)
+        orders = read_flagged(source, get_table("erp", "orders"))
+    assert len(lines) == len(data["order_lines"])
+    flagged = [r for r in lines if r[UNREADABLE] is not None]
+    assert [(r["order_id"], r["line_no"]) for r in flagged] == [
+        (data["order_lines"][4]["order_id"], data["order_lines"][4]["line_no"])
+    ]
+    assert json.loads(flagged[0][UNREADABLE]) == {"quantity": "lots"}
+    assert flagged[0]["quantity"] is None
+    assert flagged[0]["unit_price"] == data["order_lines"][4]["unit_price"]
+    assert [json.loads(r[UNREADABLE]) if r[UNREADABLE] else None for r in orders] == [
+        None,
+        None,
+        {"order_date": "2026-13-45"},
+    ]
 
 
-def test_integer_column_rejects_fractions(tmp_path: Path) -> None:
+def test_integer_column_flags_fractions(tmp_path: Path) -> None:
     data = base_data()["erp"]
     data["clients"][0]["payment_terms_days"] = 30.5
     url = make_source_url("sqlite", tmp_path, "erp", data)
-    with open_source("erp", url) as source, pytest.raises(ContractError) as err:
+    with open_source("erp", url) as source:
         source.check_contract()
-    assert "erp.clients: column 'payment_terms_days' cannot be read as integer" in str(err.value)
+        clients = read_flagged(source, get_table("erp", "clients"))
+    assert clients[0]["payment_terms_days"] is None
+    assert json.loads(clients[0][UNREADABLE]) == {"payment_terms_days": "30.5"}
+    assert clients[1]["payment_terms_days"] == 60 and clients[1][UNREADABLE] is None
+
+
+def test_file_row_with_unreadable_incremental_column_is_always_passed_on(
+    tmp_path: Path,
+) -> None:
+    """A CSV row whose updated_at cannot be read cannot be filtered by ``since``: it is
+    yielded (flagged) on every incremental read, never silently skipped."""
+    data = base_data()["erp"]
+    data["clients"][0]["updated_at"] = "yesterday"
+    url = make_source_url("csv", tmp_path, "erp", data)
+    with open_source("erp", url) as source:
+        rows = read_flagged(source, get_table("erp", "clients"), since=T("2026-01-03 00:00:00"))
+    assert [(r["client_id"], r[UNREADABLE]) for r in rows] == [
+        ("C1", '{"updated_at": "yesterday"}'),
+        ("C3", None),
+    ]
 
 
 def test_names_match_case_insensitively_and_extra_columns_are_ignored(tmp_path: Path) -> None:

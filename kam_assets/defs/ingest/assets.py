@@ -79,7 +79,8 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
             asset_key=raw_asset_key(load.system, load.table),
             metadata={
                 "source_rows": load.source_rows,
-                "raw_rows": dg.MetadataValue.int(total.table_rows),
+                # raw rows + rows kept aside as unreadable: the quarantined share's base
+                "table_rows": dg.MetadataValue.int(total.table_rows),
                 "quarantined_rows": dg.MetadataValue.int(total.quarantined_rows),
                 "quarantined_share": dg.MetadataValue.float(round(total.share, 6)),
                 "quarantined_by_rule": dg.MetadataValue.json(
@@ -88,7 +89,8 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
                 "quarantine_sample_keys": dg.MetadataValue.json(list(total.sample_keys)),
                 "rows_read": dg.MetadataValue.int(load.rows_read),
                 "rows_upserted": dg.MetadataValue.int(load.rows_upserted),
-                "rows_deleted": dg.MetadataValue.int(getattr(load, "rows_deleted", 0)),
+                "rows_deleted": dg.MetadataValue.int(load.rows_deleted),
+                "rows_rejected_unreadable": dg.MetadataValue.int(load.rows_rejected),
                 "watermark_before": _iso(load.watermark_before),
                 "watermark_after": _iso(load.watermark_after),
                 "seconds": dg.MetadataValue.float(round(load.seconds, 3)),
