@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from pipelines.settings import Settings
@@ -178,12 +178,34 @@ def _settings_error(settings: Settings) -> str | None:
     return None
 
 
+def _as_of_error(as_of: str, settings: Settings) -> str | None:
+    """Why ``as_of`` is not a partition of the daily job, or None."""
+    from zoneinfo import ZoneInfo
+
+    day = date.fromisoformat(as_of)
+    start = date.fromisoformat(settings.partitions_start)
+    if day < start:
+        return (
+            f"as-of {as_of} is before the first daily partition, KAM_PARTITIONS_START="
+            f"{settings.partitions_start}; set KAM_PARTITIONS_START to {as_of} or earlier "
+            "to run it (the history before the as-of date is read whatever this setting)"
+        )
+    today = datetime.now(ZoneInfo(settings.schedule_timezone)).date()
+    if day >= today:
+        return (
+            f"as-of {as_of} is not a complete day yet: the last complete day in "
+            f"KAM_SCHEDULE_TIMEZONE={settings.schedule_timezone} is "
+            f"{(today - timedelta(days=1)).isoformat()}"
+        )
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if not settings.erp_url:
         print("kam run: KAM_ERP_URL is not set (the ERP source is required)", file=sys.stderr)
         return 2
-    if error := _settings_error(settings):
+    if error := _settings_error(settings) or _as_of_error(args.as_of, settings):
         print(f"kam run: {error}", file=sys.stderr)
         return 2
     outcome = run_daily(args.as_of, settings)

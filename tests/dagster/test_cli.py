@@ -32,6 +32,29 @@ def test_run_rejects_a_bad_date() -> None:
     assert exc.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("as_of", "expected"),
+    [
+        ("2011-12-09", "is before the first daily partition, KAM_PARTITIONS_START=2020-01-01"),
+        ("2999-01-01", "is not a complete day yet: the last complete day in"),
+    ],
+)
+def test_run_names_an_as_of_date_outside_the_partitions(
+    as_of: str, expected: str, monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    """Checked before any work, instead of Dagster's 'Could not find a partition'."""
+    from kam_assets.cli import main
+
+    monkeypatch.setenv("KAM_ERP_URL", f"sqlite:///{tmp_path / 'erp.sqlite'}")
+    monkeypatch.setenv("KAM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("KAM_PARTITIONS_START", raising=False)
+    monkeypatch.delenv("KAM_WAREHOUSE", raising=False)
+    assert main(["run", "--as-of", as_of]) == 2
+    err = capsys.readouterr().err
+    assert f"kam run: as-of {as_of} {expected}" in err
+    assert not (tmp_path / "data" / "work").exists()  # nothing was started
+
+
 @pytest.mark.slow
 def test_kam_run_on_a_contract_breaking_source_exits_non_zero(
     dbt_manifest: Path, tmp_path: Path, break_orders
