@@ -116,8 +116,8 @@ window_sums as (
         client_id,
         window_end,
         is_probe,
-        fsum(net_revenue) over client_window as net_revenue,
-        fsum(margin) over client_window as margin
+        round(fsum(net_revenue) over client_window, {{ var('money_decimals') }}) as net_revenue,
+        round(fsum(margin) over client_window, {{ var('money_decimals') }}) as margin
     from days_and_probes
     window client_window as (
         partition by client_id

@@ -21,8 +21,8 @@ window_totals as (
     select
         client_id,
         count(*) as orders_in_window,
-        cast(sum(net_revenue) as double) as net_revenue_365d,
-        cast(sum(margin) as double) as margin_365d
+        cast({{ money_sum("net_revenue") }} as double) as net_revenue_365d,
+        cast({{ money_sum("margin") }} as double) as margin_365d
 
     from orders
 

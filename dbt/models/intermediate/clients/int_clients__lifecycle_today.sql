@@ -25,12 +25,12 @@ growth_windows as (
 
     select
         client_id,
-        cast(sum(
-            case when order_date > {{ as_of }} - {{ growth_days }} then net_revenue else 0 end
-        ) as double) as revenue_recent_period,
-        cast(sum(
-            case when order_date <= {{ as_of }} - {{ growth_days }} then net_revenue else 0 end
-        ) as double) as revenue_prior_period
+        cast({{ money_sum(
+            "case when order_date > " ~ as_of ~ " - " ~ growth_days ~ " then net_revenue else 0 end"
+        ) }} as double) as revenue_recent_period,
+        cast({{ money_sum(
+            "case when order_date <= " ~ as_of ~ " - " ~ growth_days ~ " then net_revenue else 0 end"
+        ) }} as double) as revenue_prior_period
 
     from orders
 

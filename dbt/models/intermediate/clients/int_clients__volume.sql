@@ -18,8 +18,10 @@ windows as (
 
     select
         client_id,
-        sum(case when order_date >= {{ as_of }} - 89 then net_revenue else 0 end) as revenue_last_90d,
-        sum(case when order_date < {{ as_of }} - 89 then net_revenue else 0 end) as revenue_prior_270d
+        {{ money_sum("case when order_date >= " ~ as_of ~ " - 89 then net_revenue else 0 end") }}
+            as revenue_last_90d,
+        {{ money_sum("case when order_date < " ~ as_of ~ " - 89 then net_revenue else 0 end") }}
+            as revenue_prior_270d
 
     from orders
 

@@ -52,7 +52,7 @@ monthly_revenue as (
     select
         client_id,
         month_start,
-        sum(net_revenue) as net_revenue
+        {{ money_sum("net_revenue") }} as net_revenue
 
     from orders_in_window
 

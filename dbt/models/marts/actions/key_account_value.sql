@@ -37,8 +37,10 @@ received as (
         orders.client_id,
         sum(orders.net_revenue) filter (where orders.order_date > as_of.as_of_date - 365) as revenue_365d,
         sum(orders.margin) filter (where orders.order_date > as_of.as_of_date - 365) as margin_365d,
-        sum(orders.net_revenue) filter (where orders.order_date <= as_of.as_of_date - 365)
-            as revenue_prev_365d,
+        round(
+            fsum(orders.net_revenue) filter (where orders.order_date <= as_of.as_of_date - 365),
+            {{ var('money_decimals') }}
+        ) as revenue_prev_365d,
         sum(orders.gross_revenue) filter (
             where orders.order_date > as_of.as_of_date - 365 and orders.status = 'completed'
         ) as gross_revenue_365d,
