@@ -467,3 +467,39 @@ def render_index(records: Sequence[Mapping[str, Any]], run_id: str) -> str:
     if not records:
         body.append("<p>No check has been run yet.</p>")
     return _page(f"Validation report {run_id}", "\n".join(body))
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def prune_reports(
+    reports_dir: Path | str,
+    keep_days: int,
+    *,
+    keep_run_ids: Iterable[str] = (),
+    now: datetime | None = None,
+) -> list[Path]:
+    """Remove the report folders of runs older than ``keep_days``; returns what was removed.
+
+    A folder's age is that of its newest file. Only folders that hold a run index
+    (``index.html``) or the loose stage folders of one are touched, never the folders of
+    ``keep_run_ids`` (the running run). ``keep_days`` 0 keeps everything.
+    """
+    if keep_days < 0:
+        raise ValueError("keep_days must be >= 0 (0 keeps every report)")
+    root = Path(reports_dir)
+    if keep_days == 0 or not root.is_dir():
+        return []
+    cutoff = (now or datetime.now(UTC)).timestamp() - keep_days * 86_400
+    kept = {safe_name(r) for r in keep_run_ids}
+    removed: list[Path] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in kept):
+        files = [f for f in folder.rglob("*") if f.is_file()]
+        is_report = (folder / INDEX_NAME).is_file() or any(f.suffix == ".json" for f in files)
+        if not is_report or max((f.stat().st_mtime for f in files), default=0) >= cutoff:
+            continue
+        for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            path.unlink() if path.is_file() or path.is_symlink() else path.rmdir()
+        folder.rmdir()
+        removed.append(folder)
+    return removed

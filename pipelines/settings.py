@@ -40,6 +40,7 @@ class Settings:
     revenue_band_days: int = 56
     revenue_band_k: float = 10.0
     log_level: str = "INFO"
+    report_retention_days: int = 30
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -63,6 +64,7 @@ class Settings:
             revenue_band_days=int(_env("KAM_REVENUE_BAND_DAYS", "56")),
             revenue_band_k=float(_env("KAM_REVENUE_BAND_K", "10.0")),
             log_level=_env("KAM_LOG_LEVEL", "INFO").upper(),
+            report_retention_days=int(_env("KAM_REPORT_RETENTION_DAYS", "30")),
         )
 
     @property

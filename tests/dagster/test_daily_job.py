@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -42,9 +44,17 @@ def test_daily_job_end_to_end_then_contract_break(
     monkeypatch.setenv("KAM_WAREHOUSE", str(warehouse))
     monkeypatch.setenv("KAM_ERP_URL", f"sqlite:///{demo_sources / 'erp.sqlite'}")
     monkeypatch.setenv("KAM_CRM_URL", f"sqlite:///{demo_sources / 'crm.sqlite'}")
+    # the reports of a run 40 days ago: removed by the publish (KAM_REPORT_RETENTION_DAYS=30)
+    old_report = tmp_path / "data" / "reports" / "an-old-run"
+    old_report.mkdir(parents=True)
+    (old_report / "index.html").write_text("old")
+    forty_days_ago = time.time() - 40 * 86_400
+    os.utime(old_report / "index.html", (forty_days_ago, forty_days_ago))
 
     result = _run(kam_defs)
     assert result.success, step_failures(result)
+    assert not old_report.exists()
+    assert (tmp_path / "data" / "reports" / result.run_id / "index.html").is_file()
     checks = [
         e.event_specific_data
         for e in result.all_events
@@ -55,6 +65,7 @@ def test_daily_job_end_to_end_then_contract_break(
     assert all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
     publish = result.asset_materializations_for_node("warehouse")
     assert len(publish) == 1
+    assert publish[0].metadata["report_folders_removed"].value == 1
     assert publish[0].metadata["tables"].value["marts.dim_clients"] > 0
 
     assert warehouse.exists()

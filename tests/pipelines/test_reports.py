@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -175,3 +176,37 @@ def test_simple_records_of_other_gates_join_the_index(tmp_path: Path) -> None:
     assert "erp.orders:row_count_drop" in index and "1000 -&gt; 400" in index
     text = page.html.read_text()
     assert "previous_rows" in text and "o9" in text
+
+
+def _report_folder(root: Path, run_id: str, age_days: float, now: float) -> Path:
+    folder = root / run_id
+    (folder / "raw").mkdir(parents=True)
+    files = [folder / "index.html", folder / "raw" / "erp_orders__keys.json"]
+    for f in files:
+        f.write_text("x")
+        os.utime(f, (now - age_days * 86_400, now - age_days * 86_400))
+    return folder
+
+
+def test_prune_reports_removes_only_old_report_folders(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    t = now.timestamp()
+    old = _report_folder(tmp_path, "run-old", 31, t)
+    recent = _report_folder(tmp_path, "run-recent", 29, t)
+    running = _report_folder(tmp_path, "run-now", 40, t)  # old files, but the current run
+    # an old folder whose newest file is recent is kept (a re-run wrote to it)
+    mixed = _report_folder(tmp_path, "run-mixed", 60, t)
+    (mixed / "publish").mkdir()
+    (mixed / "publish" / "late.json").write_text("{}")
+    stranger = tmp_path / "notes"  # not a report folder: never touched
+    stranger.mkdir()
+    (stranger / "readme.txt").write_text("mine")
+    os.utime(stranger / "readme.txt", (t - 400 * 86_400, t - 400 * 86_400))
+
+    removed = reports.prune_reports(tmp_path, 30, keep_run_ids=["run-now"], now=now)
+    assert removed == [old]
+    assert not old.exists()
+    assert recent.exists() and running.exists() and mixed.exists() and stranger.exists()
+    assert reports.prune_reports(tmp_path, 0, now=now) == []  # 0 keeps everything
+    with pytest.raises(ValueError, match="keep_days"):
+        reports.prune_reports(tmp_path, -1)

@@ -13,6 +13,7 @@ from kam_assets.partitions import as_of_date, daily_partitions
 from kam_assets.resources import KamResource
 from pipelines.identifiers import validate_role_name
 from pipelines.quality import run_checks
+from pipelines.reports import prune_reports
 from pipelines.settings import Settings
 from pipelines.sources import mask_url
 
@@ -21,6 +22,11 @@ REVALIDATION_STAGE = "publish"
 
 def validate_publish_settings(settings: Settings) -> None:
     """Check the settings of the publish before any work; ``ValueError`` names the setting."""
+    if settings.report_retention_days < 0:
+        raise ValueError(
+            "KAM_REPORT_RETENTION_DAYS must be at least 0 (0 keeps every report), "
+            f"got {settings.report_retention_days}"
+        )
     if not settings.warehouse_is_postgres:
         return
     validate_role_name(settings.bi_role, "KAM_BI_ROLE")
@@ -130,6 +136,17 @@ def warehouse(context: dg.AssetExecutionContext, kam: KamResource) -> dg.Materia
     result = _publish(settings, context.run.run_id, as_of.isoformat())
     seconds = time.perf_counter() - started
     context.log.info("published %d tables to %s", len(result.tables), mask_url(result.target))
+    pruned = prune_reports(
+        settings.reports_dir,
+        settings.report_retention_days,
+        keep_run_ids=[context.run.run_id],
+    )
+    if pruned:
+        context.log.info(
+            "removed %d report folders older than %d days (KAM_REPORT_RETENTION_DAYS)",
+            len(pruned),
+            settings.report_retention_days,
+        )
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.text(mask_url(result.target)),
@@ -140,6 +157,7 @@ def warehouse(context: dg.AssetExecutionContext, kam: KamResource) -> dg.Materia
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
             "publish_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
             "checks_revalidated": dg.MetadataValue.int(gate.checks),
+            "report_folders_removed": dg.MetadataValue.int(len(pruned)),
             **report_metadata(None, gate.index),
         }
     )
