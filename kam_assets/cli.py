@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -108,6 +109,50 @@ def _error_text(error) -> str:
     return "\n  caused by: ".join(parts)
 
 
+PID_TAG = "kam/pid"
+HOST_TAG = "kam/host"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def fail_abandoned_runs(instance, job_name: str) -> list[str]:
+    """Mark FAILED the runs of ``job_name`` left STARTED by a `kam run` process that died
+    (killed, machine restarted): same host, its pid no longer alive. Returns their ids.
+
+    An in-process run has no run monitor: without this, a killed run stays "started" in
+    the Dagster UI forever. A pid reused by another process keeps the run as it is.
+    """
+    import dagster as dg
+
+    host = socket.gethostname()
+    found = []
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(
+            job_name=job_name,
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+        )
+    )
+    for run in runs:
+        pid = run.tags.get(PID_TAG, "")
+        if run.tags.get(HOST_TAG) != host or not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        instance.report_run_failed(
+            run,
+            f"the kam process (pid {pid} on {host}) ended without finishing this run "
+            "(killed or crashed); marked failed by the next kam run",
+        )
+        found.append(run.run_id)
+    return found
+
+
 def run_daily(as_of: str, settings: Settings | None = None) -> RunOutcome:
     """Run kam_daily for the partition ``as_of`` in process, recorded in DAGSTER_HOME."""
     import dagster as dg
@@ -122,10 +167,13 @@ def run_daily(as_of: str, settings: Settings | None = None) -> RunOutcome:
 
     job = build_defs().resolve_job_def(DAILY_JOB)
     with dg.DagsterInstance.get() as instance:
+        for run_id in fail_abandoned_runs(instance, DAILY_JOB):
+            print(f"kam: run {run_id} was abandoned by a dead process: marked failed")
         result = job.execute_in_process(
             partition_key=as_of,
             instance=instance,
             raise_on_error=False,
+            tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
             # step starts, check results and failures; DEBUG adds every engine event
             run_config={"loggers": {"console": {"config": {"log_level": settings.log_level}}}},
         )

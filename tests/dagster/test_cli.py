@@ -89,3 +89,43 @@ def test_kam_run_on_a_contract_breaking_source_exits_non_zero(
     assert (home / "dagster.yaml").exists()
     assert any(home.rglob("*.db")), "no run storage in DAGSTER_HOME"
     assert not (tmp_path / "wh" / "kam.duckdb").exists()
+
+
+def test_runs_left_started_by_a_dead_kam_process_are_marked_failed() -> None:
+    import socket
+
+    import dagster as dg
+
+    from kam_assets.cli import HOST_TAG, PID_TAG, fail_abandoned_runs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    instance = dg.DagsterInstance.ephemeral()
+    runs = {
+        "dead": {PID_TAG: str(dead.pid), HOST_TAG: host},
+        "alive": {PID_TAG: str(os.getpid()), HOST_TAG: host},
+        "other_host": {PID_TAG: str(dead.pid), HOST_TAG: host + "-elsewhere"},
+        "no_tags": {},
+    }
+    for run_id, tags in runs.items():
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="kam_daily", run_id=run_id, status=dg.DagsterRunStatus.STARTED, tags=tags
+            )
+        )
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="other_job",
+            run_id="other_job_dead",
+            status=dg.DagsterRunStatus.STARTED,
+            tags=runs["dead"],
+        )
+    )
+    assert fail_abandoned_runs(instance, "kam_daily") == ["dead"]
+    status = {r.run_id: r.status for r in instance.get_runs()}
+    assert status["dead"] == dg.DagsterRunStatus.FAILURE
+    assert {status[r] for r in ("alive", "other_host", "no_tags", "other_job_dead")} == {
+        dg.DagsterRunStatus.STARTED
+    }
+    assert fail_abandoned_runs(instance, "kam_daily") == []  # only once

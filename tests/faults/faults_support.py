@@ -154,6 +154,16 @@ class EventLog:
             "where dagster_event_type is not null order by id",
         )
 
+    def status(self) -> str | None:
+        """The run's status in the run storage (STARTED, SUCCESS, FAILURE, ...)."""
+        if self.run_id is None:
+            self.events()
+        rows = self._query(
+            self.home / "history" / "runs.db",
+            f"select status from runs where run_id = '{self.run_id}'",
+        )
+        return rows[0][0] if rows else None
+
     def has(self, event_type: str, step: str) -> bool:
         return (event_type, step) in set(self.events())
 
