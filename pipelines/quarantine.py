@@ -38,10 +38,10 @@ import duckdb
 from pipelines.contract import TABLES, Table
 from pipelines.raw_loader import ensure_source_counts
 from pipelines.raw_schema import (
-    REJECTED_ROWS,
     ensure_raw_schema,
     raw_table_name,
     record_key_sql,
+    rejected_rows_of,
     rejected_value_sql,
 )
 from pipelines.row_rules import (
@@ -197,10 +197,6 @@ def _hit_rules(
         )
 
 
-def _rejected_of(table: Table) -> str:
-    return f"{REJECTED_ROWS} x where x.system = '{table.system}' and x.table_name = '{table.name}'"
-
-
 def _quarantined_keys(table: Table) -> str:
     return (
         f"select record_key from {_Q} "
@@ -227,14 +223,14 @@ def _propagate(con: duckdb.DuckDBPyConnection, order: int) -> None:
         con.execute(
             f"insert into {_Q} select ?, ?, {record_key_sql(child)}, ?, ? "
             f"from {raw_table_name(child)} r where cast(r.{col} as varchar) in ("
-            f"select {rejected_value_sql(parent_col)} from {_rejected_of(parent)})",
+            f"select {rejected_value_sql(parent_col)} from {rejected_rows_of(parent)})",
             [child.system, child.name, PARENT_QUARANTINED, order],
         )
     for child, parent, key in wholes:
         con.execute(
             f"insert into {_Q} select ?, ?, {record_key_sql(parent)}, ?, ? "
             f"from {raw_table_name(parent)} r where cast(r.{key} as varchar) in ("
-            f"select {rejected_value_sql(key)} from {_rejected_of(child)})",
+            f"select {rejected_value_sql(key)} from {rejected_rows_of(child)})",
             [parent.system, parent.name, CHILD_QUARANTINED, order + 1],
         )
     before = -1
@@ -335,7 +331,7 @@ def _counts(con: duckdb.DuckDBPyConnection) -> list[RuleCount]:
     counts: list[RuleCount] = []
     for table in TABLES:
         rows = _scalar(con, f"select count(*) from {raw_table_name(table)}")
-        rows += _scalar(con, f"select count(*) from {_rejected_of(table)}")
+        rows += _scalar(con, f"select count(*) from {rejected_rows_of(table)}")
         per_rule = con.execute(
             "select rule, count(*), list(record_key order by record_key)[1:?] "
             "from audit.quarantine where system = ? and source_table = ? "

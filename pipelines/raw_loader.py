@@ -38,6 +38,7 @@ from pipelines.raw_schema import (
     ensure_raw_schema,
     raw_table_name,
     record_key_sql,
+    rejected_rows_of,
     rejected_value_sql,
 )
 from pipelines.sources import UNREADABLE, Source, open_source
@@ -163,10 +164,6 @@ def _dedupe_clause(table: Table) -> str:
     return f"qualify row_number() over (partition by {keys}{order}) = 1"
 
 
-def _rejected_of(table: Table) -> str:
-    return f"{REJECTED_ROWS} x where x.system = '{table.system}' and x.table_name = '{table.name}'"
-
-
 def _write_chunk(
     con: duckdb.DuckDBPyConnection,
     table: Table,
@@ -200,14 +197,14 @@ def _write_chunk(
                 con, f"delete from {raw} where {fk} in (select {fk} from _kam_new_parents)"
             )
             con.execute(
-                f"delete from {_rejected_of(table)} and {rejected_value_sql(fk)} in "
+                f"delete from {rejected_rows_of(table)} and {rejected_value_sql(fk)} in "
                 f"(select cast({fk} as varchar) from _kam_new_parents)"
             )
             con.execute(f"insert into {_TOUCHED} select {fk} from _kam_new_parents")
         # Every key read replaces what was stored for it: its raw row and its rejection.
         con.execute(f"delete from {raw} t using {_BATCH_VIEW} b where {key_match}")
         con.execute(
-            f"delete from {_rejected_of(table)} and x.record_key in "
+            f"delete from {rejected_rows_of(table)} and x.record_key in "
             f"(select {record_key_sql(table, 'b')} from {_BATCH_VIEW} b)"
         )
         con.execute(
@@ -287,7 +284,7 @@ def _load_table(
                 rows_deleted += _count(con, f"delete from {raw} where {where}", params)
                 parent_key = rejected_value_sql(fk)
                 con.execute(
-                    f"delete from {_rejected_of(table)} and {parent_key} in "
+                    f"delete from {rejected_rows_of(table)} and {parent_key} in "
                     f"(select cast({fk} as varchar) from ({changed})) and {parent_key} not in "
                     f"(select cast({fk} as varchar) from {_TOUCHED})",
                     params,
@@ -302,7 +299,7 @@ def _load_table(
                 nonlocal rows_deleted
                 rows_deleted += _count(con, f"delete from {raw} where {where}", [run_id, loaded_at])
                 con.execute(
-                    f"delete from {_rejected_of(table)} "
+                    f"delete from {rejected_rows_of(table)} "
                     "and not (x.run_id = ? and x.rejected_at = ?)",
                     [run_id, loaded_at],
                 )
@@ -324,7 +321,7 @@ def _clear_system(con: duckdb.DuckDBPyConnection, system: str) -> list[TableLoad
 
         def clear(raw: str = raw, name: str = table.name, table: Table = table) -> None:
             con.execute(f"delete from {raw}")
-            con.execute(f"delete from {_rejected_of(table)}")
+            con.execute(f"delete from {rejected_rows_of(table)}")
             con.execute(
                 "delete from raw_meta.watermarks where system = ? and table_name = ?",
                 [system, name],

@@ -26,6 +26,11 @@ def record_key_sql(table: Table, alias: str = "r") -> str:
     return parts[0] if len(parts) == 1 else "concat_ws('|', " + ", ".join(parts) + ")"
 
 
+def rejected_rows_of(table: Table) -> str:
+    """SQL text: ``raw_meta.rejected_rows x where <the rows of table>`` (extend with ``and``)."""
+    return f"{REJECTED_ROWS} x where x.system = '{table.system}' and x.table_name = '{table.name}'"
+
+
 def rejected_value_sql(column: str, alias: str = "x") -> str:
     """SQL text of a column's value (as text) in a rejected row of ``raw_meta.rejected_rows``."""
     return f"json_extract_string({alias}.row_json, '$.{column}')"
