@@ -180,7 +180,9 @@ def _write_chunk(
     cols = ", ".join(table.column_names)
     key_match = " and ".join(f"t.{k} = b.{k}" for k in table.primary_key)
     deduped = f"(select * from {_BATCH_VIEW} {_dedupe_clause(table)}) b"
-    row_json = "to_json(struct_pack(" + ", ".join(f"{c} := b.{c}" for c in cols.split(", ")) + "))"
+    row_json = (
+        "to_json(struct_pack(" + ", ".join(f"{c} := b.{c}" for c in table.column_names) + "))"
+    )
     deleted = 0
 
     def statements() -> None:
@@ -319,12 +321,12 @@ def _clear_system(con: duckdb.DuckDBPyConnection, system: str) -> list[TableLoad
         started = time.perf_counter()
         raw = raw_table_name(table)
 
-        def clear(raw: str = raw, name: str = table.name, table: Table = table) -> None:
-            con.execute(f"delete from {raw}")
+        def clear(table: Table = table) -> None:
+            con.execute(f"delete from {raw_table_name(table)}")
             con.execute(f"delete from {rejected_rows_of(table)}")
             con.execute(
                 "delete from raw_meta.watermarks where system = ? and table_name = ?",
-                [system, name],
+                [system, table.name],
             )
 
         deleted = _count(con, f"select count(*) from {raw}")
