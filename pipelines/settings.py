@@ -1,71 +1,374 @@
-"""Every setting of the pipeline, read from the environment in one place.
+"""Every setting of the pipeline: declared once, read from the environment and validated here.
 
-Nothing here touches the disk or the network; paths are resolved lazily.
+Each setting is one :class:`Setting` in :data:`SETTINGS`: its environment variable, its one
+default, how its text is read and checked, and what it means (the README's configuration
+table is generated from this list: ``python -m pipelines.settings``, and a test keeps the two
+equal). :meth:`Settings.from_env` reads them all and raises :class:`SettingsError` naming
+every variable that is wrong, its value and what is allowed, before any work is done.
+
+Nothing here touches the disk or the network; paths are resolved, not created.
+dbt's ``profiles.yml`` reads ``KAM_WORK_DB`` and ``KAM_DBT_THREADS``: the pipeline sets both
+from these settings for the dbt process (:meth:`Settings.dbt_env`), so they are not read
+from the operator's environment anywhere else.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipelines.identifiers import validate_role_name
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
+class SettingsError(ValueError):
+    """One or more settings are invalid; the message names each variable."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+# --------------------------------------------------------------------------- parsers
+# Each parser takes (variable name, raw text) and returns the value or raises ValueError
+# with a message that says what is allowed (the variable and value are added by the caller).
+
+
+def _text(_name: str, raw: str) -> str:
+    return raw
+
+
+def _optional_text(_name: str, raw: str) -> str | None:
+    return raw or None
+
+
+def _int_at_least(minimum: int) -> Callable[[str, str], int]:
+    def parse(_name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"must be a whole number of at least {minimum}") from None
+        if value < minimum:
+            raise ValueError(f"must be a whole number of at least {minimum}")
+        return value
+
+    return parse
+
+
+def _share(_name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a share between 0 and 1 (e.g. 0.01 for 1 %)") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be a share between 0 and 1 (e.g. 0.01 for 1 %)")
+    return value
+
+
+def _positive_number(_name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a positive number") from None
+    if not (value > 0 and value != float("inf")):
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _hh_mm(_name: str, raw: str) -> str:
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", raw)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError("must be a time of day HH:MM (00:00 to 23:59)")
+    return f"{int(match[1]):02d}:{match[2]}"
+
+
+def _time_zone(_name: str, raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as UTC or Europe/Berlin") from None
+    return raw
+
+
+def _iso_date(_name: str, raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError("must be a date YYYY-MM-DD") from None
+
+
+def _storage_version(_name: str, raw: str) -> str:
+    if not re.fullmatch(r"v\d+\.\d+\.\d+", raw):
+        raise ValueError("must be a DuckDB storage version such as v1.0.0")
+    return raw
+
+
+def _role(name: str, raw: str) -> str:
+    return validate_role_name(raw, name)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(_name: str, raw: str) -> str:
+    if raw.upper() not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return raw.upper()
+
+
+def _path(_name: str, raw: str) -> Path:
+    return Path(raw).expanduser().resolve()
+
+
+POSTGRES_PREFIXES = ("postgresql://", "postgresql+", "postgres://")
+
+
+def _warehouse(_name: str, raw: str) -> str:
+    if "://" in raw and not raw.startswith(POSTGRES_PREFIXES):
+        raise ValueError("must be a DuckDB file path or a postgresql:// URL")
+    return raw if raw.startswith(POSTGRES_PREFIXES) else str(Path(raw).expanduser().resolve())
+
+
+# --------------------------------------------------------------------------- declaration
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its field in :class:`Settings`, default and meaning."""
+
+    field: str
+    env: str
+    default: str | None  # the text read when the variable is unset; None: no default
+    parse: Callable[[str, str], Any]
+    meaning: str
+    default_doc: str | None = None  # how the README shows a derived default
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "erp_url",
+        "KAM_ERP_URL",
+        None,
+        _optional_text,
+        "ERP source: SQLAlchemy URL (`postgresql://`, `sqlite:///`, `mysql+pymysql://`, ...) "
+        "or a folder of `<table>.parquet` / `<table>.csv` files",
+        "demo SQLite (in `kam demo`)",
+    ),
+    Setting(
+        "crm_url",
+        "KAM_CRM_URL",
+        None,
+        _optional_text,
+        "CRM source, same forms. Unset: the pipeline runs orders-only, CRM-based signals are "
+        "NULL (absent, not false)",
+        "unset",
+    ),
+    Setting(
+        "data_dir",
+        "KAM_DATA_DIR",
+        "./data",
+        _path,
+        "working files: work DB (`work/kam_work.duckdb`), demo sources, run reports, Dagster home",
+    ),
+    Setting(
+        "warehouse",
+        "KAM_WAREHOUSE",
+        None,  # derived from KAM_DATA_DIR
+        _warehouse,
+        "published warehouse: a DuckDB file path or a `postgresql://` URL",
+        "`$KAM_DATA_DIR/warehouse/kam.duckdb`",
+    ),
+    Setting(
+        "dagster_home",
+        "DAGSTER_HOME",
+        None,  # derived from KAM_DATA_DIR
+        _path,
+        "Dagster instance (run history, schedules); `kam` creates it with a `dagster.yaml`",
+        "`$KAM_DATA_DIR/dagster_home`",
+    ),
+    Setting(
+        "chunk_rows",
+        "KAM_CHUNK_ROWS",
+        "50000",
+        _int_at_least(1),
+        "rows per extraction batch (memory is bounded by this, not by table size)",
+    ),
+    Setting(
+        "schedule_time",
+        "KAM_SCHEDULE_TIME",
+        "06:00",
+        _hh_mm,
+        "time of the daily run (HH:MM)",
+    ),
+    Setting(
+        "schedule_timezone",
+        "KAM_SCHEDULE_TIMEZONE",
+        "UTC",
+        _time_zone,
+        'time zone of the schedule, and of the run\'s "today"',
+    ),
+    Setting(
+        "partitions_start",
+        "KAM_PARTITIONS_START",
+        "2020-01-01",
+        _iso_date,
+        "first as-of date that can be run or backfilled",
+    ),
+    Setting(
+        "duckdb_storage_version",
+        "KAM_DUCKDB_STORAGE_VERSION",
+        "v1.0.0",
+        _storage_version,
+        "storage version of the published DuckDB file, so BI tools embedding DuckDB 1.x can "
+        "open it",
+    ),
+    Setting(
+        "warehouse_retention",
+        "KAM_WAREHOUSE_RETENTION",
+        "7",
+        _int_at_least(1),
+        "published DuckDB versions kept in `warehouse/versions/`",
+    ),
+    Setting(
+        "report_retention_days",
+        "KAM_REPORT_RETENTION_DAYS",
+        "30",
+        _int_at_least(0),
+        "validation report folders (`reports/<run_id>/`) older than this are removed after "
+        "each successful publish; `0` keeps all",
+    ),
+    Setting(
+        "bi_role",
+        "KAM_BI_ROLE",
+        "kam_bi",
+        _role,
+        "PostgreSQL read-only role granted `SELECT` on `marts` at every publish",
+    ),
+    Setting(
+        "pg_lock_timeout_ms",
+        "KAM_PG_LOCK_TIMEOUT_MS",
+        "2000",
+        _int_at_least(1),
+        "lock timeout of the PostgreSQL schema swap",
+    ),
+    Setting(
+        "pg_publish_retries",
+        "KAM_PG_PUBLISH_RETRIES",
+        "5",
+        _int_at_least(0),
+        "retries of the swap on a lock timeout",
+    ),
+    Setting(
+        "quarantine_max_share",
+        "KAM_QUARANTINE_MAX_SHARE",
+        "0.01",
+        _share,
+        "a table with more quarantined rows than this share blocks the run",
+    ),
+    Setting(
+        "row_drop_max_share",
+        "KAM_ROW_DROP_MAX_SHARE",
+        "0.2",
+        _share,
+        "a source table shrinking by more than this share since the last run blocks it",
+    ),
+    Setting(
+        "revenue_band_days",
+        "KAM_REVENUE_BAND_DAYS",
+        "56",
+        _int_at_least(7),
+        "the as-of day's revenue must lie within median ± k·MAD of the same weekday in this "
+        "many past days",
+    ),
+    Setting(
+        "revenue_band_k",
+        "KAM_REVENUE_BAND_K",
+        "10",
+        _positive_number,
+        "the k of that band",
+    ),
+    Setting(
+        "dbt_threads",
+        "KAM_DBT_THREADS",
+        "2",
+        _int_at_least(1),
+        "dbt threads",
+    ),
+    Setting(
+        "log_level",
+        "KAM_LOG_LEVEL",
+        "INFO",
+        _log_level,
+        "console log level of `kam run` / `kam demo` (`DEBUG` shows every Dagster event)",
+    ),
+)
+
+SETTINGS_BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
+
+
+def _raw(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name)
     if value is None or value.strip() == "":
-        return default
+        return None
     return value.strip()
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings. Build with :meth:`from_env`."""
+    """Resolved, validated settings. Build with :meth:`from_env`."""
 
     erp_url: str | None
     crm_url: str | None
-    warehouse: str
     data_dir: Path
+    warehouse: str
+    dagster_home: Path
     chunk_rows: int
     schedule_time: str
     schedule_timezone: str
-    partitions_start: str
+    partitions_start: date
     duckdb_storage_version: str
     warehouse_retention: int
-    bi_role: str = "kam_bi"
-    pg_lock_timeout_ms: int = 2000
-    pg_publish_retries: int = 5
-    # quality gate (issue: quarantine and batch-level gates)
-    quarantine_max_share: float = 0.01
-    row_drop_max_share: float = 0.2
-    revenue_band_days: int = 56
-    revenue_band_k: float = 10.0
-    log_level: str = "INFO"
-    report_retention_days: int = 30
+    report_retention_days: int
+    bi_role: str
+    pg_lock_timeout_ms: int
+    pg_publish_retries: int
+    quarantine_max_share: float
+    row_drop_max_share: float
+    revenue_band_days: int
+    revenue_band_k: float
+    dbt_threads: int
+    log_level: str
 
     @classmethod
-    def from_env(cls) -> Settings:
-        data_dir = Path(_env("KAM_DATA_DIR", "./data")).expanduser().resolve()
-        return cls(
-            erp_url=_env("KAM_ERP_URL"),
-            crm_url=_env("KAM_CRM_URL"),
-            warehouse=_env("KAM_WAREHOUSE", str(data_dir / "warehouse" / "kam.duckdb")),
-            data_dir=data_dir,
-            chunk_rows=int(_env("KAM_CHUNK_ROWS", "50000")),
-            schedule_time=_env("KAM_SCHEDULE_TIME", "06:00"),
-            schedule_timezone=_env("KAM_SCHEDULE_TIMEZONE", "UTC"),
-            partitions_start=_env("KAM_PARTITIONS_START", "2020-01-01"),
-            duckdb_storage_version=_env("KAM_DUCKDB_STORAGE_VERSION", "v1.0.0"),
-            warehouse_retention=int(_env("KAM_WAREHOUSE_RETENTION", "7")),
-            bi_role=_env("KAM_BI_ROLE", "kam_bi"),
-            pg_lock_timeout_ms=int(_env("KAM_PG_LOCK_TIMEOUT_MS", "2000")),
-            pg_publish_retries=int(_env("KAM_PG_PUBLISH_RETRIES", "5")),
-            quarantine_max_share=float(_env("KAM_QUARANTINE_MAX_SHARE", "0.01")),
-            row_drop_max_share=float(_env("KAM_ROW_DROP_MAX_SHARE", "0.2")),
-            revenue_band_days=int(_env("KAM_REVENUE_BAND_DAYS", "56")),
-            revenue_band_k=float(_env("KAM_REVENUE_BAND_K", "10.0")),
-            log_level=_env("KAM_LOG_LEVEL", "INFO").upper(),
-            report_retention_days=int(_env("KAM_REPORT_RETENTION_DAYS", "30")),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting; :class:`SettingsError` lists every bad one."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for setting in SETTINGS:
+            raw = _raw(environ, setting.env)
+            if raw is None:
+                raw = setting.default
+            if raw is None:
+                values[setting.field] = None
+                continue
+            try:
+                values[setting.field] = setting.parse(setting.env, raw)
+            except ValueError as exc:
+                problems.append(f"{setting.env}={raw!r} {_reason(setting.env, exc)}")
+        if problems:
+            raise SettingsError(problems)
+        data_dir: Path = values["data_dir"]
+        if values["warehouse"] is None:
+            values["warehouse"] = str(data_dir / "warehouse" / "kam.duckdb")
+        if values["dagster_home"] is None:
+            values["dagster_home"] = data_dir / "dagster_home"
+        return cls(**values)
 
     @property
     def work_db(self) -> Path:
@@ -83,4 +386,31 @@ class Settings:
 
     @property
     def warehouse_is_postgres(self) -> bool:
-        return self.warehouse.startswith(("postgresql://", "postgresql+", "postgres://"))
+        return self.warehouse.startswith(POSTGRES_PREFIXES)
+
+    @property
+    def has_crm(self) -> bool:
+        return self.crm_url is not None
+
+    def dbt_env(self) -> dict[str, str]:
+        """The variables dbt's profiles.yml reads, from these settings."""
+        return {"KAM_WORK_DB": str(self.work_db), "KAM_DBT_THREADS": str(self.dbt_threads)}
+
+
+def _reason(env: str, exc: ValueError) -> str:
+    """The parser's message, without repeating the variable name it may already carry."""
+    text = str(exc)
+    return text[len(env) :].lstrip(" :") if text.startswith(env) else text
+
+
+def settings_table() -> str:
+    """The README's configuration table (Markdown), generated from :data:`SETTINGS`."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for setting in SETTINGS:
+        default = setting.default_doc or f"`{setting.default}`"
+        lines.append(f"| `{setting.env}` | {default} | {setting.meaning} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(settings_table())

@@ -8,11 +8,11 @@ check results link to them in their metadata and the step log prints the index p
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pipelines.reports import CheckReport, RunReport, write_reports
 
 from pipelines.quality import (
     CheckContext,
@@ -22,7 +22,7 @@ from pipelines.quality import (
     outcome_metadata,
     run_checks,
 )
-from pipelines.reports import CheckReport, RunReport, write_reports
+from pipelines.run_params import RunParameters
 from pipelines.settings import Settings
 
 
@@ -36,11 +36,11 @@ def check_spec(check: FrameCheck, asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
     )
 
 
-def check_context(settings: Settings, as_of: date, today: date) -> CheckContext:
-    """The run-time parameters of the checks, from the settings."""
+def check_context(settings: Settings, params: RunParameters) -> CheckContext:
+    """The run-time parameters of the checks, from the settings and the run."""
     return CheckContext(
-        as_of=as_of,
-        today=today,
+        as_of=params.as_of,
+        today=params.today,
         revenue_band_days=settings.revenue_band_days,
         revenue_band_k=settings.revenue_band_k,
     )
@@ -140,8 +140,7 @@ def evaluate(
     context: dg.AssetCheckExecutionContext,
     work_db,
     checks: Sequence[tuple[FrameCheck, dg.AssetKey]],
-    as_of: date,
-    today: date,
+    params: RunParameters,
     *,
     stage: str | None = None,
     settings: Settings | None = None,
@@ -154,7 +153,7 @@ def evaluate(
     selected = context.selected_asset_check_keys
     todo = [(check, key) for check, key in checks if dg.AssetCheckKey(key, check.name) in selected]
     settings = settings or _settings_of(context)
-    ctx = check_context(settings, as_of, today)
+    ctx = check_context(settings, params)
     by_check = dict(todo)
     outcomes = run_checks(work_db, [c for c, _ in todo], ctx)
     report = None
@@ -170,3 +169,29 @@ def evaluate(
             where = f" (report: {page.html})" if page else ""
             context.log.error("check FAILED: %s%s", outcome.summary(), where)
         yield check_result(check, key, outcome, page, report.index if report else None)
+
+
+def quality_checks(
+    name: str,
+    checks: Sequence[tuple[FrameCheck, dg.AssetKey]],
+    stage: str,
+    description: str,
+) -> dg.AssetChecksDefinition:
+    """One blocking multi-asset check running ``checks`` (the selected ones) in a step."""
+    from kam_assets.partitions import run_parameters
+    from kam_assets.resources import KamResource
+
+    @dg.multi_asset_check(
+        name=name,
+        specs=[check_spec(check, key) for check, key in checks],
+        can_subset=True,
+        description=description,
+    )
+    def _quality_checks(context: dg.AssetCheckExecutionContext, kam: KamResource):
+        settings = kam.settings()
+        params = run_parameters(context, settings)
+        yield from evaluate(
+            context, settings.work_db, checks, params, stage=stage, settings=settings
+        )
+
+    return _quality_checks

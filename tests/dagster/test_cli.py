@@ -96,7 +96,7 @@ def test_runs_left_started_by_a_dead_kam_process_are_marked_failed() -> None:
 
     import dagster as dg
 
-    from kam_assets.cli import HOST_TAG, PID_TAG, fail_abandoned_runs
+    from kam_assets.cli.abandoned import HOST_TAG, PID_TAG, fail_abandoned_runs
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -129,3 +129,61 @@ def test_runs_left_started_by_a_dead_kam_process_are_marked_failed() -> None:
         dg.DagsterRunStatus.STARTED
     }
     assert fail_abandoned_runs(instance, "kam_daily") == []  # only once
+
+
+BAD_SETTINGS = [
+    ("KAM_QUARANTINE_MAX_SHARE", "5"),
+    ("KAM_QUARANTINE_MAX_SHARE", "1%"),
+    ("KAM_QUARANTINE_MAX_SHARE", "-0.1"),
+    ("KAM_ROW_DROP_MAX_SHARE", "1.5"),
+    ("KAM_CHUNK_ROWS", "0"),
+    ("KAM_WAREHOUSE_RETENTION", "0"),
+    ("KAM_REPORT_RETENTION_DAYS", "-1"),
+    ("KAM_PG_LOCK_TIMEOUT_MS", "0"),
+    ("KAM_PG_PUBLISH_RETRIES", "-1"),
+    ("KAM_REVENUE_BAND_DAYS", "0"),
+    ("KAM_REVENUE_BAND_K", "ten"),
+    ("KAM_DBT_THREADS", "0"),
+    ("KAM_SCHEDULE_TIME", "25:00"),
+    ("KAM_SCHEDULE_TIMEZONE", "Mars/Olympus"),
+    ("KAM_PARTITIONS_START", "2020-13-01"),
+    ("KAM_DUCKDB_STORAGE_VERSION", "latest"),
+    ("KAM_BI_ROLE", "kam_bi; drop schema marts"),
+    ("KAM_LOG_LEVEL", "LOUD"),
+    ("KAM_WAREHOUSE", "mysql://host/db"),
+]
+
+
+@pytest.mark.parametrize(("env", "value"), BAD_SETTINGS)
+def test_run_refuses_a_bad_setting_before_any_run_is_recorded(
+    env: str, value: str, monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    from kam_assets.cli import main
+
+    monkeypatch.setenv("KAM_ERP_URL", f"sqlite:///{tmp_path / 'erp.sqlite'}")
+    monkeypatch.setenv("KAM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("KAM_WAREHOUSE", raising=False)
+    monkeypatch.setenv(env, value)
+    assert main(["run", "--as-of", "2026-09-30"]) == 2
+    err = capsys.readouterr().err
+    assert f"kam run: {env}={value!r} " in err
+    assert not (tmp_path / "data").exists()  # no Dagster instance, no work DB, nothing
+
+
+def test_run_refuses_an_unwritable_warehouse_folder_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    from kam_assets.cli import main
+
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the warehouse folder should be")
+    monkeypatch.setenv("KAM_ERP_URL", f"sqlite:///{tmp_path / 'erp.sqlite'}")
+    monkeypatch.setenv("KAM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KAM_WAREHOUSE", str(blocker / "kam.duckdb"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["run", "--as-of", "2026-09-30"]) == 2
+    err = capsys.readouterr().err
+    assert f"KAM_WAREHOUSE={blocker / 'kam.duckdb'}: cannot write to the folder {blocker}" in err
+    assert not (tmp_path / "data" / "work").exists()
+    assert not (tmp_path / "data" / "dagster_home").exists()

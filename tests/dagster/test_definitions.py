@@ -111,10 +111,13 @@ def test_publish_depends_on_every_mart(kam_defs) -> None:
 
 def test_daily_dbt_build_excludes_unit_tests_and_passes_vars() -> None:
     import json
+    from datetime import date
 
     from kam_assets.defs.transform.assets import dbt_build_args
+    from pipelines.run_params import RunParameters
 
-    args = dbt_build_args("2026-09-30", False)
+    params = RunParameters(as_of=date(2026, 9, 30), today=date(2026, 10, 1), has_crm=False)
+    args = dbt_build_args(params)
     assert args[0] == "build"
     assert args[args.index("--exclude") + 1] == "test_type:unit"
     assert json.loads(args[args.index("--vars") + 1]) == {

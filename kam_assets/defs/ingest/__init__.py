@@ -12,5 +12,5 @@ def build_defs() -> dg.Definitions:
     from kam_assets.defs.ingest.gates import quality_gates
 
     return dg.Definitions(
-        assets=[extract_sources], asset_checks=[raw_quality_checks, quality_gates]
+        assets=[extract_sources], asset_checks=[raw_quality_checks(), quality_gates]
     )

@@ -2,18 +2,17 @@
 then the quarantine of bad rows (``pipelines.quarantine``): dbt reads ``valid_*`` views."""
 
 from contextlib import closing
-from datetime import date
 
 import dagster as dg
 import duckdb
-
-from kam_assets.partitions import as_of_date, daily_partitions
-from kam_assets.resources import KamResource
-from pipelines.contract import TABLES
 from pipelines.quarantine import apply_quarantine
 from pipelines.raw_loader import extract_all
 from pipelines.raw_schema import raw_table_name
 from pipelines.sources import mask_url
+
+from kam_assets.partitions import daily_partitions, run_parameters
+from kam_assets.resources import KamResource
+from pipelines.contract import TABLES
 
 RAW_GROUP = "raw"
 
@@ -52,9 +51,10 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
     settings = kam.settings()
     if not settings.erp_url:
         raise dg.Failure("KAM_ERP_URL is not set: the ERP source is required")
+    params = run_parameters(context, settings)
     context.log.info(
         "as-of %s: extracting ERP %s, CRM %s into %s",
-        as_of_date(context).isoformat(),
+        params.as_of.isoformat(),
         mask_url(settings.erp_url),
         mask_url(settings.crm_url) if settings.crm_url else "(not configured)",
         settings.work_db,
@@ -67,7 +67,7 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
         settings.chunk_rows,
     )
     with closing(duckdb.connect(str(settings.work_db))) as con:
-        summary = apply_quarantine(con, context.run.run_id, as_of_date(context), today=date.today())
+        summary = apply_quarantine(con, context.run.run_id, params.as_of, today=params.today)
     for line in summary.log_lines():
         context.log.info(line)
     rules: dict[tuple[str, str], dict[str, int]] = {}

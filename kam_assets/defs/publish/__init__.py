@@ -9,4 +9,4 @@ def build_defs() -> dg.Definitions:
     from kam_assets.defs.publish.assets import warehouse
     from kam_assets.defs.publish.checks import mart_quality_checks
 
-    return dg.Definitions(assets=[warehouse], asset_checks=[mart_quality_checks])
+    return dg.Definitions(assets=[warehouse], asset_checks=[mart_quality_checks()])

@@ -6,38 +6,18 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+from pipelines.reports import prune_reports
+from pipelines.sources import mask_url
 
 from kam_assets.defs.checks_util import check_context, report_metadata, write_run_reports
 from kam_assets.defs.publish.marts import mart_asset_keys, mart_checks
-from kam_assets.partitions import as_of_date, daily_partitions
+from kam_assets.partitions import daily_partitions, run_parameters
 from kam_assets.resources import KamResource
-from pipelines.identifiers import validate_role_name
 from pipelines.quality import run_checks
-from pipelines.reports import prune_reports
+from pipelines.run_params import RunParameters
 from pipelines.settings import Settings
-from pipelines.sources import mask_url
 
 REVALIDATION_STAGE = "publish"
-
-
-def validate_publish_settings(settings: Settings) -> None:
-    """Check the settings of the publish before any work; ``ValueError`` names the setting."""
-    if settings.report_retention_days < 0:
-        raise ValueError(
-            "KAM_REPORT_RETENTION_DAYS must be at least 0 (0 keeps every report), "
-            f"got {settings.report_retention_days}"
-        )
-    if not settings.warehouse_is_postgres:
-        return
-    validate_role_name(settings.bi_role, "KAM_BI_ROLE")
-    if settings.pg_lock_timeout_ms < 1:
-        raise ValueError(
-            f"KAM_PG_LOCK_TIMEOUT_MS must be at least 1, got {settings.pg_lock_timeout_ms}"
-        )
-    if settings.pg_publish_retries < 0:
-        raise ValueError(
-            f"KAM_PG_PUBLISH_RETRIES must be at least 0, got {settings.pg_publish_retries}"
-        )
 
 
 @dataclass
@@ -51,7 +31,7 @@ class Revalidation:
 
 
 def revalidate_marts(
-    settings: Settings, as_of: date, run_id: str | None = None, log=None
+    settings: Settings, params: RunParameters, run_id: str | None = None, log=None
 ) -> Revalidation:
     """Run every mart check again (written to the run's report when ``run_id`` is given).
 
@@ -59,7 +39,7 @@ def revalidate_marts(
     skip the gate, so it runs the same checks itself.
     """
     checks = [check for check, _ in mart_checks()]
-    ctx = check_context(settings, as_of, date.today())
+    ctx = check_context(settings, params)
     outcomes = run_checks(settings.work_db, checks, ctx)
     out = Revalidation(checks=len(outcomes))
     for _check, outcome in outcomes:
@@ -72,7 +52,7 @@ def revalidate_marts(
     return out
 
 
-def _publish(settings: Settings, run_id: str, as_of: str):
+def _publish(settings: Settings, run_id: str, as_of: date):
     target = settings.warehouse
     if settings.warehouse_is_postgres:
         from pipelines import publish_postgres  # optional backend
@@ -112,13 +92,9 @@ def _publish(settings: Settings, run_id: str, as_of: str):
 )
 def warehouse(context: dg.AssetExecutionContext, kam: KamResource) -> dg.MaterializeResult:
     settings = kam.settings()
-    try:
-        validate_publish_settings(settings)
-    except ValueError as exc:
-        raise dg.Failure(description=f"invalid publish settings, nothing done: {exc}") from None
-    as_of = as_of_date(context)
+    params = run_parameters(context, settings)
     started = time.perf_counter()
-    gate = revalidate_marts(settings, as_of, context.run.run_id, context.log)
+    gate = revalidate_marts(settings, params, context.run.run_id, context.log)
     if gate.failures:
         report = f"\nvalidation report: {gate.index}" if gate.index else ""
         raise dg.Failure(
@@ -133,7 +109,7 @@ def warehouse(context: dg.AssetExecutionContext, kam: KamResource) -> dg.Materia
                 **report_metadata(None, gate.index),
             },
         )
-    result = _publish(settings, context.run.run_id, as_of.isoformat())
+    result = _publish(settings, context.run.run_id, params.as_of)
     seconds = time.perf_counter() - started
     context.log.info("published %d tables to %s", len(result.tables), mask_url(result.target))
     pruned = prune_reports(

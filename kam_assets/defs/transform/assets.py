@@ -14,8 +14,9 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from kam_assets.dbt_project import dbt_project
-from kam_assets.partitions import as_of_date, daily_partitions
+from kam_assets.partitions import daily_partitions, run_parameters
 from kam_assets.resources import KamResource
+from pipelines.run_params import RunParameters
 
 # Unit tests run in the test suite, not in the daily run.
 DAILY_EXCLUDE = "test_type:unit"
@@ -44,9 +45,9 @@ def _env(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def dbt_build_args(as_of: str, has_crm: bool) -> list[str]:
-    dbt_vars = {"as_of_date": as_of, "has_crm": has_crm}
-    return ["build", "--vars", json.dumps(dbt_vars), "--exclude", DAILY_EXCLUDE]
+def dbt_build_args(params: RunParameters) -> list[str]:
+    """The `dbt build` of a daily run: the run's vars, unit tests left to the test suite."""
+    return ["build", "--vars", json.dumps(params.dbt_vars()), "--exclude", DAILY_EXCLUDE]
 
 
 @dbt_assets(
@@ -59,7 +60,7 @@ def dbt_build_args(as_of: str, has_crm: bool) -> list[str]:
 )
 def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: KamResource):
     settings = kam.settings()
-    args = dbt_build_args(as_of_date(context).isoformat(), settings.crm_url is not None)
+    args = dbt_build_args(run_parameters(context, settings))
     context.log.info("dbt %s (KAM_WORK_DB=%s)", " ".join(args), settings.work_db)
-    with _env(KAM_WORK_DB=str(settings.work_db)):
+    with _env(**settings.dbt_env()):
         yield from dbt.cli(args, context=context).stream()

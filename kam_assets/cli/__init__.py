@@ -1,0 +1,53 @@
+"""`kam`: the command line of the KAM pipeline.
+
+    kam demo                    generate demo sources (if absent), run the daily job, show where
+    kam run --as-of YYYY-MM-DD  run the daily job for one as-of date (KAM_ERP_URL, KAM_CRM_URL)
+    kam generate --out DIR ...  write demo ERP/CRM sources
+    kam bench ...               benchmarks (pipelines.benchmark)
+
+Settings are checked before anything starts (``pipelines.settings``); runs go through
+Dagster with the persistent instance (DAGSTER_HOME; default $KAM_DATA_DIR/dagster_home),
+so they show in the UI (`dagster dev -w workspace.yaml`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+
+from pipelines.run_params import parse_as_of
+
+
+def _date_argument(value: str) -> date:
+    try:
+        return parse_as_of(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kam", description="KAM analytics pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("demo", help="generate demo sources, run the pipeline, show the warehouse")
+
+    run = sub.add_parser("run", help="run the daily job for one as-of date")
+    run.add_argument("--as-of", required=True, type=_date_argument, help="YYYY-MM-DD")
+
+    gen = sub.add_parser("generate", help="write demo ERP/CRM sources")
+    gen.add_argument("--out", required=True, help="output folder")
+    gen.add_argument("--clients", type=int, default=600)
+    gen.add_argument("--years", type=int, default=3)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--end-date", type=_date_argument, default=None)
+
+    bench = sub.add_parser("bench", help="benchmarks (arguments passed to pipelines.benchmark)")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kam_assets.cli.commands import COMMANDS
+
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)

@@ -1,0 +1,137 @@
+"""The `kam` commands: demo, run, generate, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+from kam_assets.cli.preflight import load_settings, run_problems
+from kam_assets.cli.runner import report_failure, run_daily
+from pipelines.run_params import RunParameters
+from pipelines.settings import Settings
+
+
+def _refuse(command: str, problems: list[str]) -> int:
+    """Print why the command cannot start (nothing was recorded or written) and exit 2."""
+    if len(problems) == 1:
+        print(f"kam {command}: {problems[0]}", file=sys.stderr)
+    else:
+        print(f"kam {command}: {len(problems)} problems, nothing was started:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+    return 2
+
+
+def _start(command: str, as_of: date | None) -> tuple[Settings, RunParameters] | int:
+    """Settings and run parameters, or the exit code of a refused start."""
+    settings, problems = load_settings()
+    if settings is None:
+        return _refuse(command, problems)
+    params = RunParameters.derive(as_of or date.today(), settings)
+    if problems := run_problems(settings, params):
+        return _refuse(command, problems)
+    return settings, params
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started = _start("run", args.as_of)
+    if isinstance(started, int):
+        return started
+    settings, params = started
+    outcome = run_daily(params, settings)
+    if not outcome.success:
+        report_failure(outcome)
+        return 1
+    print(f"\nkam: run {outcome.run_id} succeeded for as-of {params.as_of}")
+    print(f"warehouse: {settings.warehouse}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pipelines.generator import generate_demo
+
+    kwargs = {"clients": args.clients, "years": args.years, "seed": args.seed}
+    if args.end_date:
+        kwargs["end_date"] = args.end_date
+    record = generate_demo(Path(args.out), **kwargs)
+    print(f"demo sources written to {Path(args.out).resolve()} (end date {record['end_date']})")
+    for table, rows in (record.get("row_counts") or {}).items():
+        print(f"  {table:<14} {rows:>10,}")
+    return 0
+
+
+def _mart_counts(warehouse: str) -> dict[str, int]:
+    import duckdb
+
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        tables = con.execute(
+            "select table_name from information_schema.tables where table_schema = 'marts' "
+            "order by table_name"
+        ).fetchall()
+        return {
+            name: con.execute(f'select count(*) from marts."{name}"').fetchall()[0][0]
+            for (name,) in tables
+        }
+    finally:
+        con.close()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.generator import generate_demo
+
+    settings, problems = load_settings()
+    if settings is None:
+        return _refuse("demo", problems)
+    demo_dir = settings.demo_dir
+    erp_file, crm_file, planted = (
+        demo_dir / "erp.sqlite",
+        demo_dir / "crm.sqlite",
+        demo_dir / "planted.json",
+    )
+    if not (erp_file.exists() and crm_file.exists() and planted.exists()):
+        print(f"generating demo sources in {demo_dir} ...")
+        record = generate_demo(demo_dir)
+    else:
+        print(f"using the demo sources in {demo_dir}")
+        record = json.loads(planted.read_text())
+    os.environ.setdefault("KAM_ERP_URL", f"sqlite:///{erp_file}")
+    os.environ.setdefault("KAM_CRM_URL", f"sqlite:///{crm_file}")
+    started = _start("demo", date.fromisoformat(str(record["end_date"])))
+    if isinstance(started, int):
+        return started
+    settings, params = started
+    outcome = run_daily(params, settings)
+    if not outcome.success:
+        report_failure(outcome)
+        return 1
+    warehouse = settings.warehouse
+    print(f"\nThe KAM warehouse is ready (as-of {params.as_of}): {warehouse}")
+    if not settings.warehouse_is_postgres:
+        print("\nPublished marts (rows):")
+        for name, rows in _mart_counts(warehouse).items():
+            print(f"  marts.{name:<24} {rows:>10,}")
+    print(
+        "\nDagster UI (run history, asset graph, checks):\n"
+        f"  DAGSTER_HOME={settings.dagster_home} dagster dev -w workspace.yaml\n"
+        "\nBI tools: open the DuckDB file read-only, schema 'marts'\n"
+        f'  duckdb -readonly {warehouse} "select * from marts.kam_actions limit 20"\n'
+        f"  DBeaver: New connection > DuckDB > Path: {warehouse} (read-only)\n"
+    )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        from pipelines import benchmark
+    except ImportError:
+        print("kam bench: pipelines.benchmark is not available", file=sys.stderr)
+        return 2
+    return int(benchmark.main(args.bench_args) or 0)
+
+
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "generate": cmd_generate, "bench": cmd_bench}

@@ -1,0 +1,69 @@
+"""The process environment of a `kam` command: the Dagster instance, dbt's variables, the
+dbt manifest. Done once per command, before the definitions load; never at import."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pipelines.settings import Settings
+
+DAGSTER_YAML = """\
+# Written by `kam`: one run at a time writes the work DB (runs of kam_daily carry this tag).
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: "kam/work_db"
+        limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """The instance folder (DAGSTER_HOME, default $KAM_DATA_DIR/dagster_home), created with
+    a dagster.yaml; exported so that Dagster and every child process use it."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def prepare_process_env(settings: Settings) -> None:
+    """dbt reads its profile from the environment; the venv's executables go on PATH."""
+    # dbt must write the same work DB the raw loader fills: never inherit another one
+    os.environ.update(settings.dbt_env())
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def _newest_dbt_source_mtime(project_dir: Path) -> float:
+    """Latest modification time of the files a dbt parse reads."""
+    newest = (project_dir / "dbt_project.yml").stat().st_mtime
+    for folder in ("models", "seeds", "macros"):
+        for path in (project_dir / folder).rglob("*"):
+            if path.is_file():
+                newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def ensure_manifest() -> None:
+    """Parse the dbt project if its manifest is missing or older than the project's files.
+
+    Never done at import; a stale manifest would give Dagster an outdated asset graph.
+    """
+    from kam_assets.dbt_project import dbt_project
+
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        print(f"dbt manifest missing; parsing the dbt project into {manifest}")
+    elif manifest.stat().st_mtime < _newest_dbt_source_mtime(Path(dbt_project.project_dir)):
+        print(f"dbt project changed since {manifest} was written; parsing it again")
+    else:
+        return
+    dbt_project.preparer.prepare(dbt_project)

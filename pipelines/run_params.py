@@ -1,0 +1,60 @@
+"""The parameters of one run, derived once at the boundary and passed down.
+
+A run is for one as-of date D (the daily partition): every fact dated after D is cut.
+"Today" is the calendar day in the schedule's time zone when the run's parameters are
+derived (it bounds "no impossible future dates"); "has CRM" says whether a CRM source is
+configured (without one, CRM-based signals are NULL, not false).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pipelines.settings import Settings
+
+
+@dataclass(frozen=True)
+class RunParameters:
+    as_of: date
+    today: date
+    has_crm: bool
+
+    @classmethod
+    def derive(cls, as_of: date, settings: Settings, now: datetime | None = None) -> RunParameters:
+        """The parameters of a run for ``as_of`` under ``settings`` (``now``: for tests)."""
+        zone = ZoneInfo(settings.schedule_timezone)
+        moment = now.astimezone(zone) if now is not None else datetime.now(zone)
+        return cls(as_of=as_of, today=moment.date(), has_crm=settings.has_crm)
+
+    def dbt_vars(self) -> dict[str, Any]:
+        """The run's dbt vars: the only way the as-of date and has-CRM reach the models."""
+        return {"as_of_date": self.as_of.isoformat(), "has_crm": self.has_crm}
+
+
+def parse_as_of(text: str) -> date:
+    """An as-of date from text (CLI argument, partition key); ValueError says the format."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def as_of_problem(as_of: date, settings: Settings, today: date) -> str | None:
+    """Why ``as_of`` cannot be run (outside the daily partitions), or None."""
+    start = settings.partitions_start
+    if as_of < start:
+        return (
+            f"as-of {as_of} is before the first daily partition, KAM_PARTITIONS_START="
+            f"{start}; set KAM_PARTITIONS_START to {as_of} or earlier "
+            "to run it (the history before the as-of date is read whatever this setting)"
+        )
+    if as_of >= today:
+        return (
+            f"as-of {as_of} is not a complete day yet: the last complete day in "
+            f"KAM_SCHEDULE_TIMEZONE={settings.schedule_timezone} is "
+            f"{(today - timedelta(days=1)).isoformat()}"
+        )
+    return None
