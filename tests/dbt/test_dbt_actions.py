@@ -33,7 +33,7 @@ LOADED = datetime(2026, 9, 30, 23, 0)
 UPSTREAM_TESTS = [
     f"resource_type:{kind},path:models/{folder}"
     for kind in ("test", "unit_test")
-    for folder in ("staging", "marts/core", "marts/clients", "intermediate/clients")
+    for folder in ("staging", "core", "clients")
 ]
 
 pytestmark = pytest.mark.skipif(not DBT_BIN.exists(), reason="dbt not installed in .venv")
@@ -246,7 +246,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp,
         "build",
         "--select",
-        "+marts.actions",
+        "+actions.marts",
         "--indirect-selection",
         "cautious",
         # Upstream tests belong to their own suites; here: the parents' models and seeds,
@@ -333,8 +333,7 @@ def test_without_crm_crm_columns_are_null(built: Path, tmp_path: Path) -> None:
         tmp_path,
         "run",
         "--select",
-        "path:models/intermediate/actions",
-        "path:models/marts/actions",
+        "path:models/actions",
         "--vars",
         f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: false}}",
     )

@@ -1,6 +1,6 @@
-"""dbt marts/clients on a tiny raw work DB: unit tests, data tests and planted behaviours.
+"""dbt clients/marts on a tiny raw work DB: unit tests, data tests and planted behaviours.
 
-One `dbt build --select +marts.clients` (unit tests included) at D1, then `dbt run` at D2 and
+One `dbt build --select +clients.marts` (unit tests included) at D1, then `dbt run` at D2 and
 a re-run of D1 to check that client_status_history keeps one set of rows per date.
 """
 
@@ -198,7 +198,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         con.close()
     # Cautious: tests of models outside the selection (e.g. on stg_erp__products) are skipped.
-    _dbt(work, D1, "build", "--select", "+marts.clients", "--indirect-selection", "cautious")
+    _dbt(work, D1, "build", "--select", "+clients.marts", "--indirect-selection", "cautious")
     # Keep the build's results: later runs in this module overwrite run_results.json.
     target = work / f"target-{D1}"
     (work / "build_results.json").write_text((target / "run_results.json").read_text())
@@ -268,7 +268,7 @@ def test_lifecycle_on_planted_clients(built: Path) -> None:
 
 def test_status_history_two_dates_and_idempotent_rerun(built: Path) -> None:
     history_sql = "select * from marts.client_status_history order by as_of_date, client_id"
-    _dbt(built, D2, "run", "--select", "+marts.clients")
+    _dbt(built, D2, "run", "--select", "+clients.marts")
     dates = _query(built, "select distinct as_of_date from marts.client_status_history order by 1")
     assert [d for (d,) in dates] == [date(2026, 9, 30), date(2026, 10, 31)]
     before = _query(built, history_sql)
@@ -280,7 +280,7 @@ def test_status_history_two_dates_and_idempotent_rerun(built: Path) -> None:
     assert life["gone"] == ("churn", date(2026, 9, 30), None)  # churned since D1
     assert life["drop"] == ("churn", date(2026, 10, 31), "decline")  # 32 days late now
 
-    _dbt(built, D1, "run", "--select", "+marts.clients")
+    _dbt(built, D1, "run", "--select", "+clients.marts")
     assert _query(built, history_sql) == before
     # Back at D1, the later D2 rows are ignored by client_lifecycle.
     life = _rows_by_client(

@@ -1,6 +1,6 @@
-"""dbt staging + marts.core on a tiny hand-made raw layer: values checked by hand.
+"""dbt staging + core (fct_orders, dim_clients) on a tiny hand-made raw layer: values checked by hand.
 
-Runs the real dbt project (`dbt build --select staging marts.core`, which includes the
+Runs the real dbt project (`dbt build --select staging core`, which includes the
 data tests and unit tests of those models) with the venv's dbt in a subprocess, against a
 work DB created in tmp_path. dbt's target/ and logs/ go to tmp_path as well.
 """
@@ -97,7 +97,7 @@ def built_work_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "build",
             "--select",
             "staging",
-            "marts.core",
+            "core",
             "--vars",
             f"{{as_of_date: '{AS_OF}'}}",
             "--project-dir",

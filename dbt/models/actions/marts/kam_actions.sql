@@ -1,0 +1,177 @@
+{#- Today's prioritized to-do list per manager; one row per (manager, client, action_type).
+    Priorities (1 = most urgent) and due dates are documented in kam_actions.yml. Actions that
+    need the CRM (decision maker, complaints, win-back assignment) are absent without it. -#}
+{%- set crm_enabled = 'true' if has_crm() else 'false' -%}
+
+with
+
+key_clients as (
+
+    select * from {{ ref('int_actions__key_clients') }}
+
+),
+
+churn_signals as (
+
+    select * from {{ ref('client_churn_signals') }}
+
+),
+
+winback as (
+
+    select * from {{ ref('winback_candidates') }}
+
+),
+
+as_of as (
+
+    select {{ as_of_date() }} as as_of_date
+
+),
+
+clients as (
+
+    select
+        key_clients.*,
+        coalesce(churn_signals.is_churned, false) as is_churned,
+        coalesce(churn_signals.is_at_risk, false) as is_at_risk,
+        coalesce(churn_signals.has_volume_drop, false) as has_volume_drop,
+        churn_signals.decision_maker_left,
+        churn_signals.open_complaints,
+        churn_signals.days_since_last_contact,
+        churn_signals.reasons
+    from key_clients
+    left join churn_signals on key_clients.client_id = churn_signals.client_id
+
+),
+
+decision_maker_left as (
+
+    select
+        account_manager_id as manager_id,
+        client_id,
+        client_name,
+        'meet_new_decision_maker' as action_type,
+        1 as priority,
+        2 as due_in_days,
+        net_revenue_365d as client_value,
+        'A decision maker left the client in the last {{ var("dm_left_window_days", 90) }} days:'
+        || ' meet the new one.' as reason
+    from clients
+    where {{ crm_enabled }} and coalesce(decision_maker_left, false) and not is_churned
+
+),
+
+key_client_at_risk as (
+
+    select
+        account_manager_id as manager_id,
+        client_id,
+        client_name,
+        'call_key_client_at_risk' as action_type,
+        2 as priority,
+        3 as due_in_days,
+        net_revenue_365d as client_value,
+        'Key client (' || key_reason || ') at risk: '
+        || coalesce(nullif(reasons, ''), 'overdue or volume drop')
+        || case
+            when not {{ crm_enabled }} then '; contact history unknown (no CRM)'
+            when days_since_last_contact is null then '; never contacted'
+            else '; last contact ' || days_since_last_contact || ' days ago'
+        end
+        || '. Call and find the reason.' as reason
+    from clients
+    where
+        is_key_client
+        and not is_churned
+        and (is_at_risk or has_volume_drop)
+        and (
+            not {{ crm_enabled }}
+            or days_since_last_contact is null
+            or days_since_last_contact >= {{ var('contact_recent_days', 30) }}
+        )
+
+),
+
+open_complaint as (
+
+    select
+        account_manager_id as manager_id,
+        client_id,
+        client_name,
+        'resolve_open_complaint' as action_type,
+        3 as priority,
+        5 as due_in_days,
+        net_revenue_365d as client_value,
+        open_complaints || ' open complaint(s): resolve them.' as reason
+    from clients
+    where {{ crm_enabled }} and open_complaints > 0
+
+),
+
+winback_plan as (
+
+    select
+        suggested_manager_id as manager_id,
+        client_id,
+        client_name,
+        'plan_winback' as action_type,
+        4 as priority,
+        14 as due_in_days,
+        value_before_leaving as client_value,
+        'Win-back candidate #' || priority || ': value ' || round(value_before_leaving, 0)
+        || ' (class ' || value_class_before_leaving || ') in the year before leaving; lost by '
+        || coalesce(lost_by_manager_id, 'nobody') || '; reasons: ' || churn_reasons
+        || case when requires_revised_terms then '; revised payment terms required' else '' end
+        || '. Plan the win-back.' as reason
+    from winback
+    where {{ crm_enabled }} and suggested_manager_id is not null
+
+),
+
+actions as (
+
+    select * from decision_maker_left
+    union all
+    select * from key_client_at_risk
+    union all
+    select * from open_complaint
+    union all
+    select * from winback_plan
+
+),
+
+final as (
+
+    select
+        md5(coalesce(actions.manager_id, '') || '|' || actions.client_id || '|' || actions.action_type)
+            as action_id,
+        as_of.as_of_date,
+        actions.manager_id,
+        actions.client_id,
+        actions.client_name,
+        actions.action_type,
+        actions.priority,
+        row_number() over (
+            partition by actions.manager_id
+            order by actions.priority asc, actions.client_value desc, actions.client_id asc
+        ) as manager_rank,
+        as_of.as_of_date + actions.due_in_days as due_date,
+        actions.reason
+    from actions
+    cross join as_of
+
+)
+
+select
+    cast(action_id as varchar) as action_id,
+    cast(as_of_date as date) as as_of_date,
+    cast(manager_id as varchar) as manager_id,
+    cast(client_id as varchar) as client_id,
+    cast(client_name as varchar) as client_name,
+    cast(action_type as varchar) as action_type,
+    cast(priority as integer) as priority,
+    cast(manager_rank as bigint) as manager_rank,
+    cast(due_date as date) as due_date,
+    cast(reason as varchar) as reason
+from final

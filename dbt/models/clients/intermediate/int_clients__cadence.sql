@@ -1,0 +1,200 @@
+with
+
+clients as (
+
+    select * from {{ ref('dim_clients') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+
+),
+
+segment_policy as (
+
+    select * from {{ ref('segment_policy') }}
+
+),
+
+distinct_order_days as (
+
+    select distinct
+        client_id,
+        order_date as order_day
+
+    from orders
+
+    where
+        status = 'completed'
+        and order_date <= {{ as_of_date() }}
+
+),
+
+order_days as (
+
+    select
+        client_id,
+        order_day,
+        lag(order_day) over (partition by client_id order by order_day) as previous_order_day,
+        date_diff(
+            'day', lag(order_day) over (partition by client_id order by order_day), order_day
+        ) as gap_days,
+        row_number() over (partition by client_id order by order_day desc) as recency_rank
+
+    from distinct_order_days
+
+),
+
+client_history as (
+
+    select
+        client_id,
+        count(*) as distinct_order_days,
+        min(order_day) as first_order_date,
+        max(order_day) as last_order_date,
+        median(gap_days) as median_gap_days
+
+    from order_days
+
+    group by client_id
+
+),
+
+latest_order_day as (
+
+    select
+        client_id,
+        previous_order_day,
+        gap_days as last_gap_days
+
+    from order_days
+
+    where recency_rank = 1
+
+),
+
+own_intervals as (
+
+    select
+        clients.client_id,
+        clients.segment,
+        client_history.first_order_date,
+        client_history.last_order_date,
+        latest_order_day.previous_order_day,
+        latest_order_day.last_gap_days,
+        coalesce(client_history.distinct_order_days, 0) as distinct_order_days,
+        cast(client_history.median_gap_days as double) as median_gap_days,
+        case
+            when client_history.distinct_order_days >= {{ var('cadence_min_orders') }}
+                then cast(client_history.median_gap_days as double)
+        end as own_interval_days
+
+    from clients
+    left join client_history
+        on clients.client_id = client_history.client_id
+    left join latest_order_day
+        on clients.client_id = latest_order_day.client_id
+
+),
+
+segment_norms as (
+
+    select
+        segment,
+        -- every client with at least one gap counts here, so that segments of rare
+        -- buyers (yearly) learn their norm from clients with 2-3 orders too
+        cast(median(median_gap_days) as double) as learned_norm_days
+
+    from own_intervals
+
+    where median_gap_days is not null
+
+    group by segment
+
+),
+
+policies as (
+
+    select
+        cast(segment as varchar) as segment,
+        cast(expected_interval_days as double) as policy_interval_days,
+        cast(at_risk_ratio as double) as policy_at_risk_ratio,
+        cast(churn_ratio as double) as policy_churn_ratio
+
+    from segment_policy
+
+),
+
+expected as (
+
+    select
+        own_intervals.*,
+        segment_norms.learned_norm_days,
+        policies.policy_interval_days,
+        coalesce(
+            own_intervals.own_interval_days,
+            policies.policy_interval_days,
+            segment_norms.learned_norm_days,
+            cast({{ var('default_interval_days') }} as double)
+        ) as expected_interval_days,
+        case
+            when own_intervals.own_interval_days is not null then 'own_history'
+            when policies.policy_interval_days is not null then 'policy'
+            when segment_norms.learned_norm_days is not null then 'segment_norm'
+            else 'policy'
+        end as interval_source,
+        coalesce(
+            policies.policy_at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)
+        ) as at_risk_ratio,
+        coalesce(
+            policies.policy_churn_ratio, cast({{ var('churn_ratio') }} as double)
+        ) as churn_ratio
+
+    from own_intervals
+    left join segment_norms
+        on own_intervals.segment = segment_norms.segment
+    left join policies
+        on own_intervals.segment = policies.segment
+
+),
+
+overdue as (
+
+    select
+        *,
+        date_diff('day', last_order_date, {{ as_of_date() }}) as days_since_last_order,
+        date_diff('day', last_order_date, {{ as_of_date() }}) / expected_interval_days as overdue_ratio
+
+    from expected
+
+),
+
+final as (
+
+    select
+        client_id,
+        segment,
+        first_order_date,
+        last_order_date,
+        previous_order_day,
+        last_gap_days,
+        distinct_order_days,
+        own_interval_days,
+        learned_norm_days,
+        policy_interval_days,
+        expected_interval_days,
+        interval_source,
+        at_risk_ratio,
+        churn_ratio,
+        days_since_last_order,
+        overdue_ratio,
+        coalesce(overdue_ratio >= churn_ratio, false) as is_churned,
+        coalesce(overdue_ratio >= at_risk_ratio and overdue_ratio < churn_ratio, false) as is_at_risk
+
+    from overdue
+
+)
+
+select * from final

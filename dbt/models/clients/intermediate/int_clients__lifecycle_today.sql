@@ -1,0 +1,118 @@
+{%- set growth_days = var('growth_window_days') -%}
+
+with
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+
+),
+
+cadence as (
+
+    select * from {{ ref('int_clients__cadence') }}
+
+),
+
+volume as (
+
+    select * from {{ ref('int_clients__volume') }}
+
+),
+
+growth_windows as (
+
+    select
+        client_id,
+        cast({{ money_sum(
+            "case when order_date > " ~ as_of_date() ~ " - " ~ growth_days ~ " then net_revenue else 0 end"
+        ) }} as double) as revenue_recent_period,
+        cast({{ money_sum(
+            "case when order_date <= " ~ as_of_date() ~ " - " ~ growth_days ~ " then net_revenue else 0 end"
+        ) }} as double) as revenue_prior_period
+
+    from orders
+
+    where order_date between {{ as_of_date() }} - (2 * {{ growth_days }} - 1) and {{ as_of_date() }}
+
+    group by client_id
+
+),
+
+flags as (
+
+    select
+        cadence.client_id,
+        cadence.first_order_date,
+        cadence.last_order_date,
+        cadence.is_churned,
+        cadence.is_at_risk,
+        volume.has_volume_drop,
+        coalesce(growth_windows.revenue_recent_period, 0) as revenue_recent_period,
+        coalesce(growth_windows.revenue_prior_period, 0) as revenue_prior_period,
+        cadence.first_order_date > {{ as_of_date() }} - {{ var('new_client_days') }} as is_new_client,
+        coalesce(
+            growth_windows.revenue_prior_period > 0
+            and growth_windows.revenue_recent_period
+            >= (1 + cast({{ var('growth_share') }} as double)) * growth_windows.revenue_prior_period,
+            false
+        ) as is_growing,
+        coalesce(
+            not cadence.is_churned
+            and cadence.last_order_date > {{ as_of_date() }} - {{ var('new_client_days') }}
+            and cadence.last_gap_days >= cadence.churn_ratio * cadence.expected_interval_days,
+            false
+        ) as is_reactivated
+
+    from cadence
+    left join volume
+        on cadence.client_id = volume.client_id
+    left join growth_windows
+        on cadence.client_id = growth_windows.client_id
+
+    where cadence.distinct_order_days > 0
+
+),
+
+staged as (
+
+    select
+        *,
+        case
+            when is_churned then 'churn'
+            when is_at_risk or coalesce(has_volume_drop, false) then 'decline'
+            when is_new_client then 'acquisition'
+            when is_growing then 'development'
+            else 'maturity'
+        end as lifecycle_stage
+
+    from flags
+
+),
+
+final as (
+
+    select
+        client_id,
+        {{ as_of_date() }} as as_of_date,
+        lifecycle_stage,
+        case
+            when lifecycle_stage = 'churn' then 'lost'
+            when is_reactivated then 'reactivated'
+            when lifecycle_stage = 'decline' then 'at_risk'
+            when lifecycle_stage = 'acquisition' then 'new'
+            else 'active'
+        end as status_group,
+        is_reactivated,
+        is_new_client,
+        is_growing,
+        first_order_date,
+        last_order_date,
+        revenue_recent_period,
+        revenue_prior_period
+
+    from staged
+
+)
+
+select * from final

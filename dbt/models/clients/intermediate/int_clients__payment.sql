@@ -1,0 +1,66 @@
+with
+
+clients as (
+
+    select * from {{ ref('dim_clients') }}
+
+),
+
+invoices as (
+
+    select * from {{ ref('stg_erp__invoices') }}
+
+),
+
+invoices_in_window as (
+
+    select
+        client_id,
+        invoice_id,
+        case
+            when paid_date is not null and paid_date <= {{ as_of_date() }}
+                then date_diff('day', due_date, paid_date) > {{ var('payment_late_days') }}
+            else date_diff('day', due_date, {{ as_of_date() }}) > {{ var('payment_late_days') }}
+        end as is_late
+
+    from invoices
+
+    where
+        due_date between {{ as_of_date() }} - 364 and {{ as_of_date() }}
+        and issued_date <= {{ as_of_date() }}
+
+),
+
+per_client as (
+
+    select
+        client_id,
+        count(*) as invoices_365d,
+        count(*) filter (where is_late) as late_invoices_365d
+
+    from invoices_in_window
+
+    group by client_id
+
+),
+
+final as (
+
+    select
+        clients.client_id,
+        coalesce(per_client.invoices_365d, 0) as invoices_365d,
+        coalesce(per_client.late_invoices_365d, 0) as late_invoices_365d,
+        coalesce(
+            per_client.late_invoices_365d >= {{ var('payment_min_late_invoices') }}
+            and per_client.late_invoices_365d / per_client.invoices_365d
+            >= cast({{ var('payment_late_share') }} as double),
+            false
+        ) as has_poor_payment_discipline
+
+    from clients
+    left join per_client
+        on clients.client_id = per_client.client_id
+
+)
+
+select * from final
