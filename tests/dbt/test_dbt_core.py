@@ -1,4 +1,4 @@
-"""dbt staging + core (fct_orders, dim_clients) on a tiny hand-made raw layer: values checked by hand.
+"""dbt staging + core (fct_orders, dim_clients) on a tiny hand-made raw layer, checked by hand.
 
 Runs the real dbt project (`dbt build --select staging core`, which includes the
 data tests and unit tests of those models) with the venv's dbt in a subprocess, against a

@@ -1,0 +1,127 @@
+"""Rules of the dbt project's layout, checked on its files (no dbt run).
+
+* The run parameters are read in one place: only the macro ``as_of_date()`` reads
+  ``var('as_of_date')`` and only the macro ``has_crm()`` reads (and parses) ``var('has_crm')``.
+  ``as_of_date`` has no default in dbt_project.yml: a run without it must fail.
+* Folders are in build order: a model refs only models of its own folder or of an earlier one.
+* One YAML per model, beside it, named after it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+DBT_DIR = Path(__file__).resolve().parents[2] / "dbt"
+MODELS = DBT_DIR / "models"
+MACROS = DBT_DIR / "macros"
+
+#: the build order of the model folders (a model may ref its own folder or an earlier one)
+BUILD_ORDER = (
+    "staging",
+    "core",
+    "clients/intermediate",
+    "clients/marts",
+    "actions/intermediate",
+    "actions/marts",
+)
+#: the macro that alone may read each run parameter
+OWNERS = {"as_of_date": "as_of_date", "has_crm": "has_crm"}
+
+MACRO_BLOCK = re.compile(r"{%-?\s*macro\s+(\w+)\s*\(.*?%}(.*?){%-?\s*endmacro\s*-?%}", re.DOTALL)
+JINJA_COMMENT = re.compile(r"{#.*?#}", re.DOTALL)
+REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")
+
+
+def _var_pattern(name: str) -> re.Pattern[str]:
+    """var('name') / var("name"), with or without a default, any spacing."""
+    return re.compile(rf"""\bvar\s*\(\s*['"]{name}['"]""")
+
+
+def _sql_files() -> list[Path]:
+    files = sorted(MODELS.rglob("*.sql")) + sorted(MACROS.rglob("*.sql"))
+    assert files, f"no SQL files under {DBT_DIR}"
+    return files
+
+
+def _outside_owner(text: str, var: str) -> str:
+    """The text without Jinja comments and without the owning macro's body."""
+    owner = OWNERS[var]
+    text = JINJA_COMMENT.sub("", text)
+    return MACRO_BLOCK.sub(lambda m: "" if m.group(1) == owner else m.group(0), text)
+
+
+@pytest.mark.parametrize("var", sorted(OWNERS))
+def test_run_parameters_are_read_only_by_their_macro(var: str) -> None:
+    pattern = _var_pattern(var)
+    offenders = [
+        str(path.relative_to(DBT_DIR))
+        for path in _sql_files()
+        if pattern.search(_outside_owner(path.read_text(), var))
+    ]
+    assert offenders == [], (
+        f"var('{var}') is read outside the macro {OWNERS[var]}(): use {{{{ {OWNERS[var]}() }}}} "
+        f"in {offenders}"
+    )
+    owners = [p for p in _sql_files() if pattern.search(JINJA_COMMENT.sub("", p.read_text()))]
+    assert len(owners) == 1 and owners[0].parent == MACROS, owners
+
+
+def test_has_crm_is_not_parsed_outside_its_macro() -> None:
+    # the parsing itself (var | string | lower ... in ('true', '1', 'yes'))
+    parsing = re.compile(r"\|\s*string\s*\|\s*lower")
+    offenders = [
+        str(path.relative_to(DBT_DIR))
+        for path in _sql_files()
+        if parsing.search(_outside_owner(path.read_text(), "has_crm"))
+    ]
+    assert offenders == []
+
+
+def test_rule_test_catches_a_stray_var() -> None:
+    """The patterns above do find the forms the rule forbids."""
+    pattern = _var_pattern("as_of_date")
+    for text in (
+        "select cast('{{ var(\"as_of_date\") }}' as date)",
+        "{%- set as_of = \"cast('\" ~ var('as_of_date') ~ \"' as date)\" -%}",
+        "{{ var( 'as_of_date', '2026-09-30') }}",
+    ):
+        assert pattern.search(_outside_owner(text, "as_of_date")), text
+    owned = "{% macro as_of_date() -%} {{ var('as_of_date', none) }} {%- endmacro %}"
+    assert not pattern.search(_outside_owner(owned, "as_of_date"))
+    assert not pattern.search(_outside_owner("{#- not var('as_of_date') -#}", "as_of_date"))
+
+
+def test_as_of_date_has_no_default() -> None:
+    project = yaml.safe_load((DBT_DIR / "dbt_project.yml").read_text())
+    assert "as_of_date" not in (project.get("vars") or {})
+
+
+def _folder(sql: Path) -> str:
+    return sql.parent.relative_to(MODELS).as_posix()
+
+
+def test_models_ref_only_their_folder_or_earlier_ones() -> None:
+    models = {p.stem: p for p in MODELS.rglob("*.sql")}
+    for path in models.values():
+        assert _folder(path) in BUILD_ORDER, f"{path}: folder not in BUILD_ORDER"
+    wrong = []
+    for name, path in models.items():
+        rank = BUILD_ORDER.index(_folder(path))
+        for parent in REF.findall(path.read_text()):
+            if parent in models and BUILD_ORDER.index(_folder(models[parent])) > rank:
+                wrong.append(f"{name} ({_folder(path)}) refs {parent} ({_folder(models[parent])})")
+    assert wrong == []
+
+
+def test_one_yaml_per_model_beside_it() -> None:
+    for sql in MODELS.rglob("*.sql"):
+        yml = sql.with_suffix(".yml")
+        assert yml.exists(), f"{sql.relative_to(DBT_DIR)} has no {yml.name}"
+        doc = yaml.safe_load(yml.read_text())
+        assert [m["name"] for m in doc.get("models", [])] == [sql.stem], yml
+        tested = {u["model"] for u in doc.get("unit_tests", [])}
+        assert tested <= {sql.stem}, f"{yml.name} holds unit tests of {tested - {sql.stem}}"
