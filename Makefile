@@ -34,8 +34,11 @@ test: setup lint
 bench: setup
 	$(BIN)/kam bench
 
+# var as_of_date has no default: the docs' compiled SQL uses AS_OF (default: yesterday, UTC).
+AS_OF ?= $(shell date -u -d yesterday +%F 2>/dev/null || date -u -v-1d +%F)
+
 docs: setup
-	cd dbt && ../$(BIN)/dbt docs generate --profiles-dir .
+	cd dbt && ../$(BIN)/dbt docs generate --profiles-dir . --vars "{as_of_date: '$(AS_OF)'}"
 
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml
