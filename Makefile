@@ -26,6 +26,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/sqlfluff lint dbt/models --disable-progress-bar
 
 test: setup lint
@@ -41,7 +42,7 @@ docs: setup
 	cd dbt && ../$(BIN)/dbt docs generate --profiles-dir . --vars "{as_of_date: '$(AS_OF)'}"
 
 dev: setup
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/kam dev
 
 clean:
 	rm -rf dbt/target dbt/logs .pytest_cache .ruff_cache

@@ -3,6 +3,7 @@
     kam demo                    generate demo sources (if absent), run the daily job, show where
     kam run --as-of YYYY-MM-DD  run the daily job for one as-of date (KAM_ERP_URL, KAM_CRM_URL)
     kam generate --out DIR ...  write demo ERP/CRM sources
+    kam dev [--port 3000]       the Dagster UI and daemon on the same instance as kam run
     kam bench ...               benchmarks (pipelines.benchmark)
 
 Settings are checked before anything starts (``pipelines.settings``); runs go through
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--years", type=int, default=3)
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--end-date", type=_date_argument, default=None)
+
+    dev = sub.add_parser("dev", help="the Dagster UI and daemon on kam's instance (DAGSTER_HOME)")
+    dev.add_argument("--port", type=int, default=3000)
 
     bench = sub.add_parser("bench", help="benchmarks (arguments passed to pipelines.benchmark)")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)

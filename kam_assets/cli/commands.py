@@ -116,8 +116,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for name, rows in _mart_counts(warehouse).items():
             print(f"  marts.{name:<24} {rows:>10,}")
     print(
-        "\nDagster UI (run history, asset graph, checks):\n"
-        f"  DAGSTER_HOME={settings.dagster_home} dagster dev -w workspace.yaml\n"
+        "\nDagster UI (run history, asset graph, checks), on the same instance:\n"
+        f"  {Path(sys.executable).with_name('kam')} dev\n"
         "\nBI tools: open the DuckDB file read-only, schema 'marts'\n"
         f'  duckdb -readonly {warehouse} "select * from marts.kam_actions limit 20"\n'
         f"  DBeaver: New connection > DuckDB > Path: {warehouse} (read-only)\n"
@@ -125,13 +125,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """The Dagster UI and daemon on the instance `kam run` records into (DAGSTER_HOME)."""
+    from kam_assets.cli.environment import (
+        ensure_dagster_home,
+        ensure_manifest,
+        prepare_process_env,
+    )
+
+    settings, problems = load_settings()
+    if settings is None:
+        return _refuse("dev", problems)
+    home = ensure_dagster_home(settings)
+    prepare_process_env(settings)
+    ensure_manifest()
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-w", str(REPO / "workspace.yaml"), "-p", str(args.port)]
+    print(f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={home}); Ctrl-C stops it")
+    sys.stdout.flush()
+    os.chdir(REPO)
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     try:
-        from pipelines import benchmark
+        from pipelines.benchmark import cli as benchmark
     except ImportError:
         print("kam bench: pipelines.benchmark is not available", file=sys.stderr)
         return 2
     return int(benchmark.main(args.bench_args) or 0)
 
 
-COMMANDS = {"demo": cmd_demo, "run": cmd_run, "generate": cmd_generate, "bench": cmd_bench}
+COMMANDS = {
+    "demo": cmd_demo,
+    "run": cmd_run,
+    "generate": cmd_generate,
+    "bench": cmd_bench,
+    "dev": cmd_dev,
+}

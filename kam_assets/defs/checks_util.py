@@ -5,23 +5,24 @@ run index, see :mod:`pipelines.reports`) under ``Settings.reports_dir / <run_id>
 check results link to them in their metadata and the step log prints the index path.
 """
 
-from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pipelines.reports import CheckReport, RunReport, write_reports
 
-from pipelines.quality import (
+from kam_assets.partitions import run_parameters
+from kam_assets.resources import KamResource
+from pipelines.quality.checks import (
     CheckContext,
     CheckOutcome,
     FrameCheck,
     check_name,
     outcome_metadata,
-    run_checks,
 )
+from pipelines.quality.reports import CheckReport, RunReport, write_reports
+from pipelines.quality.runner import run_checks
 from pipelines.run_params import RunParameters
 from pipelines.settings import Settings
 
@@ -178,8 +179,6 @@ def quality_checks(
     description: str,
 ) -> dg.AssetChecksDefinition:
     """One blocking multi-asset check running ``checks`` (the selected ones) in a step."""
-    from kam_assets.partitions import run_parameters
-    from kam_assets.resources import KamResource
 
     @dg.multi_asset_check(
         name=name,
