@@ -7,7 +7,9 @@ loader creates the raw tables from it, and the generator writes to it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
+
+import pyarrow as pa
 
 ColumnType = Literal["string", "integer", "double", "boolean", "date", "timestamp"]
 System = Literal["erp", "crm"]
@@ -21,6 +23,17 @@ DUCKDB_TYPES: dict[str, str] = {
     "date": "date",
     "timestamp": "timestamp",
 }
+
+# Arrow type of each contract type: what sources yield and the generator/adapters write.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+}
+assert set(DUCKDB_TYPES) == set(ARROW_TYPES) == set(get_args(ColumnType))
 
 
 @dataclass(frozen=True)

@@ -23,20 +23,9 @@ def _admin_url() -> str:
 
 
 def _connect_admin():
-    import psycopg2
-    from sqlalchemy.engine import make_url
+    from pipelines.publish.pg import admin_connect
 
-    url = make_url(_admin_url())
-    conn = psycopg2.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 5432,
-        user=url.username or "postgres",
-        password=url.password,
-        dbname=url.database or "postgres",
-        connect_timeout=3,
-    )
-    conn.autocommit = True
-    return conn
+    return admin_connect(_admin_url(), connect_timeout=3)
 
 
 def _postgres_unavailable_reason() -> str | None:
@@ -61,22 +50,11 @@ def postgres_admin_url() -> str:
 @pytest.fixture
 def pg_url(postgres_admin_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database for one test; its SQLAlchemy URL."""
-    from sqlalchemy.engine import make_url
+    from pipelines.publish.pg import create_database, drop_database
 
     name = f"kam_test_{uuid.uuid4().hex[:12]}"
-    conn = _connect_admin()
-    with conn.cursor() as cur:
-        cur.execute(f'create database "{name}"')
-    conn.close()
-    url = make_url(postgres_admin_url).set(database=name, drivername="postgresql+psycopg2")
+    url = create_database(postgres_admin_url, name, connect_timeout=3)
     try:
-        yield url.render_as_string(hide_password=False)
+        yield url
     finally:
-        conn = _connect_admin()
-        with conn.cursor() as cur:
-            cur.execute(
-                "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
-                (name,),
-            )
-            cur.execute(f'drop database if exists "{name}"')
-        conn.close()
+        drop_database(postgres_admin_url, name, connect_timeout=3)

@@ -104,7 +104,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipelines.contract import get_table
+from pipelines.contract import ARROW_TYPES, get_table
 
 ENV_CSV = "KAM_ONLINE_RETAIL_CSV"
 SOURCE_COLUMNS = (
@@ -184,15 +184,6 @@ EU_COUNTRIES = frozenset(
         "Sweden",
     }
 )
-
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "integer": pa.int64(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-}
 
 REJECTED_SCHEMA = pa.schema(
     [pa.field("line", pa.int64())]

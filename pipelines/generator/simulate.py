@@ -8,21 +8,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contract import CHANNELS, INTERACTION_KINDS, LEVELS, get_table
+from pipelines.contract import ARROW_TYPES, CHANNELS, INTERACTION_KINDS, LEVELS, get_table
 from pipelines.generator import config as cfg
 from pipelines.generator.plan import NO_DAY, ClientPlan, Managers
 
 US_PER_DAY = 86_400_000_000
 US_PER_SECOND = 1_000_000
-
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "integer": pa.int64(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-}
 
 
 def arrow_schema(system: str, name: str) -> pa.Schema:

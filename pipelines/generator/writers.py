@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from pipelines.contract import Table, tables_of
+from pipelines.extract.sql_source import with_installed_driver
 from pipelines.generator.simulate import arrow_schema
-from pipelines.sources import with_installed_driver
 
 _SA_TYPES = {
     "string": lambda: sa.String(255),

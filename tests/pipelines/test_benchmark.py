@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.benchmark import PHASES, ensure_demo_sources, main
+from pipelines.benchmark.cli import main
+from pipelines.benchmark.pipeline import PHASES, ensure_demo_sources
 
 CLIENTS, YEARS = 60, 2
 # "  <phase>   <rows>   <seconds>   <rows/s>   <peak RSS MB>  <note>"

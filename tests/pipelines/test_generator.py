@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines import contract
+from pipelines.contract import ARROW_TYPES
 from pipelines.generator import generate_demo
 from pipelines.generator.__main__ import main as cli_main
 from pipelines.generator.rules_check import client_metrics, read_sources
-from pipelines.generator.simulate import ARROW_TYPES
 
 END = dt.date(2026, 9, 30)
 D = pd.Timestamp(END)

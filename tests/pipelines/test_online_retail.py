@@ -306,7 +306,7 @@ def test_real_net_revenue_matches_the_mapped_input_lines(real) -> None:
 
 
 def test_real_folder_is_readable_by_the_folder_source(real) -> None:
-    from pipelines.sources import open_source
+    from pipelines.extract.connect import open_source
 
     _, out, _ = real
     source = open_source("erp", str(out))

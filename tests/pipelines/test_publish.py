@@ -15,8 +15,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines import publish as publish_module
-from pipelines.publish import PublishError, file_storage_version, list_versions, publish_duckdb
+from pipelines.publish import duckdb_file as publish_module
+from pipelines.publish.duckdb_file import file_storage_version, list_versions, publish_duckdb
+from pipelines.publish.result import PublishError
 
 AS_OF = "2026-09-30"
 
@@ -205,9 +206,7 @@ def test_reader_process_keeps_old_version_and_does_not_block(
             reader.wait()
 
 
-@pytest.mark.parametrize(
-    "step", ["_write_publish_info", "_verify_file", "_link_or_copy", "replace"]
-)
+@pytest.mark.parametrize("step", ["write_publish_info", "_verify_file", "_link_or_copy", "replace"])
 def test_failure_leaves_published_file_untouched(
     work_db: Path, warehouse: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:

@@ -15,11 +15,13 @@ import duckdb
 import psycopg2
 import psycopg2.errors
 import pytest
-from sqlalchemy.engine import make_url
 
-import pipelines.publish_postgres as pp
-from pipelines.publish import PublishError
-from pipelines.publish_postgres import drop_previous_versions, pg_type_for, publish_postgres
+import pipelines.publish.postgres as pp
+from pipelines.publish.pg import pg_connect
+from pipelines.publish.postgres import publish_postgres
+from pipelines.publish.postgres_swap import drop_previous_versions
+from pipelines.publish.postgres_types import pg_type_for
+from pipelines.publish.result import PublishError
 
 # --------------------------------------------------------------------------- helpers
 
@@ -83,10 +85,7 @@ def _build_work_db(path: Path, version: int) -> None:
 
 
 def _pg(url: str, role: str | None = None):
-    u = make_url(url)
-    conn = psycopg2.connect(
-        host=u.host, port=u.port or 5432, user=u.username, password=u.password, dbname=u.database
-    )
+    conn = pg_connect(url)
     if role:
         with conn.cursor() as cur:
             cur.execute(f'SET ROLE "{role}"')

@@ -10,17 +10,15 @@ import great_expectations as gx
 import pandas as pd
 import pytest
 
-from pipelines import quality
 from pipelines.contract import get_table
-from pipelines.quality import (
-    MART_CHECKS,
-    CheckContext,
-    applicable_checks,
-    raw_checks,
-    run_checks,
-    validate_frame,
-)
-from pipelines.raw_schema import ensure_raw_schema
+from pipelines.extract.raw_schema import ensure_raw_schema
+from pipelines.quality import checks, engine, mart_checks
+from pipelines.quality import raw_checks as raw_checks_module
+from pipelines.quality.checks import CheckContext, applicable_checks
+from pipelines.quality.engine import validate_frame
+from pipelines.quality.mart_checks import MART_CHECKS
+from pipelines.quality.raw_checks import raw_checks
+from pipelines.quality.runner import run_checks
 
 E = gx.expectations
 CTX = CheckContext(as_of=date(2026, 9, 30), today=date(2026, 10, 1))
@@ -73,7 +71,7 @@ def test_gx_exception_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken_context():
         raise RuntimeError("GX exploded")
 
-    monkeypatch.setattr(quality, "_context", broken_context)
+    monkeypatch.setattr(engine, "_context", broken_context)
     df = pd.DataFrame({"order_id": ["o1"], "status": ["completed"]})
     outcome = validate_frame(df, _orders_expectations(), "orders")
     assert outcome.success is False
@@ -226,7 +224,7 @@ def test_mart_check_names_unique_per_asset() -> None:
 
 
 def test_end_of_day_bound() -> None:
-    assert quality._end_of(date(2026, 1, 1)) == datetime(2026, 1, 1, 23, 59, 59, 999999)
+    assert raw_checks_module.end_of(date(2026, 1, 1)) == datetime(2026, 1, 1, 23, 59, 59, 999999)
 
 
 def test_outcome_lists_every_expectation_with_sample_rows() -> None:
@@ -281,7 +279,7 @@ def test_raw_check_samples_carry_the_primary_key(raw_db: Path) -> None:
 
 def test_frame_check_needs_expectations_or_derive() -> None:
     with pytest.raises(ValueError, match="expectations or derive"):
-        quality.FrameCheck(("marts", "x"), "n", "d", "marts.x", ("a",))
+        checks.FrameCheck(("marts", "x"), "n", "d", "marts.x", ("a",))
 
 
 def test_id_columns_must_exist_for_a_check_to_apply() -> None:
@@ -294,7 +292,7 @@ def test_id_columns_must_exist_for_a_check_to_apply() -> None:
 
 
 def test_revenue_band_check_is_a_mart_check_on_fct_orders() -> None:
-    [band] = [c for c in MART_CHECKS if c.name == quality.REVENUE_BAND_CHECK]
+    [band] = [c for c in MART_CHECKS if c.name == mart_checks.REVENUE_BAND_CHECK]
     assert band.relation == "marts.fct_orders"
     assert set(band.columns) == {"order_date", "net_revenue"}
     sql = band.sql(
@@ -318,8 +316,8 @@ def _orders_table(path: Path, rows: int, bad_status_at: tuple[int, ...] = ()) ->
     con.close()
 
 
-def _orders_check() -> quality.FrameCheck:
-    return quality.FrameCheck(
+def _orders_check() -> checks.FrameCheck:
+    return checks.FrameCheck(
         ("erp", "orders"),
         "orders_ok",
         "orders are valid",
@@ -382,7 +380,7 @@ def test_gx_exception_in_a_chunk_fails_the_check(
 ) -> None:
     path = tmp_path / "work.duckdb"
     _orders_table(path, 5000)
-    real = quality.validate_frame
+    real = engine.validate_frame
     calls: list[int] = []
 
     def broken_context():
@@ -391,10 +389,10 @@ def test_gx_exception_in_a_chunk_fails_the_check(
     def second_chunk_explodes(df, expectations, name):
         calls.append(len(df))
         if len(calls) == 2:
-            monkeypatch.setattr(quality, "_context", broken_context)
+            monkeypatch.setattr(engine, "_context", broken_context)
         return real(df, expectations, name)
 
-    monkeypatch.setattr(quality, "validate_frame", second_chunk_explodes)
+    monkeypatch.setattr(engine, "validate_frame", second_chunk_explodes)
     [(_, outcome)] = run_checks(path, [_orders_check()], CTX, chunk_rows=2048)
     assert len(calls) == 2  # the first chunk passed, the second raised: stopped there
     assert outcome.success is False
@@ -406,7 +404,7 @@ import json, sys
 from datetime import date
 import great_expectations as gx
 import pandas as pd
-from pipelines import quality
+from pipelines.quality import checks, engine, runner
 
 E = gx.expectations
 
@@ -421,15 +419,15 @@ def hwm_kb():
     with open("/proc/self/status") as status:
         return next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
 
-check = quality.FrameCheck(
+check = checks.FrameCheck(
     ("erp", "orders"), "orders_ok", "d", "orders", ("order_id", "status"), expectations
 )
-ctx = quality.CheckContext(as_of=date(2026, 9, 30), today=date(2026, 10, 1))
-quality.validate_frame(
+ctx = checks.CheckContext(as_of=date(2026, 9, 30), today=date(2026, 10, 1))
+engine.validate_frame(
     pd.DataFrame({"order_id": ["o"], "status": ["completed"]}), expectations(), "warm-up"
 )
 before = hwm_kb()
-[(_, o)] = quality.run_checks(
+[(_, o)] = runner.run_checks(
     sys.argv[1], [check], ctx, chunk_rows=int(sys.argv[2]), memory_limit="64MB"
 )
 print(json.dumps({"growth_kb": hwm_kb() - before, "rows": o.rows,

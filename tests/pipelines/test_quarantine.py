@@ -12,9 +12,10 @@ import duckdb
 import pytest
 
 from pipelines.contract import TABLES, tables_of
-from pipelines.quarantine import ALL_RULES, apply_quarantine, evaluate_gates
-from pipelines.raw_loader import ensure_source_counts, extract_all, record_source_counts
-from pipelines.sources import open_source
+from pipelines.extract.connect import open_source
+from pipelines.extract.raw_loader import ensure_source_counts, extract_all, record_source_counts
+from pipelines.gate.batch_gates import evaluate_gates
+from pipelines.gate.quarantine import ALL_RULES, apply_quarantine
 
 
 def _load(name: str, file: str):

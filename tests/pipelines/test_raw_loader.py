@@ -13,9 +13,10 @@ import duckdb
 import pytest
 
 from pipelines.contract import TABLES, get_table, tables_of
-from pipelines.raw_loader import TableLoad, extract_all, extract_system
-from pipelines.raw_schema import ensure_raw_schema
-from pipelines.sources import ContractError, Source, open_source
+from pipelines.extract.base import ContractError, Source
+from pipelines.extract.connect import open_source
+from pipelines.extract.raw_loader import TableLoad, extract_all, extract_system
+from pipelines.extract.raw_schema import ensure_raw_schema
 
 
 def _fixtures():
@@ -383,7 +384,7 @@ def test_watermark_is_max_seen_not_wall_clock(tmp_path: Path) -> None:
 
 
 def test_extraction_benchmark_runs_on_a_tiny_source(tmp_path: Path) -> None:
-    from pipelines.benchmark import bench_extract, format_result
+    from pipelines.benchmark.extract_bench import bench_extract, format_result
 
     result = bench_extract("sqlite", 2_000, tmp_path / "bench", chunk_rows=500)
     rows = {t["table"]: t["rows"] for t in result["tables"]}

@@ -12,8 +12,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines import reports
-from pipelines.quality import MART_CHECKS, CheckContext, FrameCheck, run_checks
+from pipelines.quality import reports
+from pipelines.quality.checks import CheckContext, FrameCheck
+from pipelines.quality.mart_checks import MART_CHECKS
+from pipelines.quality.runner import run_checks
 
 CTX = CheckContext(as_of=date(2026, 9, 30), today=date(2026, 10, 1))
 

@@ -10,8 +10,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipelines.quality import MART_CHECKS, REVENUE_BAND_CHECK, CheckContext, run_checks
-from pipelines.revenue_band import comparable_days, compute_band, daily_revenue_sql
+from pipelines.gate.revenue_band import comparable_days, compute_band, daily_revenue_sql
+from pipelines.quality.checks import CheckContext
+from pipelines.quality.mart_checks import MART_CHECKS, REVENUE_BAND_CHECK
+from pipelines.quality.runner import run_checks
 
 AS_OF = date(2026, 9, 30)  # a Wednesday
 

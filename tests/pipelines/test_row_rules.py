@@ -7,9 +7,9 @@ from datetime import date
 import duckdb
 import pytest
 
-from pipelines.quarantine import apply_quarantine
-from pipelines.raw_schema import ensure_raw_schema
-from pipelines.row_rules import ROW_RULES, RowRule
+from pipelines.extract.raw_schema import ensure_raw_schema
+from pipelines.gate.quarantine import apply_quarantine
+from pipelines.gate.row_rules import ROW_RULES, RowRule
 
 TODAY = date(2026, 6, 1)
 AS_OF = date(2026, 5, 31)

@@ -20,18 +20,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import sources
 from pipelines.contract import Table, get_table, tables_of
-from pipelines.sources import (
+from pipelines.extract import base
+from pipelines.extract.base import (
     UNREADABLE,
     ContractError,
-    FolderSource,
     SourceUnavailableError,
     arrow_schema,
     batch_schema,
-    mask_url,
-    open_source,
 )
+from pipelines.extract.connect import open_source
+from pipelines.extract.folder_source import FolderSource
+from pipelines.secrets import mask_url
 
 # --------------------------------------------------------------------------- data set
 
@@ -343,7 +343,7 @@ def expected_rows(table: Table, rows: list[dict[str, Any]]) -> list[tuple]:
     )
 
 
-def read_flagged(source: sources.Source, table: Table, since=None, chunk_rows=1000) -> list[dict]:
+def read_flagged(source: base.Source, table: Table, since=None, chunk_rows=1000) -> list[dict]:
     """Every row yielded, as dicts with the UNREADABLE flag (sorted by record key)."""
     out = []
     for batch in source.iter_batches(table, since, chunk_rows):
@@ -352,7 +352,7 @@ def read_flagged(source: sources.Source, table: Table, since=None, chunk_rows=10
     return sorted(out, key=lambda r: tuple(str(r[k]) for k in table.primary_key))
 
 
-def read_all(source: sources.Source, table: Table, since=None, chunk_rows=1000) -> list[tuple]:
+def read_all(source: base.Source, table: Table, since=None, chunk_rows=1000) -> list[tuple]:
     """Every row yielded, as sorted tuples; asserts that every value was readable."""
     rows = read_flagged(source, table, since, chunk_rows)
     assert [r[UNREADABLE] for r in rows] == [None] * len(rows)
@@ -609,7 +609,7 @@ def test_mask_url(url: str, masked: str) -> None:
 
 def test_down_database_is_retried_then_reported_masked(caplog: pytest.LogCaptureFixture) -> None:
     url = "postgresql+psycopg2://kam:s3cret@127.0.0.1:1/erp"
-    caplog.set_level(logging.WARNING, logger="pipelines.sources")
+    caplog.set_level(logging.WARNING, logger="pipelines.extract.connect")
     started = time.perf_counter()
     with pytest.raises(SourceUnavailableError) as err:
         open_source("erp", url, attempts=3, backoff_seconds=0.05, connect_timeout=1)

@@ -13,8 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.contract import TABLES, tables_of
-from pipelines.raw_loader import extract_all
-from pipelines.sources import ContractError, SqlSource, open_source
+from pipelines.extract.base import ContractError
+from pipelines.extract.connect import open_source
+from pipelines.extract.raw_loader import extract_all
+from pipelines.extract.sql_source import SqlSource
 
 pytestmark = pytest.mark.postgres
 

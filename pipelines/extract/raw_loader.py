@@ -10,13 +10,13 @@
 * A watermark advances to the maximum value read only after its table (and its children)
   are fully loaded: a crash anywhere re-reads what was not committed, and the upsert makes
   re-reading harmless. Re-running a day never duplicates or loses a row.
-* A row with a value that cannot be read as its contract type (``pipelines.sources``
+* A row with a value that cannot be read as its contract type (``pipelines.extract``
   flags it in ``_unreadable``) is not stored in the raw table: it goes to
   ``raw_meta.rejected_rows`` (its key, the unreadable columns, the row as JSON with the
   original text), and the stored version of that key, now stale, is removed. A row read
   again replaces its rejection (a fixed row leaves it), a full read or a replaced parent
   drops the rejections of rows no longer in the source, exactly as for stored rows.
-  ``pipelines.quarantine`` counts these rows as rule ``unreadable_value``.
+  ``pipelines.gate.quarantine`` counts these rows as rule ``unreadable_value``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.contract import Table, get_table, tables_of
-from pipelines.raw_schema import (
+from pipelines.extract.base import UNREADABLE, Source
+from pipelines.extract.connect import open_source
+from pipelines.extract.raw_schema import (
     REJECTED_ROWS,
     ensure_raw_schema,
     raw_table_name,
@@ -41,7 +43,6 @@ from pipelines.raw_schema import (
     rejected_rows_of,
     rejected_value_sql,
 )
-from pipelines.sources import UNREADABLE, Source, open_source
 
 __all__ = [
     "TableLoad",
@@ -110,7 +111,7 @@ def record_source_system(
 def ensure_source_counts(con: duckdb.DuckDBPyConnection) -> None:
     """``raw_meta.source_counts``: rows of every source table, counted at each extraction.
 
-    ``accepted`` is set by the row-count gate (``pipelines.quarantine``): only accepted
+    ``accepted`` is set by the row-count gate (``pipelines.gate.batch_gates``): only accepted
     counts are the reference of later runs, so re-running a blocked day does not make a
     lost half of a table look normal.
     """

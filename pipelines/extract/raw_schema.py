@@ -48,7 +48,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create schema if not exists {schema}")
     for table in TABLES:
         con.execute(raw_table_ddl(table))
-        # dbt reads valid_<system>.<table>; pipelines.quarantine replaces these
+        # dbt reads valid_<system>.<table>; pipelines.gate.quarantine replaces these
         # pass-through views with raw-minus-quarantined ones.
         con.execute(f"create schema if not exists valid_{table.system}")
         con.execute(
@@ -65,7 +65,7 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     # Rows read from a source with a value that cannot be read as its contract type
-    # (pipelines.sources.UNREADABLE). They are not in the raw tables; pipelines.quarantine
+    # (pipelines.extract.base.UNREADABLE). They are not in the raw tables; pipelines.gate.quarantine
     # puts them in audit.quarantine (rule unreadable_value). Kept across runs, since the
     # watermark moves past them; a row read again (fixed or not) replaces its entry.
     con.execute(

@@ -10,7 +10,6 @@ as a hard link in ``<warehouse_dir>/versions/`` (the newest ``retention`` are ke
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -18,36 +17,25 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 
+from pipelines.publish.publish_info import (
+    INFO_SCHEMA,
+    INFO_TABLE,
+    INFO_TABLES_TABLE,
+    write_publish_info,
+)
+from pipelines.publish.result import PublishError, PublishResult
+
 log = logging.getLogger(__name__)
 
 VERSIONS_DIR = "versions"
-INFO_SCHEMA = "marts"
-INFO_TABLE = "publish_info"
-INFO_TABLES_TABLE = "publish_tables"
 _RESERVED_ALIASES = {"memory", "system", "temp", "main"}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STORAGE_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)\+?$")
-
-
-class PublishError(RuntimeError):
-    """The new warehouse file could not be built or verified; nothing was published."""
-
-
-@dataclass
-class PublishResult:
-    target: str  # the published warehouse file
-    tables: dict[str, int]  # "schema.table" -> row count, as published
-    seconds: float
-    version: str  # name of the kept version file (without .duckdb)
-    version_path: str = ""
-    storage_version: str = ""  # as reported by DuckDB for the published file, e.g. "v1.0.0+"
-    removed_versions: list[str] = field(default_factory=list)
 
 
 def publish_duckdb(
@@ -182,8 +170,14 @@ def _build_file(
                 )
             tables[f"{schema}.{name}"] = copied_rows
         reported_version = _attached_storage_version(con, new)
-        _write_publish_info(
-            con, new, tables, run_id, as_of_date, published_at, storage_version, reported_version
+        write_publish_info(
+            con.execute,
+            f"{new}.{INFO_SCHEMA}",
+            tables,
+            run_id,
+            as_of_date,
+            published_at.replace(tzinfo=None),
+            reported_version or storage_version,
         )
         con.execute(f"checkpoint {new}")
         con.execute(f"detach {new}")
@@ -211,50 +205,6 @@ def _source_relations(
         [work, schemas, work, schemas],
     ).fetchall()
     return [(str(schema), str(name)) for schema, name in rows]
-
-
-def _write_publish_info(
-    con: duckdb.DuckDBPyConnection,
-    new: str,
-    tables: dict[str, int],
-    run_id: str,
-    as_of_date: date,
-    published_at: datetime,
-    requested_version: str,
-    reported_version: str,
-) -> None:
-    info = f"{new}.{INFO_SCHEMA}.{INFO_TABLE}"
-    con.execute(
-        f"""
-        create table {info} (
-            run_id varchar not null,
-            as_of_date date not null,
-            published_at timestamp not null,
-            storage_version varchar not null,
-            table_count integer not null,
-            tables_json varchar not null
-        )
-        """
-    )
-    con.execute(
-        f"insert into {info} values (?, ?, ?, ?, ?, ?)",
-        [
-            run_id,
-            as_of_date,
-            published_at.replace(tzinfo=None),
-            reported_version or requested_version,
-            len(tables),
-            json.dumps(tables, sort_keys=True),
-        ],
-    )
-    per_table = f"{new}.{INFO_SCHEMA}.{INFO_TABLES_TABLE}"
-    con.execute(
-        f"create table {per_table} "
-        "(schema_name varchar not null, table_name varchar not null, row_count bigint not null)"
-    )
-    for qualified, rows in sorted(tables.items()):
-        schema, name = qualified.split(".", 1)
-        con.execute(f"insert into {per_table} values (?, ?, ?)", [schema, name, rows])
 
 
 def _verify_file(path: Path, tables: dict[str, int], storage_version: str) -> None:

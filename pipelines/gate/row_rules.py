@@ -1,7 +1,7 @@
 """Row-level rules on the raw layer, declared next to the source contract.
 
 A :class:`RowRule` is a SQL predicate over one raw table aliased ``r`` that is TRUE for a
-bad row (NULL counts as "not bad"). ``pipelines.quarantine`` moves the rows a rule hits
+bad row (NULL counts as "not bad"). ``pipelines.gate.quarantine`` moves the rows a rule hits
 into ``audit.quarantine``; dbt reads ``valid_<system>.<table>`` (raw minus quarantined).
 
 Two placeholders are filled in at run time: ``{today}`` (the run's wall-clock date, a
@@ -24,12 +24,12 @@ numeric column, an unparsable date) never reach the raw tables: the loader keeps
 ``raw_meta.rejected_rows`` and the quarantine reports them as ``unreadable_value``.
 
 Rows are also quarantined by propagation (not rules of this list, see
-``pipelines.quarantine``): ``parent_quarantined`` (a row whose referenced parent is
+``pipelines.gate.quarantine``): ``parent_quarantined`` (a row whose referenced parent is
 quarantined, e.g. the lines of a quarantined order, the orders of a quarantined client)
 and ``child_quarantined`` (an order one of whose lines is quarantined: an order is kept
 whole or not at all).
 
-Duplicate keys get no rule: the raw layer cannot hold them. ``pipelines.raw_loader``
+Duplicate keys get no rule: the raw layer cannot hold them. ``pipelines.extract.raw_loader``
 deduplicates every batch on the primary key (``qualify row_number() ... = 1``) and
 deletes the stored rows of the batch's keys before inserting it, so a key is stored at
 most once whatever the source sends (the raw GX check ``keys_unique_not_null`` still
@@ -42,10 +42,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from pipelines.contract import TABLES, Table, get_table
-from pipelines.raw_schema import REJECTED_ROWS, raw_table_name, rejected_value_sql
+from pipelines.extract.raw_schema import REJECTED_ROWS, raw_table_name, rejected_value_sql
 
 #: date/timestamp columns that may legitimately lie after today (kept in step with
-#: pipelines.quality.FUTURE_ALLOWED_COLUMNS)
+#: pipelines.quality.raw_checks.FUTURE_ALLOWED_COLUMNS)
 FUTURE_ALLOWED_COLUMNS = frozenset({"due_date", "left_at"})
 #: fact dates that cannot be older than this
 EARLIEST_FACT_DATE = date(1990, 1, 1)

@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.quality import CheckContext, CheckOutcome, FrameCheck, check_name
+from pipelines.quality.checks import CheckContext, CheckOutcome, FrameCheck, check_name
 
 INDEX_NAME = "index.html"
 STAGE_TITLES = {

@@ -1,0 +1,190 @@
+"""Casting source values to their contract types (Arrow), value by value when needed.
+
+A value that cannot be read as its column's type becomes null and is returned beside the
+array (row index -> original value); :func:`unreadable_column` turns those into the
+``_unreadable`` column of a batch (JSON ``{column: original text}``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.contract import ARROW_TYPES, Column
+
+BadValues = dict[int, Any]  # row index in the batch -> the value that cannot be read
+
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+def _to_string(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _to_int(v: Any) -> int:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float | Decimal):
+        if v != v or v != int(v):  # NaN or fractional
+            raise ValueError(v)
+        return int(v)
+    if isinstance(v, str | bytes):
+        text = _to_string(v).strip()
+        try:
+            return int(text)
+        except ValueError:
+            return _to_int(Decimal(text))
+    raise ValueError(v)
+
+
+def _to_float(v: Any) -> float:
+    if isinstance(v, bool | int | float | Decimal):
+        return float(v)
+    if isinstance(v, str | bytes):
+        return float(_to_string(v).strip())
+    raise ValueError(v)
+
+
+def _to_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int | float | Decimal) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str | bytes):
+        text = _to_string(v).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise ValueError(v)
+
+
+def _naive_utc(v: datetime) -> datetime:
+    if v.tzinfo is not None:
+        return v.astimezone(UTC).replace(tzinfo=None)
+    return v
+
+
+def _to_timestamp(v: Any) -> datetime:
+    if isinstance(v, datetime):
+        return _naive_utc(v)
+    if isinstance(v, date):
+        return datetime(v.year, v.month, v.day)
+    if isinstance(v, str | bytes):
+        return _naive_utc(datetime.fromisoformat(_to_string(v).strip()))
+    raise ValueError(v)
+
+
+def _to_date(v: Any) -> date:
+    if isinstance(v, datetime):
+        return v.date()
+    if isinstance(v, date):
+        return v
+    if isinstance(v, str | bytes):
+        text = _to_string(v).strip()
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            return datetime.fromisoformat(text).date()
+    raise ValueError(v)
+
+
+_PY_CONVERTERS = {
+    "string": _to_string,
+    "integer": _to_int,
+    "double": _to_float,
+    "boolean": _to_bool,
+    "date": _to_date,
+    "timestamp": _to_timestamp,
+}
+
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
+
+
+def python_convert(values: Sequence[Any], col: Column) -> tuple[pa.Array, BadValues]:
+    """Convert value by value; a value that cannot be read becomes null and is returned."""
+    convert = _PY_CONVERTERS[col.type]
+    out: list[Any] = []
+    bad: BadValues = {}
+    for i, v in enumerate(values):
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            out.append(convert(v))
+        except (ValueError, TypeError, ArithmeticError, UnicodeDecodeError):
+            out.append(None)
+            bad[i] = v
+    return pa.array(out, type=ARROW_TYPES[col.type]), bad
+
+
+def cast_arrow(arr: pa.Array, col: Column) -> tuple[pa.Array, BadValues]:
+    """Cast an Arrow array to the contract type; falls back to Python per value."""
+    target = ARROW_TYPES[col.type]
+    if arr.type == target:
+        return arr, {}
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    try:
+        if pa.types.is_timestamp(arr.type) and arr.type.tz is not None:
+            arr = pc.cast(arr, pa.timestamp("us", tz="UTC"))
+            return pc.cast(arr, target), {}  # keeps the UTC wall clock
+        return pc.cast(arr, target), {}
+    except _ARROW_ERRORS:
+        return python_convert(arr.to_pylist(), col)
+
+
+def convert_values(values: Sequence[Any], col: Column) -> tuple[pa.Array, BadValues]:
+    """Python values (from a DB-API cursor) to an Arrow array of the contract type."""
+    target = ARROW_TYPES[col.type]
+    if col.type != "integer":  # pa.array would silently truncate floats to integers
+        try:
+            return pa.array(values, type=target), {}
+        except _ARROW_ERRORS:
+            pass
+    try:
+        return cast_arrow(pa.array(values), col)
+    except _ARROW_ERRORS:
+        return python_convert(values, col)
+
+
+def _shown(value: Any) -> str:
+    """A value that could not be read, as text for the audit (bytes decoded leniently)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def unreadable_column(num_rows: int, bad_by_column: dict[str, BadValues]) -> pa.Array:
+    """The UNREADABLE column of a batch: null, or JSON {column: original text} per row."""
+    per_row: dict[int, dict[str, str]] = {}
+    for name, bad in bad_by_column.items():
+        for index, value in bad.items():
+            per_row.setdefault(index, {})[name] = _shown(value)
+    if not per_row:
+        return pa.nulls(num_rows, pa.string())
+    return pa.array(
+        [
+            json.dumps(per_row[i], ensure_ascii=False) if i in per_row else None
+            for i in range(num_rows)
+        ],
+        type=pa.string(),
+    )

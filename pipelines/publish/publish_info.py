@@ -1,0 +1,60 @@
+"""``marts.publish_info`` and ``marts.publish_tables``: what a warehouse version holds.
+
+Written by both publishers with the same columns: ``publish_info`` has one row (run_id,
+as_of_date, published_at (UTC), storage_version, table_count, tables_json) and
+``publish_tables`` one row per published table (schema_name, table_name, row_count).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+INFO_SCHEMA = "marts"
+INFO_TABLE = "publish_info"
+INFO_TABLES_TABLE = "publish_tables"
+
+_INFO_COLUMNS = (
+    "run_id text not null, as_of_date date not null, published_at timestamp not null, "
+    "storage_version text not null, table_count integer not null, tables_json text not null"
+)
+_TABLES_COLUMNS = "schema_name text not null, table_name text not null, row_count bigint not null"
+
+
+def write_publish_info(
+    execute: Callable[..., Any],
+    schema: str,
+    tables: dict[str, int],
+    run_id: str,
+    as_of_date: date,
+    published_at: datetime,
+    storage_version: str,
+    placeholder: str = "?",
+) -> None:
+    """Create and fill both tables in ``schema`` (SQL text, already quoted/qualified).
+
+    ``execute(sql, params)`` runs one statement: a DuckDB connection's ``execute``
+    (``placeholder`` ``?``) or a psycopg2 cursor's (``%s``). ``published_at`` is naive UTC.
+    """
+
+    def values(params: Sequence[Any]) -> str:
+        return ", ".join([placeholder] * len(params))
+
+    info = f"{schema}.{INFO_TABLE}"
+    execute(f"create table {info} ({_INFO_COLUMNS})")
+    row = [
+        run_id,
+        as_of_date,
+        published_at,
+        storage_version,
+        len(tables),
+        json.dumps(tables, sort_keys=True),
+    ]
+    execute(f"insert into {info} values ({values(row)})", row)
+    per_table = f"{schema}.{INFO_TABLES_TABLE}"
+    execute(f"create table {per_table} ({_TABLES_COLUMNS})")
+    for qualified, rows in sorted(tables.items()):
+        schema_name, name = qualified.split(".", 1)
+        execute(f"insert into {per_table} values ({values([1, 2, 3])})", [schema_name, name, rows])
