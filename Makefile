@@ -42,7 +42,7 @@ docs: setup
 	cd dbt && ../$(BIN)/dbt docs generate --profiles-dir . --vars "{as_of_date: '$(AS_OF)'}"
 
 dev: setup
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/kam dev
 
 clean:
 	rm -rf dbt/target dbt/logs .pytest_cache .ruff_cache

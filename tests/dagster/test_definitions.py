@@ -144,7 +144,7 @@ def test_no_declared_mart_check_is_silently_dropped(kam_defs) -> None:
     """A mart check applies only when its mart and columns are in the manifest: a renamed
     column must fail here rather than quietly remove a gate."""
     from kam_assets.defs.publish.marts import mart_checks
-    from pipelines.quality import MART_CHECKS
+    from pipelines.quality.mart_checks import MART_CHECKS
 
     declared = {(c.relation, c.name) for c in MART_CHECKS}
     applied = {(c.relation, c.name) for c, _ in mart_checks()}

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.raw_schema import ensure_raw_schema
+from pipelines.extract.raw_schema import ensure_raw_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 DBT_DIR = ROOT / "dbt"

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.raw_schema import ensure_raw_schema
+from pipelines.extract.raw_schema import ensure_raw_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 DBT = ROOT / ".venv" / "bin" / "dbt"

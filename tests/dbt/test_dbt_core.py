@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from pipelines.contract import DUCKDB_TYPES, TABLES
-from pipelines.raw_schema import ensure_raw_schema
+from pipelines.extract.raw_schema import ensure_raw_schema
 
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt"
 DBT = Path(sys.executable).with_name("dbt")

@@ -74,7 +74,7 @@ def test_source_down_fails_fast_names_erp_shows_retries_masks_password(
 def test_bi_role_injection_is_refused_before_any_sql(
     reference_launch, pg_sources, pg_url: str, pg_resources, fault_dbt_target: Path, tmp_path: Path
 ) -> None:
-    from pipelines.publish_postgres import publish_postgres
+    from pipelines.publish.postgres import publish_postgres
 
     seed_role = pg_resources.role_name("kam_bi_seed")
     seed_db = make_seed_work_db(tmp_path / "seed" / "kam_work.duckdb")

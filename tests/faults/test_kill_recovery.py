@@ -85,8 +85,8 @@ class Chain:
 
 def _seed(chain: Chain, seed_db: Path, pg_resources) -> None:
     """A good earlier publish in the warehouse (the pipeline's own publish functions)."""
-    from pipelines.publish import publish_duckdb
-    from pipelines.publish_postgres import publish_postgres
+    from pipelines.publish.duckdb_file import publish_duckdb
+    from pipelines.publish.postgres import publish_postgres
 
     chain.seed_run_id = f"seed-{chain.target}"
     if chain.target == "duckdb":

@@ -104,7 +104,7 @@ class ReaderProcess:
 def test_duckdb_reader_process_keeps_the_old_version_during_publish(
     reference, tmp_path: Path
 ) -> None:
-    from pipelines.publish import publish_duckdb
+    from pipelines.publish.duckdb_file import publish_duckdb
 
     warehouse = tmp_path / "warehouse" / "kam.duckdb"
     publish_duckdb(reference.work_db, warehouse, "bi-old", AS_OF)
@@ -145,7 +145,7 @@ def test_duckdb_reader_process_keeps_the_old_version_during_publish(
 
 
 def test_postgres_long_query_survives_publish(reference, pg_url: str, pg_resources) -> None:
-    from pipelines.publish_postgres import publish_postgres
+    from pipelines.publish.postgres import publish_postgres
 
     role = pg_resources.role_name("kam_bi_reader")
     publish_postgres(reference.work_db, pg_url, "pg-old", AS_OF, bi_role=role)

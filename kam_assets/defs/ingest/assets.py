@@ -5,14 +5,14 @@ from contextlib import closing
 
 import dagster as dg
 import duckdb
-from pipelines.quarantine import apply_quarantine
-from pipelines.raw_loader import extract_all
-from pipelines.raw_schema import raw_table_name
-from pipelines.sources import mask_url
 
 from kam_assets.partitions import daily_partitions, run_parameters
 from kam_assets.resources import KamResource
 from pipelines.contract import TABLES
+from pipelines.extract.raw_loader import extract_all
+from pipelines.extract.raw_schema import raw_table_name
+from pipelines.gate.quarantine import apply_quarantine
+from pipelines.secrets import mask_url
 
 RAW_GROUP = "raw"
 

@@ -8,7 +8,7 @@ import dagster as dg
 
 from kam_assets.defs.checks_util import quality_checks
 from kam_assets.defs.ingest.assets import raw_asset_key
-from pipelines.quality import raw_checks
+from pipelines.quality.raw_checks import raw_checks
 
 
 def raw_quality_checks() -> dg.AssetChecksDefinition:

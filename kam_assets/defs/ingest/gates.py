@@ -16,11 +16,11 @@ from contextlib import closing
 
 import dagster as dg
 import duckdb
-from pipelines.quarantine import REQUIRED_TABLES, GateResult, evaluate_gates
 
 from kam_assets.defs.ingest.assets import raw_asset_key
 from kam_assets.resources import KamResource
 from pipelines.contract import TABLES
+from pipelines.gate.batch_gates import REQUIRED_TABLES, GateResult, evaluate_gates
 
 GATE_DESCRIPTIONS = {
     "quarantine_share": "quarantined share of the table's raw rows within KAM_QUARANTINE_MAX_SHARE",

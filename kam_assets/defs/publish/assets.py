@@ -6,15 +6,15 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
-from pipelines.reports import prune_reports
-from pipelines.sources import mask_url
 
 from kam_assets.defs.checks_util import check_context, report_metadata, write_run_reports
 from kam_assets.defs.publish.marts import mart_asset_keys, mart_checks
 from kam_assets.partitions import daily_partitions, run_parameters
 from kam_assets.resources import KamResource
-from pipelines.quality import run_checks
+from pipelines.quality.reports import prune_reports
+from pipelines.quality.runner import run_checks
 from pipelines.run_params import RunParameters
+from pipelines.secrets import mask_url
 from pipelines.settings import Settings
 
 REVALIDATION_STAGE = "publish"
@@ -66,7 +66,7 @@ def _publish(settings: Settings, run_id: str, as_of: date):
             lock_timeout_ms=settings.pg_lock_timeout_ms,
             retries=settings.pg_publish_retries,
         )
-    from pipelines.publish import publish_duckdb
+    from pipelines.publish.duckdb_file import publish_duckdb
 
     return publish_duckdb(
         settings.work_db,

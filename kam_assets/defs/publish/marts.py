@@ -8,7 +8,8 @@ from functools import lru_cache
 import dagster as dg
 
 from kam_assets.dbt_project import dbt_project
-from pipelines.quality import MART_CHECKS, FrameCheck, applicable_checks
+from pipelines.quality.checks import FrameCheck, applicable_checks
+from pipelines.quality.mart_checks import MART_CHECKS
 
 MART_SCHEMA = "marts"
 
