@@ -8,6 +8,7 @@ configured (without one, CRM-based signals are NULL, not false).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,6 +33,15 @@ class RunParameters:
     def dbt_vars(self) -> dict[str, Any]:
         """The run's dbt vars: the only way the as-of date and has-CRM reach the models."""
         return {"as_of_date": self.as_of.isoformat(), "has_crm": self.has_crm}
+
+
+#: dbt unit tests run in the test suite, not in the daily run
+DAILY_DBT_EXCLUDE = "test_type:unit"
+
+
+def dbt_build_args(params: RunParameters) -> list[str]:
+    """The `dbt build` of a daily run (the job's and the benchmark's): the run's vars."""
+    return ["build", "--vars", json.dumps(params.dbt_vars()), "--exclude", DAILY_DBT_EXCLUDE]
 
 
 def parse_as_of(text: str) -> date:

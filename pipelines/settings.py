@@ -397,6 +397,13 @@ class Settings:
         return {"KAM_WORK_DB": str(self.work_db), "KAM_DBT_THREADS": str(self.dbt_threads)}
 
 
+def declared_default(field: str) -> Any:
+    """The parsed default of a setting, for code that needs the same value outside a run
+    (e.g. a function's default argument): the declaration stays the only place it is written."""
+    setting = next(s for s in SETTINGS if s.field == field)
+    return None if setting.default is None else setting.parse(setting.env, setting.default)
+
+
 def _reason(env: str, exc: ValueError) -> str:
     """The parser's message, without repeating the variable name it may already carry."""
     text = str(exc)

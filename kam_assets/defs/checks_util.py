@@ -5,7 +5,6 @@ run index, see :mod:`pipelines.reports`) under ``Settings.reports_dir / <run_id>
 check results link to them in their metadata and the step log prints the index path.
 """
 
-
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from pipelines.quality.checks import (
     CheckContext,
     CheckOutcome,
     FrameCheck,
+    check_context,
     check_name,
     outcome_metadata,
 )
@@ -34,16 +34,6 @@ def check_spec(check: FrameCheck, asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
         description=f"[Great Expectations] {check.description}",
         blocking=True,
         metadata={"columns": ", ".join(check.columns), "relation": check.relation},
-    )
-
-
-def check_context(settings: Settings, params: RunParameters) -> CheckContext:
-    """The run-time parameters of the checks, from the settings and the run."""
-    return CheckContext(
-        as_of=params.as_of,
-        today=params.today,
-        revenue_band_days=settings.revenue_band_days,
-        revenue_band_k=settings.revenue_band_k,
     )
 
 

@@ -16,8 +16,18 @@ from typing import Any
 
 from pipelines.benchmark.extract_bench import peak_rss_mb
 from pipelines.publish.pg import create_database
+from pipelines.run_params import RunParameters, dbt_build_args, parse_as_of
+from pipelines.settings import Settings
 
-DBT_EXCLUDE = "test_type:unit"  # dbt unit tests run in the test suite, not in the daily run
+
+def run_parameters(p: dict) -> RunParameters:
+    """The run parameters of a phase (each phase is its own process: its boundary)."""
+    settings = Settings.from_env()
+    return RunParameters(
+        as_of=parse_as_of(p["as_of"]),
+        today=RunParameters.derive(parse_as_of(p["as_of"]), settings).today,
+        has_crm=bool(p["has_crm"]),
+    )
 
 
 def dbt_project_dir() -> Path:
@@ -78,7 +88,6 @@ def _child_extract_all(p: dict) -> dict:
 def _child_quarantine(p: dict) -> dict:
     """The quarantine of bad raw rows (valid_* views that dbt reads) and the batch gates."""
     from contextlib import closing
-    from datetime import date
 
     import duckdb
 
@@ -89,7 +98,8 @@ def _child_quarantine(p: dict) -> dict:
     settings = Settings.from_env()
     started = time.perf_counter()
     with closing(duckdb.connect(p["work_db"])) as con:
-        summary = apply_quarantine(con, "bench", p["as_of"], today=date.today())
+        params = run_parameters(p)
+        summary = apply_quarantine(con, "bench", params.as_of, today=params.today)
         gates = evaluate_gates(
             con,
             "bench",
@@ -125,21 +135,13 @@ def _mart_relations(work_db: str) -> dict[str, list[str]]:
 
 
 def _child_checks(p: dict) -> dict:
-    from datetime import date
-
-    from pipelines.quality.checks import CheckContext, applicable_checks
+    from pipelines.quality.checks import applicable_checks, check_context
     from pipelines.quality.mart_checks import MART_CHECKS
     from pipelines.quality.raw_checks import raw_checks
     from pipelines.quality.runner import run_checks
     from pipelines.settings import Settings
 
-    settings = Settings.from_env()
-    ctx = CheckContext(
-        as_of=date.fromisoformat(p["as_of"]),
-        today=date.today(),
-        revenue_band_days=settings.revenue_band_days,
-        revenue_band_k=settings.revenue_band_k,
-    )
+    ctx = check_context(Settings.from_env(), run_parameters(p))
     started = time.perf_counter()
     if p["stage"] == "mart":
         checks = applicable_checks(MART_CHECKS, _mart_relations(p["work_db"]))
@@ -196,18 +198,13 @@ def _child_dbt(p: dict) -> dict:
     """
     project = p["project_dir"]
     run_dir = Path(p["run_dir"])
-    dbt_vars = {"as_of_date": p["as_of"], "has_crm": p["has_crm"]}
     cmd = [
         str(Path(sys.executable).parent / "dbt"),
-        "build",
+        *dbt_build_args(run_parameters(p)),
         "--project-dir",
         project,
         "--profiles-dir",
         project,
-        "--vars",
-        json.dumps(dbt_vars),
-        "--exclude",
-        DBT_EXCLUDE,
     ]
     env = os.environ.copy()
     env.update(
@@ -258,7 +255,7 @@ def _child_publish_duckdb(p: dict) -> dict:
 
     warehouse = Path(p["warehouse"])
     started = time.perf_counter()
-    result = publish_duckdb(Path(p["work_db"]), warehouse, "bench", p["as_of"])
+    result = publish_duckdb(Path(p["work_db"]), warehouse, "bench", parse_as_of(p["as_of"]))
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
@@ -273,7 +270,7 @@ def _child_publish_postgres(p: dict) -> dict:
     from pipelines.publish.postgres import publish_postgres
 
     started = time.perf_counter()
-    result = publish_postgres(Path(p["work_db"]), p["pg_url"], "bench", p["as_of"])
+    result = publish_postgres(Path(p["work_db"]), p["pg_url"], "bench", parse_as_of(p["as_of"]))
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,

@@ -342,16 +342,14 @@ def _counts(con: duckdb.DuckDBPyConnection) -> list[RuleCount]:
 def apply_quarantine(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
-    as_of: date | str,
+    as_of: date,
     *,
-    today: date | None = None,
+    today: date,
     rules: Sequence[RowRule] | None = None,
 ) -> QuarantineSummary:
     """Judge every raw row against the row rules; rebuild ``audit.quarantine``, append to
     ``audit.quarantine_runs`` and (re)create the ``valid_*`` views. One transaction."""
     started = time.perf_counter()
-    as_of = date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
-    today = today or date.today()
     rules = list(ROW_RULES if rules is None else rules)
     at = _now()
     ensure_raw_schema(con)

@@ -24,6 +24,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.settings import declared_default
+
 MIN_HISTORY = 4
 MAD_FLOOR_SHARE = 0.10
 
@@ -98,8 +100,8 @@ def _daily_totals(daily: pd.DataFrame) -> dict[date, tuple[int, float]]:
 def compute_band(
     daily: pd.DataFrame,
     as_of: date,
-    days: int = 56,
-    k: float = 10.0,
+    days: int | None = None,
+    k: float | None = None,
     min_history: int = MIN_HISTORY,
     mad_floor_share: float = MAD_FLOOR_SHARE,
 ) -> RevenueBand:
@@ -107,7 +109,10 @@ def compute_band(
 
     ``daily`` has one row per day (columns ``day``, ``net_revenue`` and optionally
     ``orders``; days with no row had no order). Rows outside the window are ignored.
+    ``days`` and ``k`` default to the settings KAM_REVENUE_BAND_DAYS / KAM_REVENUE_BAND_K.
     """
+    days = declared_default("revenue_band_days") if days is None else days
+    k = declared_default("revenue_band_k") if k is None else k
     if days < 7:
         raise ValueError(f"revenue band window must be at least 7 days, got {days}")
     if k <= 0:

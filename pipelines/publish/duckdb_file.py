@@ -42,7 +42,7 @@ def publish_duckdb(
     work_db: Path,
     warehouse: Path,
     run_id: str,
-    as_of: str,
+    as_of: date,
     schemas: Sequence[str] = ("marts", "audit"),
     storage_version: str = "v1.0.0",
     retention: int = 7,
@@ -57,7 +57,9 @@ def publish_duckdb(
     started = time.perf_counter()
     work_db = Path(work_db)
     warehouse = Path(warehouse)
-    as_of_date = date.fromisoformat(as_of)
+    if not isinstance(as_of, date):  # parsed once at the boundary, never here
+        raise ValueError(f"as_of must be a date, got {as_of!r}")
+    as_of_date = as_of
     if retention < 1:
         raise ValueError("retention must be at least 1 (the published version is kept)")
     if not _STORAGE_VERSION.match(storage_version):

@@ -225,7 +225,7 @@ def publish_postgres(
     work_db: Path,
     pg_url: str,
     run_id: str,
-    as_of: str,
+    as_of: date,
     schemas: Sequence[str] = ("marts", "audit"),
     bi_role: str = "kam_bi",
     lock_timeout_ms: int = 2000,
@@ -242,7 +242,9 @@ def publish_postgres(
     started = time.perf_counter()
     names = validate_schemas(schemas)
     bi_role = validate_role_name(bi_role, "bi_role")
-    as_of_date = date.fromisoformat(str(as_of))
+    if not isinstance(as_of, date):  # parsed once at the boundary, never here
+        raise ValueError(f"as_of must be a date, got {as_of!r}")
+    as_of_date = as_of
     run8 = _run_suffix(run_id)
     if int(lock_timeout_ms) < 1 or int(retries) < 0:
         raise ValueError("lock_timeout_ms must be >= 1 and retries >= 0")

@@ -15,6 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.run_params import RunParameters
+from pipelines.settings import Settings, declared_default
+
 SAMPLE_SIZE = 5
 #: rows per chunk validated at once (memory is bounded by this, not by history)
 CHUNK_ROWS = 500_000
@@ -63,8 +66,18 @@ class CheckContext:
 
     as_of: date
     today: date
-    revenue_band_days: int = 56
-    revenue_band_k: float = 10.0
+    revenue_band_days: int = field(default_factory=lambda: declared_default("revenue_band_days"))
+    revenue_band_k: float = field(default_factory=lambda: declared_default("revenue_band_k"))
+
+
+def check_context(settings: Settings, params: RunParameters) -> CheckContext:
+    """The run-time parameters of the checks, from the settings and the run."""
+    return CheckContext(
+        as_of=params.as_of,
+        today=params.today,
+        revenue_band_days=settings.revenue_band_days,
+        revenue_band_k=settings.revenue_band_k,
+    )
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 KAM = BIN / "kam"
 AS_OF = "2026-09-30"
+AS_OF_DATE = date.fromisoformat(AS_OF)
 
 #: columns whose values legitimately differ between two runs on the same sources
 RUN_SPECIFIC_COLUMNS = frozenset(

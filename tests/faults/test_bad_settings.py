@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from faults_support import (
-    AS_OF,
+    AS_OF_DATE,
     KamRun,
     kam_env,
     make_seed_work_db,
@@ -78,7 +78,7 @@ def test_bi_role_injection_is_refused_before_any_sql(
 
     seed_role = pg_resources.role_name("kam_bi_seed")
     seed_db = make_seed_work_db(tmp_path / "seed" / "kam_work.duckdb")
-    publish_postgres(seed_db, pg_url, "seed-injection", AS_OF, bi_role=seed_role)
+    publish_postgres(seed_db, pg_url, "seed-injection", AS_OF_DATE, bi_role=seed_role)
     schemas_before = pg_schemas(pg_url)
     before = pg_marts(pg_url)
 

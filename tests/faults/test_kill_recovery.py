@@ -32,6 +32,7 @@ import psycopg2.errors
 import pytest
 from faults_support import (
     AS_OF,
+    AS_OF_DATE,
     KamRun,
     cmdline,
     descendants,
@@ -90,11 +91,11 @@ def _seed(chain: Chain, seed_db: Path, pg_resources) -> None:
 
     chain.seed_run_id = f"seed-{chain.target}"
     if chain.target == "duckdb":
-        publish_duckdb(seed_db, Path(chain.warehouse), chain.seed_run_id, AS_OF)
+        publish_duckdb(seed_db, Path(chain.warehouse), chain.seed_run_id, AS_OF_DATE)
         chain.seed_sha = sha256(Path(chain.warehouse))
     else:
         seed_role = pg_resources.role_name("kam_bi_seed")
-        publish_postgres(seed_db, chain.warehouse, chain.seed_run_id, AS_OF, bi_role=seed_role)
+        publish_postgres(seed_db, chain.warehouse, chain.seed_run_id, AS_OF_DATE, bi_role=seed_role)
 
 
 def _check_last_good(chain: Chain, step: Step, admin_url: str) -> None:

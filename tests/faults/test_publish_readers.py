@@ -19,7 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
-from faults_support import AS_OF, duckdb_marts, pg_connect, pg_marts, published_counts_consistent
+from faults_support import (
+    AS_OF_DATE,
+    duckdb_marts,
+    pg_connect,
+    pg_marts,
+    published_counts_consistent,
+)
 
 pytestmark = [pytest.mark.slow]
 
@@ -107,14 +113,14 @@ def test_duckdb_reader_process_keeps_the_old_version_during_publish(
     from pipelines.publish.duckdb_file import publish_duckdb
 
     warehouse = tmp_path / "warehouse" / "kam.duckdb"
-    publish_duckdb(reference.work_db, warehouse, "bi-old", AS_OF)
+    publish_duckdb(reference.work_db, warehouse, "bi-old", AS_OF_DATE)
     old = duckdb_marts(warehouse)
 
     reader = ReaderProcess(warehouse, tmp_path / "stop")
     try:
         reader.wait_until(lambda: len(reader.results()) >= 3)
         publish_started = time.time()
-        result = publish_duckdb(reference.work_db, warehouse, "bi-new", AS_OF)
+        result = publish_duckdb(reference.work_db, warehouse, "bi-new", AS_OF_DATE)
         publish_ended = time.time()
         reader.wait_until(
             lambda: sum(r.get("start", 0) > publish_ended for r in reader.results()) >= 3
@@ -148,7 +154,7 @@ def test_postgres_long_query_survives_publish(reference, pg_url: str, pg_resourc
     from pipelines.publish.postgres import publish_postgres
 
     role = pg_resources.role_name("kam_bi_reader")
-    publish_postgres(reference.work_db, pg_url, "pg-old", AS_OF, bi_role=role)
+    publish_postgres(reference.work_db, pg_url, "pg-old", AS_OF_DATE, bi_role=role)
     clients = len(pg_marts(pg_url).tables["dim_clients"][1])
     assert clients > 0
 
@@ -186,7 +192,7 @@ def test_postgres_long_query_survives_publish(reference, pg_url: str, pg_resourc
                 time.sleep(0.02)
         assert running, "the long query did not start"
         publish_started = time.monotonic()
-        result = publish_postgres(reference.work_db, pg_url, "pg-new", AS_OF, bi_role=role)
+        result = publish_postgres(reference.work_db, pg_url, "pg-new", AS_OF_DATE, bi_role=role)
         published = time.monotonic()
     finally:
         thread.join(timeout=60)

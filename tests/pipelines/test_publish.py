@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -19,7 +20,7 @@ from pipelines.publish import duckdb_file as publish_module
 from pipelines.publish.duckdb_file import file_storage_version, list_versions, publish_duckdb
 from pipelines.publish.result import PublishError
 
-AS_OF = "2026-09-30"
+AS_OF = date(2026, 9, 30)
 
 
 def _make_work_db(path: Path, orders: int, marker: str) -> None:
@@ -92,7 +93,7 @@ def test_publish_twice_and_read_back(work_db: Path, warehouse: Path) -> None:
     assert ("staging.not_published",) not in tables
 
     _make_work_db(work_db, orders=25, marker="second")
-    second = publish_duckdb(work_db, warehouse, "run-two-0002", "2026-10-01")
+    second = publish_duckdb(work_db, warehouse, "run-two-0002", date(2026, 10, 1))
     assert second.tables["marts.fct_orders"] == 25
     assert second.version != first.version
     assert _read(warehouse, "select marker from marts.dim_clients") == [("second",)]
@@ -274,6 +275,6 @@ def test_files_of_an_interrupted_publish_are_removed(work_db: Path, warehouse: P
     abandoned.write_bytes(b"half a file")
     abandoned_wal = warehouse.parent / f".{warehouse.stem}.deadbeef.publishing.wal"
     abandoned_wal.write_bytes(b"wal")
-    publish_duckdb(work_db, warehouse, run_id="r1", as_of="2026-09-30")
+    publish_duckdb(work_db, warehouse, run_id="r1", as_of=AS_OF)
     assert not abandoned.exists() and not abandoned_wal.exists()
     assert _read(warehouse, "select run_id from marts.publish_info") == [("r1",)]

@@ -149,7 +149,7 @@ def bi_role(pg_url: str) -> Iterator[str]:
 
 
 def _publish(work_db: Path, pg_url: str, run_id: str, bi_role: str, **kw):
-    return publish_postgres(work_db, pg_url, run_id, "2026-09-30", bi_role=bi_role, **kw)
+    return publish_postgres(work_db, pg_url, run_id, date(2026, 9, 30), bi_role=bi_role, **kw)
 
 
 def _assert_bi_reads_but_cannot_write(pg_url: str, role: str) -> None:
@@ -456,7 +456,7 @@ def test_invalid_identifiers_raise_before_any_sql(
     monkeypatch.setattr(pp.duckdb, "connect", no_sql)
     with pytest.raises(ValueError, match=setting):
         publish_postgres(
-            work_db, "postgresql://postgres@127.0.0.1/x", "run-1", "2026-09-30", **kwargs
+            work_db, "postgresql://postgres@127.0.0.1/x", "run-1", date(2026, 9, 30), **kwargs
         )
     with pytest.raises(ValueError, match="schemas"):
         drop_previous_versions("postgresql://postgres@127.0.0.1/x", ("x y",))
@@ -465,7 +465,7 @@ def test_invalid_identifiers_raise_before_any_sql(
 def test_bad_url_error_masks_the_password(work_db: Path) -> None:
     url = "postgresql://postgres:secret@127.0.0.1:1/x"
     with pytest.raises(PublishError) as info:
-        publish_postgres(work_db, url, "run-1", "2026-09-30", bi_role="kam_bi_unused")
+        publish_postgres(work_db, url, "run-1", date(2026, 9, 30), bi_role="kam_bi_unused")
     message = str(info.value)
     assert "secret" not in message
     assert "***" in message

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -123,7 +123,7 @@ def test_unreadable_rows_are_quarantined_with_their_dependants(tmp_path: Path) -
     urls = [fx.make_source_url("sqlite", tmp_path, s, data[s]) for s in ("erp", "crm")]
     extract_all(db, *urls, "r1", 100)
     con = duckdb.connect(str(db))
-    summary = apply_quarantine(con, "r1", "2026-06-01", today=datetime.now().date())
+    summary = apply_quarantine(con, "r1", date(2026, 6, 1), today=datetime.now().date())
     found = _quarantined(con)
     expected = {
         ("erp", "order_lines", "order_id=O1|line_no=1"): "unreadable_value",

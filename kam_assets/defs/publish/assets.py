@@ -7,10 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from kam_assets.defs.checks_util import check_context, report_metadata, write_run_reports
+from kam_assets.defs.checks_util import report_metadata, write_run_reports
 from kam_assets.defs.publish.marts import mart_asset_keys, mart_checks
 from kam_assets.partitions import daily_partitions, run_parameters
 from kam_assets.resources import KamResource
+from pipelines.quality.checks import check_context
 from pipelines.quality.reports import prune_reports
 from pipelines.quality.runner import run_checks
 from pipelines.run_params import RunParameters

@@ -4,7 +4,6 @@ dbt source ``erp.orders`` maps to asset key ``["erp", "orders"]`` (default trans
 the key of the raw asset: the graph connects by itself. Models get ``[schema, name]``.
 """
 
-import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,10 +15,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from kam_assets.dbt_project import dbt_project
 from kam_assets.partitions import daily_partitions, run_parameters
 from kam_assets.resources import KamResource
-from pipelines.run_params import RunParameters
-
-# Unit tests run in the test suite, not in the daily run.
-DAILY_EXCLUDE = "test_type:unit"
+from pipelines.run_params import dbt_build_args
 
 
 class KamDbtTranslator(DagsterDbtTranslator):
@@ -43,11 +39,6 @@ def _env(**values: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def dbt_build_args(params: RunParameters) -> list[str]:
-    """The `dbt build` of a daily run: the run's vars, unit tests left to the test suite."""
-    return ["build", "--vars", json.dumps(params.dbt_vars()), "--exclude", DAILY_EXCLUDE]
 
 
 @dbt_assets(
