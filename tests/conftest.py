@@ -5,13 +5,19 @@ test a fresh, empty database on the server named by KAM_TEST_PG_URL (default
 postgresql://postgres@127.0.0.1:5432/postgres) and drops it afterwards. When the
 server is unreachable the test is skipped with the reason, unless
 KAM_REQUIRE_POSTGRES=1 (set by .ci/run), which turns the skip into a failure.
+
+dbt: ``dbt_target`` is the one dbt manifest of the session (the Dagster and fault tests
+load the code location from it).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +64,38 @@ def pg_url(postgres_admin_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(postgres_admin_url, name, connect_timeout=3)
+
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def dbt_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dbt target folder holding the manifest, prepared once per session as in production
+    (`dagster-dbt project prepare-and-package`, never at import), outside dbt/target."""
+    base = tmp_path_factory.mktemp("dbt")
+    target = base / "target"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAM_", "DBT_", "DAGSTER_"))}
+    env.update(
+        DBT_TARGET_PATH=str(target),
+        KAM_WORK_DB=str(base / "parse_only.duckdb"),
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    proc = subprocess.run(
+        [
+            str(BIN / "dagster-dbt"),
+            "project",
+            "prepare-and-package",
+            "--file",
+            str(REPO / "kam_assets" / "dbt_project.py"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    manifest = target / "manifest.json"
+    assert proc.returncode == 0 and manifest.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return target

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,31 +22,17 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="session")
-def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    base = tmp_path_factory.mktemp("dbt")
-    target = base / "target"
+def dbt_manifest(dbt_target: Path) -> Iterator[Path]:
+    """The session's manifest (tests/conftest.py), with DBT_TARGET_PATH pointing at it for
+    this process, so kam_assets.dbt_project and dbt read it (restored afterwards)."""
+    base = dbt_target.parent
     saved = {k: os.environ.get(k) for k in ("DBT_TARGET_PATH", "KAM_WORK_DB", "PATH")}
-    os.environ["DBT_TARGET_PATH"] = str(target)
+    os.environ["DBT_TARGET_PATH"] = str(dbt_target)
     os.environ.setdefault("KAM_WORK_DB", str(base / "parse_only.duckdb"))
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     if "kam_assets.dbt_project" in sys.modules:  # imported earlier with another target
         del sys.modules["kam_assets.dbt_project"]
-    proc = subprocess.run(
-        [
-            str(BIN / "dagster-dbt"),
-            "project",
-            "prepare-and-package",
-            "--file",
-            str(REPO / "kam_assets" / "dbt_project.py"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    manifest = target / "manifest.json"
-    assert proc.returncode == 0 and manifest.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    yield manifest
+    yield dbt_target / "manifest.json"
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

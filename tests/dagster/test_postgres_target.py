@@ -17,15 +17,9 @@ AS_OF = "2026-09-30"
 
 
 def _pg(url: str):
-    import psycopg2
-    from sqlalchemy.engine import make_url
+    from pipelines.publish.pg import pg_connect
 
-    u = make_url(url)
-    conn = psycopg2.connect(
-        host=u.host, port=u.port or 5432, user=u.username, password=u.password, dbname=u.database
-    )
-    conn.autocommit = True
-    return conn
+    return pg_connect(url, autocommit=True)
 
 
 @pytest.fixture

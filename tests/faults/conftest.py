@@ -8,14 +8,13 @@ the end of the session; roles are cluster-wide, so their names are random.
 from __future__ import annotations
 
 import secrets
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pytest
-from faults_support import AS_OF, BIN, REPO, KamRun, duckdb_marts, kam_env, pg_connect
+from faults_support import AS_OF, KamRun, duckdb_marts, kam_env, pg_connect
 
 SEED = 23
 CLIENTS = 120
@@ -23,37 +22,9 @@ YEARS = 2
 
 
 @pytest.fixture(scope="session")
-def fault_dbt_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dbt target folder with the manifest, prepared as in production (never at import)."""
-    base = tmp_path_factory.mktemp("faults_dbt")
-    target = base / "target"
-    env = kam_env(
-        data_dir=base,
-        warehouse=base / "unused.duckdb",
-        erp_url="unused",
-        crm_url=None,
-        dagster_home=base / "dh",
-        dbt_target=target,
-    )
-    env["KAM_WORK_DB"] = str(base / "parse_only.duckdb")
-    proc = subprocess.run(
-        [
-            str(BIN / "dagster-dbt"),
-            "project",
-            "prepare-and-package",
-            "--file",
-            str(REPO / "kam_assets" / "dbt_project.py"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0 and (target / "manifest.json").exists(), (
-        proc.stdout[-3000:] + proc.stderr[-3000:]
-    )
-    return target
+def fault_dbt_target(dbt_target: Path) -> Path:
+    """The session's dbt target folder (manifest prepared once, see tests/conftest.py)."""
+    return dbt_target
 
 
 class PgResources:
@@ -114,16 +85,9 @@ class PgResources:
             conn.close()
 
     def drop_database(self, name: str) -> None:
-        conn = self._admin()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
-                    (name,),
-                )
-                cur.execute(f'drop database if exists "{name}"')
-        finally:
-            conn.close()
+        from pipelines.publish import pg
+
+        pg.drop_database(self.admin_url, name)
         if name in self.databases:
             self.databases.remove(name)
 

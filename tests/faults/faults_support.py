@@ -459,21 +459,10 @@ def duckdb_marts(path: Path) -> MartsSnapshot:
 
 
 def pg_connect(url: str, **kwargs: Any):
-    """psycopg2 connection for a SQLAlchemy-style postgresql URL."""
-    import psycopg2
-    from sqlalchemy.engine import make_url
+    """psycopg2 connection for a SQLAlchemy-style postgresql URL (user postgres by default)."""
+    from pipelines.publish import pg
 
-    parsed = make_url(url)
-    params = {
-        "host": parsed.host or "127.0.0.1",
-        "port": parsed.port or 5432,
-        "user": parsed.username or "postgres",
-        "password": parsed.password,
-        "dbname": parsed.database,
-        "connect_timeout": 5,
-    }
-    params.update(kwargs)
-    return psycopg2.connect(**{k: v for k, v in params.items() if v is not None})
+    return pg.pg_connect(url, user="postgres", connect_timeout=5, **kwargs)
 
 
 def pg_marts(url: str) -> MartsSnapshot:

@@ -56,9 +56,9 @@ def revalidate_marts(
 def _publish(settings: Settings, run_id: str, as_of: date):
     target = settings.warehouse
     if settings.warehouse_is_postgres:
-        from pipelines import publish_postgres  # optional backend
+        from pipelines.publish.postgres import publish_postgres  # optional backend
 
-        return publish_postgres.publish_postgres(
+        return publish_postgres(
             settings.work_db,
             target,
             run_id,
