@@ -1,13 +1,15 @@
 """The Great Expectations engine: validate a pandas frame, turn GX results into outcomes.
 
-GX's SQL datasource is broken on DuckDB, so every check reads the columns it needs into
-pandas and validates that frame with an ephemeral GX context. A GX exception is a FAILED
-check, never a pass.
+GX's SQL datasource is broken on DuckDB, so checks validate pandas frames read from
+DuckDB. One ephemeral GX context, one pandas datasource and one batch definition serve
+every validation of a process (a Dagster step): only the suite and the batch are new per
+validation. A GX exception is a FAILED check, never a pass.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 import uuid
@@ -35,6 +37,24 @@ def _context():
         progress_bars=ProgressBarsConfig(globally=False),
     )
     return gx.get_context(project_config=config, mode="ephemeral")
+
+
+#: (context, batch definition) of the process: reused while ``_context()`` returns it
+_BATCH_DEFINITION: list[tuple[Any, Any]] = []
+
+
+def _batch_definition(context: Any) -> Any:
+    """The one whole-dataframe batch definition of ``context`` (made at first use)."""
+    if _BATCH_DEFINITION and _BATCH_DEFINITION[0][0] is context:
+        return _BATCH_DEFINITION[0][1]
+    source = context.data_sources.add_pandas(f"kam_{uuid.uuid4().hex[:12]}")
+    batch_def = source.add_dataframe_asset("frame").add_batch_definition_whole_dataframe("whole")
+    _BATCH_DEFINITION[:] = [(context, batch_def)]
+    return batch_def
+
+
+#: GX kwargs the engine adds to stack several frames in one batch (not the check's own)
+ENGINE_KWARGS = ("batch_id", "row_condition", "condition_parser")
 
 
 def _plain(value: Any) -> Any:
@@ -94,7 +114,8 @@ def expectation_details(res: Any, df: pd.DataFrame) -> dict[str, Any]:
     """One GX ``ExpectationValidationResult`` as plain data, with sample failing rows."""
     config = res.expectation_config
     kwargs = {k: v for k, v in (dict(config.kwargs) if config is not None else {}).items()}
-    kwargs.pop("batch_id", None)
+    for key in ENGINE_KWARGS:
+        kwargs.pop(key, None)
     details = res.result or {}
     error = _exception_text(res.exception_info)
     out: dict[str, Any] = {
@@ -125,8 +146,24 @@ def failure(detail: Mapping[str, Any]) -> dict[str, Any]:
     return failure
 
 
+def _signature(expectation: Any) -> str:
+    """What makes two expectations the same for a GX suite (which keeps one of them)."""
+    kwargs = dict(expectation.configuration.kwargs)
+    kwargs.pop("batch_id", None)
+    return f"{expectation.expectation_type}:{sorted((k, repr(v)) for k, v in kwargs.items())}"
+
+
+POSITION = "kam_position"
+
+
 def validate_frame(df: pd.DataFrame, expectations: Sequence[Any], name: str) -> CheckOutcome:
-    """Validate ``df`` against GX expectations; any GX exception makes the outcome fail."""
+    """Validate ``df`` against GX expectations; any GX exception makes the outcome fail.
+
+    ``results`` (and ``gx_result["results"]``) follow the order of ``expectations``: GX
+    orders its results its own way and keeps one of equal expectations, so each distinct
+    expectation is sent once, tagged with its position, and its result given back to every
+    position that asked for it.
+    """
     started = time.perf_counter()
     outcome = CheckOutcome(success=False, evaluated=len(expectations), name=name, rows=len(df))
     if not expectations:
@@ -136,31 +173,47 @@ def validate_frame(df: pd.DataFrame, expectations: Sequence[Any], name: str) -> 
         import great_expectations as gx
 
         context = _context()
-        source_name = f"kam_{uuid.uuid4().hex[:12]}"
-        source = context.data_sources.add_pandas(source_name)
-        try:
-            batch_def = source.add_dataframe_asset(
-                name or "frame"
-            ).add_batch_definition_whole_dataframe("whole")
-            batch = batch_def.get_batch(batch_parameters={"dataframe": df})
-            suite = gx.ExpectationSuite(name=f"{name}_{uuid.uuid4().hex[:6]}")
-            for expectation in expectations:
-                suite.add_expectation(expectation)
-            result = batch.validate(suite, result_format="SUMMARY")
-        finally:
-            with contextlib.suppress(Exception):  # cleanup only
-                context.data_sources.delete(source_name)
+        batch = _batch_definition(context).get_batch(batch_parameters={"dataframe": df})
+        suite = gx.ExpectationSuite(name=f"{name or 'frame'}_{uuid.uuid4().hex[:6]}")
+        first: dict[str, int] = {}  # signature -> position of the one sent
+        sent_for: list[int] = []  # position -> position of the one sent
+        for position, expectation in enumerate(expectations):
+            signature = _signature(expectation)
+            if signature not in first:
+                first[signature] = position
+                tagged = copy.deepcopy(expectation)
+                tagged.meta = {**dict(tagged.meta or {}), POSITION: position}
+                suite.add_expectation(tagged)
+            sent_for.append(first[signature])
+        result = batch.validate(suite, result_format="SUMMARY")
     except Exception as exc:  # a GX exception is a failed check, never a pass
         outcome.error = f"{type(exc).__name__}: {exc}"
         outcome.seconds = time.perf_counter() - started
         return outcome
 
-    with contextlib.suppress(Exception):  # the raw GX result is a report extra only
-        outcome.gx_result = _plain(result.to_json_dict())
-    outcome.evaluated = len(result.results)
+    by_position: dict[int, Any] = {}
     for res in result.results:
+        meta = dict((res.expectation_config.meta if res.expectation_config else None) or {})
+        if isinstance(meta.get(POSITION), int):
+            by_position[meta[POSITION]] = res
+    raw: dict[str, Any] = {}
+    with contextlib.suppress(Exception):  # the raw GX result is a report extra only
+        raw = _plain(result.to_json_dict())
+        raw_results = {}
+        for entry in raw.get("results") or []:
+            config = entry.get("expectation_config") or {}
+            meta = config.get("meta") or {}
+            if isinstance(meta.get(POSITION), int):
+                raw_results[meta.pop(POSITION)] = entry
+        raw["results"] = [raw_results.get(p) for p in sent_for if p in raw_results]
+        outcome.gx_result = raw
+    missing = [p for p in sorted(first.values()) if p not in by_position]
+    outcome.evaluated = len(expectations) - sum(1 for p in sent_for if p in missing)
+    for position in sent_for:
+        if position in missing:
+            continue
         try:
-            detail = expectation_details(res, df)
+            detail = expectation_details(by_position[position], df)
         except Exception as exc:  # unreadable result: a failure, never a pass
             detail = {"expectation": "unknown", "column": "", "success": False}
             detail["error"] = f"cannot read GX result: {type(exc).__name__}: {exc}"

@@ -329,8 +329,10 @@ def _orders_check() -> checks.FrameCheck:
 
 def test_chunked_check_finds_bad_rows_in_every_chunk(tmp_path: Path) -> None:
     path = tmp_path / "work.duckdb"
-    rows, chunk = 10_000, 2048
-    # bad statuses in the first and the last chunk; a duplicate key across chunks
+    # GX sees only the rows DuckDB finds suspect (o3, the last row, the null key), here
+    # two at a time: the first and the last suspect rows land in different chunks
+    rows, chunk = 10_000, 2
+    # bad statuses in the first and the last rows; a duplicate key far apart
     _orders_table(path, rows, bad_status_at=(3, rows - 1))
     con = duckdb.connect(str(path))
     con.execute("insert into orders values ('o5', 'completed'), (null, 'returned')")
@@ -379,7 +381,8 @@ def test_gx_exception_in_a_chunk_fails_the_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "work.duckdb"
-    _orders_table(path, 5000)
+    # every status is bad, so all 5000 rows are suspect and GX sees them 2048 at a time
+    _orders_table(path, 5000, bad_status_at=tuple(range(5000)))
     real = engine.validate_frame
     calls: list[int] = []
 
