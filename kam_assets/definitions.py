@@ -10,6 +10,7 @@ import dagster as dg
 
 
 def build_defs() -> dg.Definitions:
+    from kam_assets.console import kam_console
     from kam_assets.defs import ingest, jobs, publish, transform
     from kam_assets.resources import build_resources
 
@@ -18,7 +19,7 @@ def build_defs() -> dg.Definitions:
         transform.build_defs(),
         publish.build_defs(),
         jobs.build_defs(),
-        dg.Definitions(resources=build_resources()),
+        dg.Definitions(resources=build_resources(), loggers={"console": kam_console}),
     )
 
 

@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     from kam_assets.cli.commands import COMMANDS
+
+    # Dagster's notes on its own beta parameters say nothing to an operator
+    warnings.filterwarnings("ignore", message=r".* is currently in beta")
 
     args = build_parser().parse_args(argv)
     return COMMANDS[args.command](args)

@@ -38,7 +38,11 @@ def fail_abandoned_runs(instance, job_name: str) -> list[str]:
     runs = instance.get_runs(
         filters=dg.RunsFilter(
             job_name=job_name,
-            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+            statuses=[
+                dg.DagsterRunStatus.NOT_STARTED,  # created, its process died before starting
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+            ],
         )
     )
     for run in runs:

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from kam_assets.cli.preflight import load_settings, run_problems
-from kam_assets.cli.runner import report_failure, run_daily
+from kam_assets.cli.runner import WorkDbBusy, report_failure, run_daily
 from pipelines.run_params import RunParameters
 from pipelines.settings import Settings
 
@@ -42,7 +42,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if isinstance(started, int):
         return started
     settings, params = started
-    outcome = run_daily(params, settings)
+    try:
+        outcome = run_daily(params, settings)
+    except WorkDbBusy as exc:
+        return _refuse("run", [str(exc)])
     if not outcome.success:
         report_failure(outcome)
         return 1
@@ -105,7 +108,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if isinstance(started, int):
         return started
     settings, params = started
-    outcome = run_daily(params, settings)
+    try:
+        outcome = run_daily(params, settings)
+    except WorkDbBusy as exc:
+        return _refuse("demo", [str(exc)])
     if not outcome.success:
         report_failure(outcome)
         return 1

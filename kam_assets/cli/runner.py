@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kam_assets.cli.abandoned import fail_abandoned_runs, process_tags
 from kam_assets.cli.environment import ensure_dagster_home, ensure_manifest, prepare_process_env
@@ -54,29 +55,115 @@ def outcome_of(result) -> RunOutcome:
     return outcome
 
 
-def run_daily(params: RunParameters, settings: Settings) -> RunOutcome:
-    """Run kam_daily for the partition ``params.as_of``, recorded in DAGSTER_HOME."""
+REPO = Path(__file__).resolve().parents[2]
+#: the code location of workspace.yaml: a run recorded under it shows on the job's page
+LOCATION_NAME = "kam"
+DEFINITIONS_MODULE = "kam_assets.definitions"
+#: run statuses that hold the work DB (or will, once the queue starts them)
+HOLDING_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+
+
+class WorkDbBusy(RuntimeError):
+    """Another run of the instance holds (or is queued to write) the work DB."""
+
+
+def work_db_holder(instance) -> str | None:
+    """The id of a run of this instance that holds the work DB, or None."""
     import dagster as dg
+
+    from kam_assets.defs.jobs import WORK_DB_TAG
+
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(
+            tags={WORK_DB_TAG: "writer"},
+            statuses=[dg.DagsterRunStatus[name] for name in HOLDING_STATUSES],
+        ),
+        limit=1,
+    )
+    return runs[0].run_id if runs else None
+
+
+def _create_run(instance, location, params: RunParameters, settings: Settings):
+    """A run of kam_daily for the partition, recorded with the code location's origin (so
+    the UI lists it on the job's page) and the job's tags (the run queue's limit)."""
+    from dagster._core.storage.tags import PARTITION_NAME_TAG
+
+    from kam_assets.defs.jobs import DAILY_JOB
+
+    [repo_name] = location.get_repository_names()
+    repo = location.get_repository(repo_name)
+    remote_job = repo.get_full_job(DAILY_JOB)
+    run_config = {"loggers": {"console": {"config": {"log_level": settings.log_level}}}}
+    plan = location.get_execution_plan(
+        remote_job, run_config, step_keys_to_execute=None, known_state=None, instance=instance
+    )
+    tags = {
+        **remote_job.tags,
+        **process_tags(),
+        PARTITION_NAME_TAG: params.as_of.isoformat(),
+    }
+    run = instance.create_run(
+        job_name=remote_job.name,
+        run_id=None,
+        run_config=run_config,
+        resolved_op_selection=None,
+        step_keys_to_execute=None,
+        op_selection=None,
+        status=None,
+        root_run_id=None,
+        parent_run_id=None,
+        tags=tags,
+        job_snapshot=remote_job.job_snapshot,
+        execution_plan_snapshot=plan.execution_plan_snapshot,
+        parent_job_snapshot=remote_job.parent_job_snapshot,
+        remote_job_origin=remote_job.get_remote_origin(),
+        job_code_origin=remote_job.get_python_origin(),
+        asset_selection=None,
+        asset_check_selection=None,
+        asset_graph=repo.asset_graph,
+    )
+    recon_job = location._get_reconstructable_repository(repo_name).get_reconstructable_job(
+        DAILY_JOB
+    )
+    return run, recon_job
+
+
+def run_daily(params: RunParameters, settings: Settings) -> RunOutcome:
+    """Run kam_daily for the partition ``params.as_of`` in this process, recorded in
+    DAGSTER_HOME as a run of the code location (job page, timeline, run queue tags).
+
+    Raises :class:`WorkDbBusy` when another run holds the work DB (one writer at a time:
+    the daemon's queue waits for this run by its tag; this refuses to wait for another).
+    """
+    import dagster as dg
+    from dagster._core.execution.api import execute_run
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
     from kam_assets.defs.jobs import DAILY_JOB
 
     ensure_dagster_home(settings)
     prepare_process_env(settings)
     ensure_manifest()
-    from kam_assets.definitions import build_defs
-
-    job = build_defs().resolve_job_def(DAILY_JOB)
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(
+            executable_path=sys.executable,
+            module_name=DEFINITIONS_MODULE,
+            working_directory=str(REPO),
+        ),
+        location_name=LOCATION_NAME,
+    )
     with dg.DagsterInstance.get() as instance:
         for run_id in fail_abandoned_runs(instance, DAILY_JOB):
             print(f"kam: run {run_id} was abandoned by a dead process: marked failed")
-        result = job.execute_in_process(
-            partition_key=params.as_of.isoformat(),
-            instance=instance,
-            raise_on_error=False,
-            tags=process_tags(),
-            # step starts, check results and failures; DEBUG adds every engine event
-            run_config={"loggers": {"console": {"config": {"log_level": settings.log_level}}}},
-        )
+        if holder := work_db_holder(instance):
+            raise WorkDbBusy(
+                f"run {holder} holds the work DB ({settings.work_db}); one run at a time "
+                "writes it: wait for that run to finish (Dagster UI: kam dev) and run again"
+            )
+        with origin.create_location(instance) as location:
+            run, recon_job = _create_run(instance, location, params, settings)
+        result = execute_run(recon_job, run, instance)
     return outcome_of(result)
 
 

@@ -6,13 +6,14 @@ the key of the raw asset: the graph connects by itself. Models get ``[schema, na
 
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from kam_assets.dbt_project import dbt_project
+from kam_assets.defs.transform.dbt_output import DbtOutput
 from kam_assets.partitions import daily_partitions, run_parameters
 from kam_assets.resources import KamResource
 from pipelines.run_params import dbt_build_args
@@ -52,6 +53,16 @@ def _env(**values: str) -> Iterator[None]:
 def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: KamResource):
     settings = kam.settings()
     args = dbt_build_args(run_parameters(context, settings))
-    context.log.info("dbt %s (KAM_WORK_DB=%s)", " ".join(args), settings.work_db)
-    with _env(**settings.dbt_env()):
-        yield from dbt.cli(args, context=context).stream()
+    # one target per data dir (never the checkout): dbt's files, logs and partial parse
+    target = settings.data_dir / "dbt" / "target"
+    target.mkdir(parents=True, exist_ok=True)
+    log_path = target / "dbt.log"
+    context.log.info(
+        "dbt %s (KAM_WORK_DB=%s; full log %s)", " ".join(args), settings.work_db, log_path
+    )
+    with (
+        _env(**settings.dbt_env()),
+        log_path.open("w") as log,
+        redirect_stdout(DbtOutput(log, context.log.info)),
+    ):
+        yield from dbt.cli(args, context=context, target_path=target).stream()
