@@ -278,6 +278,15 @@ SETTINGS: tuple[Setting, ...] = (
         "a source table shrinking by more than this share since the last run blocks it",
     ),
     Setting(
+        "max_line_amount",
+        "KAM_MAX_LINE_AMOUNT",
+        "1e12",
+        _positive_number,
+        "plausible magnitude of one amount: an order line whose quantity × unit_price, "
+        "quantity × unit_cost or discount, or an invoice whose amount, is not finite or at "
+        "least this large is quarantined; such a value in a mart blocks the publish",
+    ),
+    Setting(
         "revenue_band_days",
         "KAM_REVENUE_BAND_DAYS",
         "56",
@@ -339,6 +348,7 @@ class Settings:
     pg_publish_retries: int
     quarantine_max_share: float
     row_drop_max_share: float
+    max_line_amount: float
     revenue_band_days: int
     revenue_band_k: float
     dbt_threads: int

@@ -28,6 +28,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "KAM_PG_PUBLISH_RETRIES": ["-1", "few"],
     "KAM_QUARANTINE_MAX_SHARE": ["5", "1%", "-0.1", "nan"],
     "KAM_ROW_DROP_MAX_SHARE": ["1.5", "20%"],
+    "KAM_MAX_LINE_AMOUNT": ["0", "-1e12", "inf", "nan", "1e400", "a trillion"],
     "KAM_REVENUE_BAND_DAYS": ["0", "6", "eight weeks"],
     "KAM_REVENUE_BAND_K": ["0", "-1", "inf", "ten"],
     "KAM_DBT_THREADS": ["0", "two"],
