@@ -3,6 +3,7 @@
     kam demo                    generate demo sources (if absent), run the daily job, show where
     kam run --as-of YYYY-MM-DD  run the daily job for one as-of date (KAM_ERP_URL, KAM_CRM_URL)
     kam generate --out DIR ...  write demo ERP/CRM sources
+    kam check                   the preflight alone: settings, folders, sources, contract
     kam dev [--port 3000]       the Dagster UI and daemon on the same instance as kam run
     kam bench ...               benchmarks (pipelines.benchmark)
 
@@ -41,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--years", type=int, default=3)
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--end-date", type=_date_argument, default=None)
+
+    sub.add_parser(
+        "check", help="check settings, folders, sources and their contract; start nothing"
+    )
 
     dev = sub.add_parser("dev", help="the Dagster UI and daemon on kam's instance (DAGSTER_HOME)")
     dev.add_argument("--port", type=int, default=3000)

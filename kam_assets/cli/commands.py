@@ -9,7 +9,12 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from kam_assets.cli.preflight import load_settings, run_problems
+from kam_assets.cli.preflight import (
+    load_settings,
+    run_problems,
+    source_problems,
+    storage_problems,
+)
 from kam_assets.cli.runner import WorkDbBusy, report_failure, run_daily
 from pipelines.run_params import RunParameters
 from pipelines.settings import Settings
@@ -52,6 +57,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\nkam: run {outcome.run_id} succeeded for as-of {params.as_of}")
     print(f"warehouse: {settings.warehouse}")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """The preflight alone: settings, folders, sources and their contract; a short report."""
+    from pipelines.secrets import mask_url
+
+    settings, problems = load_settings()
+    print(f"settings: {'ok' if settings else f'{len(problems)} invalid'}")
+    if settings is None:
+        return _refuse("check", problems)
+    checks = [("folders", storage_problems(settings)), ("sources", source_problems(settings))]
+    if not settings.erp_url:
+        checks.insert(0, ("erp", ["KAM_ERP_URL is not set (the ERP source is required)"]))
+    for name, found in checks:
+        print(f"{name}: {'ok' if not found else f'{len(found)} problem(s)'}")
+        for problem in found:
+            print(f"  {problem}")
+        problems.extend(found)
+    if not problems:
+        crm = mask_url(settings.crm_url) if settings.crm_url else "not configured (orders only)"
+        print(f"ready: ERP {mask_url(settings.erp_url)}, CRM {crm}, warehouse {settings.warehouse}")
+    return 2 if problems else 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -172,4 +199,5 @@ COMMANDS = {
     "generate": cmd_generate,
     "bench": cmd_bench,
     "dev": cmd_dev,
+    "check": cmd_check,
 }

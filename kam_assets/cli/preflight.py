@@ -3,6 +3,8 @@ and that the warehouse and data folders can be written. Each problem names the s
 
 from __future__ import annotations
 
+import logging
+import sys
 import tempfile
 from pathlib import Path
 
@@ -42,13 +44,56 @@ def storage_problems(settings: Settings) -> list[str]:
     return problems
 
 
-def run_problems(settings: Settings, params: RunParameters) -> list[str]:
-    """Everything that would stop a run of ``params`` before its first step."""
+def _show_source_warnings() -> None:
+    """Connection retries (logged by pipelines.extract) reach the operator's console."""
+    logger = logging.getLogger("pipelines")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("kam: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+
+
+def source_problems(settings: Settings) -> list[str]:
+    """Each configured source reachable and within the contract (the same check the
+    extraction starts with, done before a run is recorded). Messages are masked."""
+    from pipelines.extract.base import ContractError, SourceUnavailableError
+    from pipelines.extract.connect import open_source
+
+    _show_source_warnings()
+    problems: list[str] = []
+    for system, url, env in (
+        ("erp", settings.erp_url, "KAM_ERP_URL"),
+        ("crm", settings.crm_url, "KAM_CRM_URL"),
+    ):
+        if not url:
+            continue
+        try:
+            source = open_source(system, url)
+        except (SourceUnavailableError, ValueError) as exc:
+            problems.append(f"{env}: {exc}")
+            continue
+        try:
+            source.check_contract()
+        except ContractError as exc:
+            problems.extend(f"{env}: {problem}" for problem in exc.problems)
+        finally:
+            source.close()
+    return problems
+
+
+def run_problems(
+    settings: Settings, params: RunParameters, *, check_sources: bool = True
+) -> list[str]:
+    """Everything that would stop a run of ``params`` before its first step: settings
+    that contradict each other, the as-of date, the folders it writes, the sources."""
     problems = []
     if not settings.erp_url:
         problems.append("KAM_ERP_URL is not set (the ERP source is required)")
     if problem := as_of_problem(params.as_of, settings, params.today):
         problems.append(problem)
-    if not problems:  # only touch the disk for a run that could start
+    if not problems:  # only touch the disk and the network for a run that could start
         problems.extend(storage_problems(settings))
+    if not problems and check_sources:
+        problems.extend(source_problems(settings))
     return problems

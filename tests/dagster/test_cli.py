@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -55,40 +54,69 @@ def test_run_names_an_as_of_date_outside_the_partitions(
     assert not (tmp_path / "data" / "work").exists()  # nothing was started
 
 
-@pytest.mark.slow
-def test_kam_run_on_a_contract_breaking_source_exits_non_zero(
-    dbt_manifest: Path, tmp_path: Path, break_orders
-) -> None:
-    from pipelines.generator import generate_demo
-
-    demo = tmp_path / "demo"
-    generate_demo(demo, clients=60, years=2, seed=5, end_date=date(2026, 9, 30))
-    broken = tmp_path / "erp_broken.sqlite"
-    break_orders(demo / "erp.sqlite", broken)
-    env = {
-        **os.environ,
-        "KAM_DATA_DIR": str(tmp_path / "data"),
-        "KAM_ERP_URL": f"sqlite:///{broken}",
-        "KAM_CRM_URL": f"sqlite:///{demo / 'crm.sqlite'}",
-        "KAM_WAREHOUSE": str(tmp_path / "wh" / "kam.duckdb"),
-        "DBT_TARGET_PATH": str(dbt_manifest.parent),
-    }
-    env.pop("DAGSTER_HOME", None)
-    proc = subprocess.run(
-        [str(BIN / "kam"), "run", "--as-of", "2026-09-30"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+def _kam(env_overrides: dict[str, str], *args: str, timeout: int = 300):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAM_", "DAGSTER_"))}
+    env.update(env_overrides)
+    return subprocess.run(
+        [str(BIN / "kam"), *args], env=env, capture_output=True, text=True, timeout=timeout
     )
-    assert proc.returncode != 0
-    assert "failed step: extract_sources" in proc.stderr
-    assert "order_date" in proc.stderr
-    # the run is recorded in the persistent instance under $KAM_DATA_DIR/dagster_home
-    home = tmp_path / "data" / "dagster_home"
-    assert (home / "dagster.yaml").exists()
-    assert any(home.rglob("*.db")), "no run storage in DAGSTER_HOME"
+
+
+def test_kam_run_on_a_contract_breaking_source_is_refused_before_any_run(
+    dbt_manifest: Path, demo_sources: Path, tmp_path: Path, break_orders
+) -> None:
+    """A contract break is a preflight failure: a few lines naming the table and column,
+    no Dagster run recorded, nothing published."""
+    broken = tmp_path / "erp_broken.sqlite"
+    break_orders(demo_sources / "erp.sqlite", broken)
+    proc = _kam(
+        {
+            "KAM_DATA_DIR": str(tmp_path / "data"),
+            "KAM_ERP_URL": f"sqlite:///{broken}",
+            "KAM_CRM_URL": f"sqlite:///{demo_sources / 'crm.sqlite'}",
+            "KAM_WAREHOUSE": str(tmp_path / "wh" / "kam.duckdb"),
+            "DBT_TARGET_PATH": str(dbt_manifest.parent),
+        },
+        "run",
+        "--as-of",
+        "2026-09-30",
+    )
+    assert proc.returncode == 2
+    output = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(output) <= 10, output
+    assert "erp.orders" in proc.stderr and "order_date" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "data" / "dagster_home").exists()  # no run recorded
     assert not (tmp_path / "wh" / "kam.duckdb").exists()
+
+
+def test_kam_run_on_a_missing_source_folder_says_so_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_export"
+    proc = _kam(
+        {"KAM_DATA_DIR": str(tmp_path / "data"), "KAM_ERP_URL": str(missing)},
+        "run",
+        "--as-of",
+        "2026-09-30",
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"kam run: KAM_ERP_URL: erp source {missing}: folder does not exist"
+    ]
+    assert not (tmp_path / "data" / "dagster_home").exists()
+
+
+def test_kam_check_reports_each_part_and_starts_nothing(demo_sources: Path, tmp_path: Path) -> None:
+    env = {"KAM_DATA_DIR": str(tmp_path / "data"), "KAM_ERP_URL": str(tmp_path / "none")}
+    bad = _kam(env, "check", timeout=60)
+    assert bad.returncode == 2
+    assert "settings: ok" in bad.stdout and "sources: 1 problem(s)" in bad.stdout
+    assert f"KAM_ERP_URL: erp source {tmp_path / 'none'}: folder does not exist" in bad.stdout
+    env["KAM_ERP_URL"] = f"sqlite:///{demo_sources / 'erp.sqlite'}"
+    good = _kam(env, "check", timeout=60)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "CRM not configured (orders only)" in good.stdout
+    assert not (tmp_path / "data" / "dagster_home").exists()
 
 
 def test_runs_left_started_by_a_dead_kam_process_are_marked_failed() -> None:
