@@ -93,13 +93,20 @@ def _child_quarantine(p: dict) -> dict:
 
     from pipelines.gate.batch_gates import evaluate_gates
     from pipelines.gate.quarantine import apply_quarantine
+    from pipelines.gate.row_rules import row_rules
     from pipelines.settings import Settings
 
     settings = Settings.from_env()
     started = time.perf_counter()
     with closing(duckdb.connect(p["work_db"])) as con:
         params = run_parameters(p)
-        summary = apply_quarantine(con, "bench", params.as_of, today=params.today)
+        summary = apply_quarantine(
+            con,
+            "bench",
+            params.as_of,
+            today=params.today,
+            rules=row_rules(max_line_amount=settings.max_line_amount),
+        )
         gates = evaluate_gates(
             con,
             "bench",

@@ -17,7 +17,10 @@ The rules, in the order that decides which one is reported first for a row:
   date, except ``due_date`` and ``left_at`` which may lie ahead);
 * business rules: ``date_before_1990``, ``due_before_issued``, ``left_before_started``,
   ``negative_on_completed_order``, ``satisfaction_out_of_range``,
-  ``resolved_before_occurred``.
+  ``resolved_before_occurred``, ``amount_out_of_range`` (an order line whose computed
+  amount, |quantity × unit_price|, |quantity × unit_cost| or |discount|, or an invoice
+  whose |amount| is not finite or at least ``KAM_MAX_LINE_AMOUNT``: its source columns
+  may each be finite and still overflow to infinity once multiplied).
 
 Rows read with a value that cannot be read as its contract type (``'lots'`` in a
 numeric column, an unparsable date) never reach the raw tables: the loader keeps them in
@@ -43,6 +46,7 @@ from datetime import date
 
 from pipelines.contract import TABLES, Table, get_table
 from pipelines.extract.raw_schema import REJECTED_ROWS, raw_table_name, rejected_value_sql
+from pipelines.settings import declared_default
 
 #: date/timestamp columns that may legitimately lie after today (kept in step with
 #: pipelines.quality.raw_checks.FUTURE_ALLOWED_COLUMNS)
@@ -50,6 +54,13 @@ FUTURE_ALLOWED_COLUMNS = frozenset({"due_date", "left_at"})
 #: fact dates that cannot be older than this
 EARLIEST_FACT_DATE = date(1990, 1, 1)
 FACT_DATE_COLUMNS = {("erp", "orders"): "order_date", ("erp", "invoices"): "issued_date"}
+
+AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
+#: the computed amounts of a row that must be finite and below KAM_MAX_LINE_AMOUNT
+AMOUNT_EXPRESSIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("erp", "order_lines"): ("r.quantity * r.unit_price", "r.quantity * r.unit_cost", "r.discount"),
+    ("erp", "invoices"): ("r.amount",),
+}
 
 UNREADABLE_VALUE = "unreadable_value"
 UNREADABLE_DESCRIPTION = "a value cannot be read as its contract type"
@@ -169,7 +180,30 @@ def _contract_rules(table: Table) -> list[RowRule]:
     return rules
 
 
-def _business_rules() -> list[RowRule]:
+def _implausible(expression: str, bound: float) -> str:
+    """TRUE when ``expression`` is NaN, infinite or at least ``bound`` in magnitude (NULL
+    when it is NULL). DuckDB's double arithmetic overflows to inf, it does not raise."""
+    return f"(isnan({expression}) or abs({expression}) >= {bound!r})"
+
+
+def _amount_rules(max_line_amount: float) -> list[RowRule]:
+    if not (max_line_amount > 0 and max_line_amount != float("inf")):
+        raise ValueError(f"max_line_amount must be a positive finite number: {max_line_amount}")
+    return [
+        RowRule(
+            AMOUNT_OUT_OF_RANGE,
+            s,
+            t,
+            "a computed amount is not finite or implausibly large: "
+            + ", ".join(f"|{e.replace('r.', '').replace(' * ', ' × ')}|" for e in exprs)
+            + f" must be below KAM_MAX_LINE_AMOUNT={max_line_amount:g}",
+            " or ".join(_implausible(e, max_line_amount) for e in exprs),
+        )
+        for (s, t), exprs in AMOUNT_EXPRESSIONS.items()
+    ]
+
+
+def _business_rules(max_line_amount: float) -> list[RowRule]:
     rules = [
         RowRule(
             "date_before_1990",
@@ -234,14 +268,22 @@ def _business_rules() -> list[RowRule]:
             "r.resolved_at < r.occurred_at",
         ),
     ]
+    rules += _amount_rules(max_line_amount)
     return rules
 
 
-def row_rules(tables: tuple[Table, ...] = TABLES) -> list[RowRule]:
-    """Every row rule, contract-derived first, in reporting order."""
+def row_rules(
+    tables: tuple[Table, ...] = TABLES, *, max_line_amount: float | None = None
+) -> list[RowRule]:
+    """Every row rule, contract-derived first, in reporting order.
+
+    ``max_line_amount``: the bound of ``amount_out_of_range`` (the run's
+    ``KAM_MAX_LINE_AMOUNT``; default: that setting's declared default)."""
+    if max_line_amount is None:
+        max_line_amount = declared_default("max_line_amount")
     names = {(t.system, t.name) for t in tables}
     rules = [rule for table in tables for rule in _contract_rules(table)]
-    rules += [r for r in _business_rules() if (r.system, r.table) in names]
+    rules += [r for r in _business_rules(max_line_amount) if (r.system, r.table) in names]
     seen: set[tuple[str, str, str]] = set()
     for rule in rules:
         key = (rule.system, rule.table, rule.name)

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.extract.raw_schema import ensure_raw_schema
 from pipelines.gate.quarantine import apply_quarantine
-from pipelines.gate.row_rules import ROW_RULES, RowRule
+from pipelines.gate.row_rules import ROW_RULES, RowRule, row_rules
 
 TODAY = date(2026, 6, 1)
 AS_OF = date(2026, 5, 31)
@@ -126,12 +126,21 @@ CASES = [
     ("unknown_product", "erp", "order_lines", _line("'PX' as product_id"), L3),
     ("non_finite_number", "erp", "order_lines", _line("'nan'::double as unit_cost"), L3),
     ("negative_on_completed_order", "erp", "order_lines", _line("-2 as quantity"), L3),
+    # each factor finite, the product overflows to inf
+    (
+        "amount_out_of_range",
+        "erp",
+        "order_lines",
+        _line("1e300 as quantity, 1e10 as unit_price"),
+        L3,
+    ),
     ("required_null", "erp", "invoices", _invoice("null as amount"), I9),
     ("unknown_client", "erp", "invoices", _invoice("'CX' as client_id"), I9),
     ("non_finite_number", "erp", "invoices", _invoice("'inf'::double as amount"), I9),
     ("future_date", "erp", "invoices", _invoice("date '2026-07-01' as issued_date"), I9),
     ("date_before_1990", "erp", "invoices", _invoice("date '1980-01-01' as issued_date"), I9),
     ("due_before_issued", "erp", "invoices", _invoice("date '2026-01-09' as due_date"), I9),
+    ("amount_out_of_range", "erp", "invoices", _invoice("-1e13 as amount"), I9),
     ("required_null", "crm", "managers", _manager("null as level"), M9),
     ("value_not_allowed", "crm", "managers", _manager("'boss' as level"), M9),
     ("future_date", "crm", "managers", _manager("date '2027-01-01' as hired_at"), M9),
@@ -242,3 +251,43 @@ def test_null_key_is_quarantined_with_a_readable_key() -> None:
 def test_rule_rejects_unknown_table() -> None:
     with pytest.raises(KeyError):
         RowRule("x", "erp", "nope", "d", "true")
+
+
+@pytest.mark.parametrize(
+    ("replace", "hit"),
+    [
+        ("1e300 as unit_price", True),  # an absurd price on one line
+        ("1e6 as quantity, 1e6 as unit_price", True),  # exactly the bound: out
+        ("1e6 as quantity, 999999 as unit_price", False),  # just below
+        ("1e6 as quantity, 1e7 as unit_cost", True),  # the cost overflows the bound
+        ("1e6 as quantity, null as unit_cost", False),  # unknown cost: nothing to judge
+        ("-1e12 as discount", True),
+        ("'inf'::double as unit_price, 0 as quantity", True),  # inf x 0 = NaN
+    ],
+)
+def test_amount_rule_bounds_the_computed_amount(replace: str, hit: bool) -> None:
+    con = good_db()
+    con.execute(_line(replace))
+    found = _quarantine(con)
+    rules = {found[("erp", "order_lines", L3)][0]} if ("erp", "order_lines", L3) in found else set()
+    if ("erp", "order_lines", L3) in found:
+        rules |= set((found[("erp", "order_lines", L3)][1] or "").split(","))
+    assert ("amount_out_of_range" in rules) is hit, found
+    if hit:  # orders are kept whole: the line's order goes with it, its other lines too
+        assert found[("erp", "orders", "order_id=O1")][0] == "child_quarantined"
+        assert found[("erp", "order_lines", "order_id=O1|line_no=1")][0] == "parent_quarantined"
+
+
+def test_amount_bound_is_the_runs_setting() -> None:
+    con = good_db()  # lines O1|1 = 2 x 10.0, O1|2 = 1 x 20.0, O2|1 = -1 x 10.0; invoice 38.5
+    apply_quarantine(con, "run-test", AS_OF, today=TODAY, rules=row_rules(max_line_amount=20.0))
+    rows = con.execute(
+        "select source_table, record_key from audit.quarantine where rule = 'amount_out_of_range'"
+    ).fetchall()
+    assert sorted(rows) == [
+        ("invoices", "invoice_id=I1"),
+        ("order_lines", "order_id=O1|line_no=1"),
+        ("order_lines", "order_id=O1|line_no=2"),
+    ]
+    with pytest.raises(ValueError):
+        row_rules(max_line_amount=float("inf"))

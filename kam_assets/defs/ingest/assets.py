@@ -12,6 +12,7 @@ from pipelines.contract import TABLES
 from pipelines.extract.raw_loader import extract_all
 from pipelines.extract.raw_schema import raw_table_name
 from pipelines.gate.quarantine import apply_quarantine
+from pipelines.gate.row_rules import row_rules
 from pipelines.secrets import mask_url
 
 RAW_GROUP = "raw"
@@ -67,7 +68,13 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
         settings.chunk_rows,
     )
     with closing(duckdb.connect(str(settings.work_db))) as con:
-        summary = apply_quarantine(con, context.run.run_id, params.as_of, today=params.today)
+        summary = apply_quarantine(
+            con,
+            context.run.run_id,
+            params.as_of,
+            today=params.today,
+            rules=row_rules(max_line_amount=settings.max_line_amount),
+        )
     for line in summary.log_lines():
         context.log.info(line)
     rules: dict[tuple[str, str], dict[str, int]] = {}
