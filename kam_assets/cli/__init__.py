@@ -27,13 +27,38 @@ def _date_argument(value: str) -> date:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _run_epilog() -> str:
+    from pipelines.settings import SETTINGS
+
+    names = "\n".join(
+        f"  {s.env:<28} {(s.default_doc or s.default).replace('`', '')}"
+        for s in SETTINGS
+        if s.env != "DAGSTER_HOME"
+    )
+    return (
+        "example:\n"
+        "  KAM_ERP_URL=postgresql://reader@erp-host/erp KAM_CRM_URL=sqlite:///crm.sqlite \\\n"
+        "    kam run --as-of 2026-11-22\n\n"
+        "settings (environment variables, default; see README 'Configuration'):\n"
+        f"{names}\n  DAGSTER_HOME                 $KAM_DATA_DIR/dagster_home\n\n"
+        "exit codes: 0 published; 1 a step or blocking check failed (nothing published);\n"
+        "2 refused before any run was recorded (bad setting, source, folder or as-of date)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kam", description="KAM analytics pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("demo", help="generate demo sources, run the pipeline, show the warehouse")
 
-    run = sub.add_parser("run", help="run the daily job for one as-of date")
+    run = sub.add_parser(
+        "run",
+        help="run the daily job for one as-of date",
+        description="Run the daily job for one as-of date D: extract, check, build, publish.",
+        epilog=_run_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("--as-of", required=True, type=_date_argument, help="YYYY-MM-DD")
 
     gen = sub.add_parser("generate", help="write demo ERP/CRM sources")

@@ -152,7 +152,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "\nDagster UI (run history, asset graph, checks), on the same instance:\n"
         f"  {Path(sys.executable).with_name('kam')} dev\n"
         "\nBI tools: open the DuckDB file read-only, schema 'marts'\n"
-        f'  duckdb -readonly {warehouse} "select * from marts.kam_actions limit 20"\n'
+        f'  {Path(sys.executable)} -c "import duckdb; '
+        f"print(duckdb.connect('{warehouse}', read_only=True)"
+        f".sql('select * from marts.kam_actions limit 20'))\"\n"
         f"  DBeaver: New connection > DuckDB > Path: {warehouse} (read-only)\n"
     )
     return 0
