@@ -68,6 +68,8 @@ class CheckContext:
     today: date
     revenue_band_days: int = field(default_factory=lambda: declared_default("revenue_band_days"))
     revenue_band_k: float = field(default_factory=lambda: declared_default("revenue_band_k"))
+    #: KAM_MAX_LINE_AMOUNT: mart money and quantity values must be finite and below it
+    max_line_amount: float = field(default_factory=lambda: declared_default("max_line_amount"))
 
 
 def check_context(settings: Settings, params: RunParameters) -> CheckContext:
@@ -77,6 +79,7 @@ def check_context(settings: Settings, params: RunParameters) -> CheckContext:
         today=params.today,
         revenue_band_days=settings.revenue_band_days,
         revenue_band_k=settings.revenue_band_k,
+        max_line_amount=settings.max_line_amount,
     )
 
 

@@ -4,13 +4,21 @@ One owner per fact: these GX checks own one row per key and the value sets of th
 (re-run by a publish materialized alone); the marts' dbt YAML keeps the facts GX does not
 check (other not-nulls, relationships, the stricter risk_score values) and the unit tests.
 Value sets that come from the sources are the contract's (``pipelines.contract``).
+
+Every mart with a money or quantity column (a floating or decimal ``data_type`` in its
+dbt YAML, the contract dbt enforces) also gets ``amounts_finite_and_plausible``: each
+such value finite and below ``KAM_MAX_LINE_AMOUNT`` in magnitude, so an amount that
+escaped the line-level quarantine (a sum overflowing, a division by almost zero) blocks
+the publish instead of reaching BI.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from pipelines.contract import ORDER_STATUSES, TIERS
 from pipelines.gate.revenue_band import MIN_HISTORY, compute_band, daily_revenue_sql
@@ -24,6 +32,11 @@ from pipelines.quality.checks import (
 from pipelines.quality.raw_checks import end_of
 
 SHARE_TOLERANCE = 1e-6
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
+MARTS_SCHEMA = "marts"
+#: dbt data types of money and quantity columns (DuckDB names, lower case, prefixes)
+NUMERIC_DATA_TYPES = ("double", "float", "real", "decimal", "numeric")
+PLAUSIBLE_AMOUNTS_CHECK = "amounts_finite_and_plausible"
 
 
 def _mart(name: str) -> tuple[str, str]:
@@ -79,6 +92,82 @@ def _revenue_band_frame(daily: pd.DataFrame, ctx: CheckContext) -> DerivedFrame:
 REVENUE_BAND_CHECK = "day_revenue_within_band"
 
 
+def _mart_folders(project_dir: Path, config: Mapping, path: tuple[str, ...] = ()) -> list[Path]:
+    """Model folders whose ``+schema`` is ``marts`` in dbt_project.yml's ``models:``."""
+    folders = []
+    if config.get("+schema") == MARTS_SCHEMA:
+        folders.append(project_dir.joinpath("models", *path))
+    for key, sub in config.items():
+        if isinstance(sub, Mapping) and not key.startswith("+"):
+            folders += _mart_folders(project_dir, sub, (*path, key))
+    return folders
+
+
+def mart_numeric_columns(project_dir: Path = DBT_PROJECT_DIR) -> dict[str, tuple[str, ...]]:
+    """Every mart (a model in a folder of schema ``marts``) -> its columns whose declared
+    ``data_type`` is floating or decimal: the money, quantity and share columns."""
+    project = yaml.safe_load((project_dir / "dbt_project.yml").read_text())
+    name = project["name"]
+    folders = _mart_folders(project_dir, (project.get("models") or {}).get(name) or {})
+    out: dict[str, tuple[str, ...]] = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*.yml")):
+            for model in (yaml.safe_load(path.read_text()) or {}).get("models") or []:
+                cols = tuple(
+                    c["name"]
+                    for c in model.get("columns") or []
+                    if str(c.get("data_type", "")).lower().startswith(NUMERIC_DATA_TYPES)
+                )
+                if cols:
+                    out[model["name"]] = cols
+    if not out:
+        raise FileNotFoundError(
+            f"no mart with a numeric column declared under {project_dir}: the dbt project "
+            "is missing or its marts declare no data_type"
+        )
+    return out
+
+
+def _flag_implausible(column: str, bound: float) -> str:
+    """The value as text when it is NaN, infinite or at least ``bound`` in magnitude, else
+    NULL. Text, because pandas (and so Great Expectations) takes a NaN double as missing."""
+    c = f'"{column}"'
+    return (
+        f"case when not (abs(cast({c} as double)) < {bound!r}) then cast({c} as varchar) end as {c}"
+    )
+
+
+def _plausible_amounts(model: str, columns: Sequence[str], keys: Sequence[str]) -> FrameCheck:
+    columns, keys = tuple(columns), tuple(keys)
+
+    def query(ctx: CheckContext) -> str:
+        flagged = [_flag_implausible(c, ctx.max_line_amount) for c in columns]
+        return f"select {', '.join([*keys, *flagged])} from marts.{model}"
+
+    return FrameCheck(
+        _mart(model),
+        PLAUSIBLE_AMOUNTS_CHECK,
+        "every money and quantity value finite and below KAM_MAX_LINE_AMOUNT in magnitude: "
+        + ", ".join(columns),
+        f"marts.{model}",
+        columns,
+        # the query keeps only the implausible values (as text): each column must be empty
+        lambda _ctx: [gx().ExpectColumnValuesToBeNull(column=c) for c in columns],
+        query=query,
+        id_columns=keys,
+    )
+
+
+def plausible_amount_checks(
+    checks: Sequence[FrameCheck], numeric: Mapping[str, Sequence[str]] | None = None
+) -> list[FrameCheck]:
+    """``amounts_finite_and_plausible`` of every mart with a numeric column; sample rows
+    carry the mart's key (that of its ``keys_unique_not_null`` check in ``checks``)."""
+    numeric = mart_numeric_columns() if numeric is None else numeric
+    keys = {c.asset[1]: c.columns for c in checks if c.name == "keys_unique_not_null"}
+    return [_plausible_amounts(m, cols, keys.get(m, ())) for m, cols in numeric.items()]
+
+
 MART_CHECKS: list[FrameCheck] = [
     _one_row_per("dim_clients", ["client_id"]),
     _in_sets("dim_clients", {"declared_tier": TIERS}),
@@ -121,13 +210,15 @@ MART_CHECKS: list[FrameCheck] = [
     FrameCheck(
         _mart("client_abc"),
         "revenue_shares_sum_to_one",
-        f"revenue_share of ranked clients sums to 1 (± {SHARE_TOLERANCE})",
+        f"revenue_share of ranked clients sums to 1 (± {SHARE_TOLERANCE}), a finite sum "
+        "(a NaN share makes the sum NaN, which Great Expectations would take as missing)",
         "marts.client_abc",
         ("revenue_share", "is_ranked"),
         lambda _ctx: [
+            gx().ExpectColumnValuesToNotBeNull(column="share_sum"),
             gx().ExpectColumnValuesToBeBetween(
                 column="share_sum", min_value=1 - SHARE_TOLERANCE, max_value=1 + SHARE_TOLERANCE
-            )
+            ),
         ],
         # no row when nothing is ranked (nothing to sum)
         query=lambda _ctx: (
@@ -182,3 +273,4 @@ MART_CHECKS: list[FrameCheck] = [
     _one_row_per("key_account_value", ["client_id"]),
     _one_row_per("manager_portfolio", ["manager_id"]),
 ]
+MART_CHECKS += plausible_amount_checks(MART_CHECKS)

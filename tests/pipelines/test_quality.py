@@ -301,6 +301,87 @@ def test_revenue_band_check_is_a_mart_check_on_fct_orders() -> None:
     assert "date '2026-09-16'" in sql and "date '2026-09-30'" in sql
 
 
+# --------------------------------------------------------------------------- plausible amounts
+
+FCT_MONEY = ("gross_revenue", "discount_amount", "net_revenue", "cost_known", "margin")
+
+
+def test_every_numeric_mart_column_is_bounded() -> None:
+    """The check covers every floating/decimal column the marts' dbt YAML declares."""
+    numeric = mart_checks.mart_numeric_columns()
+    assert numeric["fct_orders"] == FCT_MONEY
+    assert {"net_revenue_365d", "revenue_share", "cumulative_share"} <= set(numeric["client_abc"])
+    assert not any(m.startswith(("stg_", "int_")) for m in numeric)  # marts only
+    bounded = {c.asset[1]: c for c in MART_CHECKS if c.name == mart_checks.PLAUSIBLE_AMOUNTS_CHECK}
+    assert set(bounded) == set(numeric)
+    assert all(bounded[m].columns == cols for m, cols in numeric.items())
+    assert bounded["fct_orders"].id_columns == ("order_id",)
+
+
+def _fct_orders(path: Path, rows: str) -> None:
+    con = duckdb.connect(str(path))
+    con.execute("create schema if not exists marts")
+    con.execute(
+        f"create or replace table marts.fct_orders as select * from (values {rows}) "
+        f"t(order_id, {', '.join(FCT_MONEY)})"
+    )
+    con.close()
+
+
+def _amounts_outcome(path: Path, ctx: CheckContext = CTX):
+    [check] = [
+        c
+        for c in MART_CHECKS
+        if c.relation == "marts.fct_orders" and c.name == mart_checks.PLAUSIBLE_AMOUNTS_CHECK
+    ]
+    [(_, outcome)] = run_checks(path, [check], ctx)
+    return outcome
+
+
+def test_mart_amounts_must_be_finite_and_plausible(tmp_path: Path) -> None:
+    path = tmp_path / "work.duckdb"
+    d = "::double"
+    _fct_orders(
+        path,
+        f"('o1', 100.0{d}, 0.0{d}, 100.0{d}, null{d}, 100.0{d}), "
+        f"('o2', -5e11{d}, 1.5{d}, -999999999999.0{d}, 1{d}, 3{d})",
+    )
+    assert _amounts_outcome(path).success
+    _fct_orders(
+        path,
+        f"('o1', 100.0{d}, 0.0{d}, 100.0{d}, null{d}, 100.0{d}), "
+        f"('o2', 'inf'{d}, 0.0{d}, 'inf'{d}, 1{d}, 'inf'{d}), "
+        f"('o3', 'nan'{d}, 0.0{d}, 1{d}, 1{d}, 'nan'{d}), "
+        f"('o4', 1e12{d}, 0{d}, -2.6e301{d}, 1{d}, 1{d})",
+    )
+    outcome = _amounts_outcome(path)
+    assert not outcome.success
+    failed = {f["column"]: f for f in outcome.failures}
+    assert set(failed) == {"gross_revenue", "net_revenue", "margin"}
+    assert failed["gross_revenue"]["unexpected_count"] == 3  # inf, nan and exactly the bound
+    assert sorted(failed["net_revenue"]["sample"]) == ["-2.6e+301", "inf"]
+    assert "nan" in failed["margin"]["sample"]
+    # the setting moves the bound
+    _fct_orders(path, f"('o1', 100.0{d}, 0.0{d}, 100.0{d}, null{d}, 100.0{d})")
+    tight = CheckContext(as_of=CTX.as_of, today=CTX.today, max_line_amount=50.0)
+    assert not _amounts_outcome(path, tight).success
+
+
+@pytest.mark.parametrize("bad", ["'nan'::double", "'inf'::double"])
+def test_revenue_shares_sum_fails_on_a_non_finite_share(tmp_path: Path, bad: str) -> None:
+    path = tmp_path / "work.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.client_abc as select * from (values "
+        f"('c1', {bad}, true), ('c2', 0.0::double, true)) t(client_id, revenue_share, is_ranked)"
+    )
+    con.close()
+    [check] = [c for c in MART_CHECKS if c.name == "revenue_shares_sum_to_one"]
+    [(_, outcome)] = run_checks(path, [check], CTX)
+    assert not outcome.success, outcome.summary()
+
+
 # --------------------------------------------------------------------------- bounded memory
 
 
