@@ -227,3 +227,29 @@ def get_table(system: str, name: str) -> Table:
         return CONTRACT[(system, name)]
     except KeyError as exc:
         raise KeyError(f"no table {system}.{name} in the source contract") from exc
+
+
+def contract_table() -> str:
+    """The README's source contract table (Markdown), generated from :data:`TABLES`."""
+
+    def describe(col: Column) -> str:
+        allowed = f" ({'/'.join(col.allowed)})" if col.allowed else ""
+        return f"{col.name}{allowed}"
+
+    lines = [
+        "| system | table | key | required (never NULL) | may be NULL |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for table in TABLES:
+        others = [c for c in table.columns if c.name not in table.primary_key]
+        required = ", ".join(describe(c) for c in others if not c.nullable) or "-"
+        optional = ", ".join(describe(c) for c in others if c.nullable) or "-"
+        lines.append(
+            f"| {table.system.upper()} | `{table.name}` | {', '.join(table.primary_key)} "
+            f"| {required} | {optional} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(contract_table())
