@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kam_assets.cli.abandoned import fail_abandoned_runs, process_tags
 from kam_assets.cli.environment import ensure_dagster_home, ensure_manifest, prepare_process_env
+from pipelines.process_guard import guarded_children
 from pipelines.run_params import RunParameters
 from pipelines.settings import Settings
 
@@ -163,7 +164,9 @@ def run_daily(params: RunParameters, settings: Settings) -> RunOutcome:
             )
         with origin.create_location(instance) as location:
             run, recon_job = _create_run(instance, location, params, settings)
-        result = execute_run(recon_job, run, instance)
+        # a kill -9 of this process ends dbt and every other child too (issue 9)
+        with guarded_children():
+            result = execute_run(recon_job, run, instance)
     return outcome_of(result)
 
 
