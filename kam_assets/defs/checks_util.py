@@ -21,10 +21,14 @@ from pipelines.quality.checks import (
     check_name,
     outcome_metadata,
 )
+from pipelines.quality.fingerprint import fingerprint_db, write_record
 from pipelines.quality.reports import CheckReport, RunReport, write_reports
 from pipelines.quality.runner import run_checks
 from pipelines.run_params import RunParameters
 from pipelines.settings import Settings
+
+#: the report stage of the mart checks: its step records the checked marts' fingerprint
+MART_STAGE = "marts"
 
 
 def check_spec(check: FrameCheck, asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
@@ -127,6 +131,24 @@ def write_run_reports(
     return report
 
 
+def _record_fingerprint(
+    log: Any,
+    settings: Settings,
+    run_id: str,
+    tables: Mapping[str, Mapping[str, Any]],
+    outcomes: Sequence[tuple[FrameCheck, CheckOutcome]],
+) -> None:
+    """Record the checked marts' fingerprint and verdicts for the publish step (a record
+    that cannot be written only makes the publish step run the checks again)."""
+    verdicts = {check_name(c): o.success for c, o in outcomes}
+    try:
+        path = write_record(settings.reports_dir, run_id, tables, verdicts)
+    except Exception as exc:
+        log.warning("could not record the marts' fingerprint: %s: %s", type(exc).__name__, exc)
+        return
+    log.info("fingerprint of %d checked marts: %s", len(tables), path)
+
+
 def evaluate(
     context: dg.AssetCheckExecutionContext,
     work_db,
@@ -146,11 +168,19 @@ def evaluate(
     settings = settings or _settings_of(context)
     ctx = check_context(settings, params)
     by_check = dict(todo)
+    stage = stage or _default_stage(c for c, _ in todo)
+    tables = None
+    if stage == MART_STAGE and todo:  # what the checks see, taken before they run
+        try:
+            tables = fingerprint_db(work_db, {c.relation for c, _ in todo})
+        except Exception as exc:  # no record: the publish step then runs the checks itself
+            context.log.warning("could not fingerprint the marts: %s: %s", type(exc).__name__, exc)
     outcomes = run_checks(work_db, [c for c, _ in todo], ctx)
     report = None
     if outcomes:
-        stage = stage or _default_stage(c for c, _ in todo)
         report = write_run_reports(context.log, settings, context.run.run_id, stage, outcomes, ctx)
+    if tables is not None:
+        _record_fingerprint(context.log, settings, context.run.run_id, tables, outcomes)
     for check, outcome in outcomes:
         key = by_check[check]
         page = report.checks.get(check_name(check)) if report else None

@@ -67,6 +67,10 @@ def test_daily_job_end_to_end_then_contract_break(
     assert len(publish) == 1
     assert publish[0].metadata["report_folders_removed"].value == 1
     assert publish[0].metadata["tables"].value["marts.dim_clients"] > 0
+    # the mart checks passed earlier in this run on these very marts: verified by their
+    # fingerprint, not run again
+    assert publish[0].metadata["marts_verified_by_fingerprint"].value is True
+    assert publish[0].metadata["checks_revalidated"].value == 0
 
     assert warehouse.exists()
     work_db = tmp_path / "data" / "work" / "kam_work.duckdb"
@@ -105,7 +109,8 @@ def test_daily_job_end_to_end_then_contract_break(
     assert not failed.asset_materializations_for_node("warehouse")
     assert _sha256(warehouse) == before
 
-    # A publish materialized alone re-checks the marts: a duplicated client refuses it.
+    # A publish materialized alone (no mart check in its run) re-checks the marts: a
+    # duplicated client refuses it.
     work = duckdb.connect(str(work_db))
     work.execute("insert into marts.dim_clients select * from marts.dim_clients limit 1")
     work.close()

@@ -1,4 +1,9 @@
-"""The published warehouse: the work DB's marts (+ audit), after re-validating them."""
+"""The published warehouse: the work DB's marts (+ audit), once they are known good.
+
+The mart checks of the same run passed on these very marts (their step recorded a
+fingerprint: per mart, row count and content hash), or the publish step runs them itself
+(materialized alone, a check not passed in this run, or marts changed since).
+"""
 
 import time
 from dataclasses import dataclass, field
@@ -11,7 +16,8 @@ from kam_assets.defs.checks_util import report_metadata, write_run_reports
 from kam_assets.defs.publish.marts import mart_asset_keys, mart_checks
 from kam_assets.partitions import daily_partitions, run_parameters
 from kam_assets.resources import KamResource
-from pipelines.quality.checks import check_context
+from pipelines.quality.checks import check_context, check_name
+from pipelines.quality.fingerprint import Verification, verify
 from pipelines.quality.reports import prune_reports
 from pipelines.quality.runner import run_checks
 from pipelines.run_params import RunParameters
@@ -23,12 +29,15 @@ REVALIDATION_STAGE = "publish"
 
 @dataclass
 class Revalidation:
-    """The publish step's own run of the mart checks."""
+    """How the publish step knows the marts are good: verified against the fingerprint the
+    run's mart checks recorded, or its own run of the mart checks."""
 
     failures: list[str] = field(default_factory=list)  # summaries of failed checks
     failed_checks: list[str] = field(default_factory=list)  # their names
-    checks: int = 0
+    checks: int = 0  # mart checks run by the publish step (0 when verified)
     index: Path | None = None  # the run's validation report
+    verified: bool = False  # the marts are those the run's passed checks saw
+    reason: str = ""  # what was verified, or why the checks ran again
 
 
 def revalidate_marts(
@@ -50,6 +59,31 @@ def revalidate_marts(
     if run_id is not None and log is not None and outcomes:
         report = write_run_reports(log, settings, run_id, REVALIDATION_STAGE, outcomes, ctx)
         out.index = report.index if report else None
+    return out
+
+
+def verify_or_revalidate(
+    settings: Settings, params: RunParameters, run_id: str, log
+) -> Revalidation:
+    """Publish-ready when this run's mart checks all passed on marts whose fingerprint
+    is unchanged now; otherwise run every mart check again (:func:`revalidate_marts`)."""
+    checks = [check for check, _ in mart_checks()]
+    try:
+        verification = verify(
+            settings.work_db,
+            settings.reports_dir,
+            run_id,
+            [check_name(c) for c in checks],
+            [c.relation for c in checks],
+        )
+    except Exception as exc:  # cannot verify: check again, never publish unchecked
+        verification = Verification(False, f"cannot verify: {type(exc).__name__}: {exc}")
+    if verification.verified:
+        log.info("marts verified, checks not re-run: %s", verification.reason)
+        return Revalidation(verified=True, reason=verification.reason)
+    log.info("re-running the mart checks: %s", verification.reason)
+    out = revalidate_marts(settings, params, run_id, log)
+    out.reason = verification.reason
     return out
 
 
@@ -88,14 +122,15 @@ def _publish(settings: Settings, run_id: str, as_of: date):
     kinds={"duckdb", "postgres"},
     description=(
         "The published warehouse (KAM_WAREHOUSE): schema marts (+ audit), replaced "
-        "atomically. Re-validates the marts first and refuses to publish on any failure."
+        "atomically. Publishes the marts this run's mart checks passed on (verified by "
+        "fingerprint), else re-runs the checks; refuses to publish on any failure."
     ),
 )
 def warehouse(context: dg.AssetExecutionContext, kam: KamResource) -> dg.MaterializeResult:
     settings = kam.settings()
     params = run_parameters(context, settings)
     started = time.perf_counter()
-    gate = revalidate_marts(settings, params, context.run.run_id, context.log)
+    gate = verify_or_revalidate(settings, params, context.run.run_id, context.log)
     if gate.failures:
         report = f"\nvalidation report: {gate.index}" if gate.index else ""
         raise dg.Failure(
@@ -134,6 +169,8 @@ def warehouse(context: dg.AssetExecutionContext, kam: KamResource) -> dg.Materia
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
             "publish_seconds": dg.MetadataValue.float(round(result.seconds, 3)),
             "checks_revalidated": dg.MetadataValue.int(gate.checks),
+            "marts_verified_by_fingerprint": dg.MetadataValue.bool(gate.verified),
+            "gate": dg.MetadataValue.text(gate.reason),
             "report_folders_removed": dg.MetadataValue.int(len(pruned)),
             **report_metadata(None, gate.index),
         }
