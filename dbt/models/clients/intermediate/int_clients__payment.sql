@@ -50,12 +50,14 @@ final as (
         clients.client_id,
         coalesce(per_client.invoices_365d, 0) as invoices_365d,
         coalesce(per_client.late_invoices_365d, 0) as late_invoices_365d,
-        coalesce(
-            per_client.late_invoices_365d >= {{ var('payment_min_late_invoices') }}
-            and per_client.late_invoices_365d / per_client.invoices_365d
-            >= cast({{ var('payment_late_share') }} as double),
-            false
-        ) as has_poor_payment_discipline
+        -- No invoice due in the window: cannot be judged (null), never "good payer".
+        case
+            when coalesce(per_client.invoices_365d, 0) > 0
+                then
+                    per_client.late_invoices_365d >= {{ var('payment_min_late_invoices') }}
+                    and per_client.late_invoices_365d / per_client.invoices_365d
+                    >= cast({{ var('payment_late_share') }} as double)
+        end as has_poor_payment_discipline
 
     from clients
     left join per_client

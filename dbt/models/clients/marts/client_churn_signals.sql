@@ -56,14 +56,19 @@ scored as (
 
     -- Weights (max 100): churned 40 or at risk 20, volume drop 15, decision maker left 15,
     -- poor payment 10, open complaints 10, silence 10. Unknown (null) signals weigh 0.
+    -- A client without any completed order up to D is not judged: score null.
     select
         *,
-        case when is_churned then 40 when is_at_risk then 20 else 0 end
-        + case when coalesce(has_volume_drop, false) then 15 else 0 end
-        + case when coalesce(decision_maker_left, false) then 15 else 0 end
-        + case when has_poor_payment_discipline then 10 else 0 end
-        + case when coalesce(open_complaints, 0) > 0 then 10 else 0 end
-        + case when coalesce(is_silent, false) then 10 else 0 end as risk_score,
+        case
+            when last_order_date is not null
+                then
+                    case when is_churned then 40 when is_at_risk then 20 else 0 end
+                    + case when coalesce(has_volume_drop, false) then 15 else 0 end
+                    + case when coalesce(decision_maker_left, false) then 15 else 0 end
+                    + case when coalesce(has_poor_payment_discipline, false) then 10 else 0 end
+                    + case when coalesce(open_complaints, 0) > 0 then 10 else 0 end
+                    + case when coalesce(is_silent, false) then 10 else 0 end
+        end as risk_score,
         case
             when expected_interval_days = round(expected_interval_days)
                 then cast(cast(expected_interval_days as bigint) as varchar)
@@ -80,19 +85,20 @@ explained as (
         *,
         concat_ws(
             '; ',
+            case when last_order_date is null then 'not judged: no completed order yet' end,
             case
                 when is_churned or is_at_risk
                     then
                         case when is_churned then 'churned' else 'overdue' end
                         || ': ' || days_since_last_order || ' days since last order, '
-                        || printf('%.1f', overdue_ratio) || 'x the usual ' || interval_text || ' days'
+                        || {{ format_ratio('overdue_ratio') }} || 'x the usual ' || interval_text || ' days'
             end,
             case
                 when has_volume_drop
                     then
                         'volume ' || printf('%+.0f', volume_change_ratio * 100) || '% vs baseline ('
-                        || printf('%.0f', revenue_last_90d) || ' in the last 90 days vs '
-                        || printf('%.0f', baseline_revenue_90d) || ' per 90 days before)'
+                        || {{ format_money('revenue_last_90d') }} || ' in the last 90 days vs '
+                        || {{ format_money('baseline_revenue_90d') }} || ' per 90 days before)'
             end,
             case
                 when decision_maker_left then 'decision maker left ' || strftime(decision_maker_left_at, '%Y-%m-%d')
@@ -141,6 +147,7 @@ final as (
         cast(risk_score as integer) as risk_score,
         cast(
             case
+                when risk_score is null then null
                 when risk_score >= 60 then 'critical'
                 when risk_score >= 40 then 'high'
                 when risk_score >= 20 then 'medium'
