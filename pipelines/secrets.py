@@ -6,7 +6,10 @@
   name contains ``pass``, ``pwd``, ``secret``, ``token`` or ``key`` (``?sslpassword=``,
   ``?api_key=``, ...). User, host, port, database and the other parameters stay readable
   and written as they were.
-* :func:`url_secrets` - the secret values of a URL, as written and decoded.
+* :func:`url_secrets` - the secret values of a URL, as written and decoded, and the
+  pieces of a password a URL parser would cut out of it (at ``@ : / ? #``: a driver that
+  stops the userinfo at the first ``@`` reports ``invalid port 'Wk%40Tm@host'``), down to
+  :data:`MIN_FRAGMENT` characters.
 * :func:`mask_text` - a message (e.g. a driver's error) with every embedded URL masked,
   every ``name=value`` pair with a secret-like name masked, and every given secret
   (typically ``url_secrets(url)`` of the URL the message is about) replaced.
@@ -31,6 +34,10 @@ MASK = "***"
 NOT_CONFIGURED = "<not configured>"
 #: a query (or ``name=value``) parameter is secret when its name contains one of these
 SECRET_NAME_PARTS = ("pass", "pwd", "secret", "token", "key")
+
+#: pieces of a password shorter than this are not searched for in messages (too common)
+MIN_FRAGMENT = 4
+_URL_DELIMITERS = re.compile(r"([@:/?#])")
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 # a URL inside a message: the userinfo may hold spaces, so it runs to the last '@' of the
@@ -97,6 +104,21 @@ def _mask_pairs(text: str) -> str:
     return _SECRET_PAIR.sub(lambda m: f"{m['name']}{m['eq']}{MASK}", text)
 
 
+def _fragments(value: str) -> set[str]:
+    """Every run of consecutive pieces of ``value`` cut at URL delimiters (not ``value``
+    itself), of at least :data:`MIN_FRAGMENT` characters."""
+    parts = _URL_DELIMITERS.split(value)  # pieces at even positions, delimiters between
+    count = len(parts) // 2 + 1
+    out = set()
+    for i in range(count):
+        for j in range(i + 1, count + 1):
+            if (i, j) != (0, count):
+                fragment = "".join(parts[2 * i : 2 * j - 1])
+                if len(fragment) >= MIN_FRAGMENT:
+                    out.add(fragment)
+    return out
+
+
 def mask_url(url: str | None) -> str:
     """The URL with its password and secret query parameters replaced by ``***``.
 
@@ -138,6 +160,8 @@ def url_secrets(url: str | None) -> list[str]:
     for value in found:
         variants |= {value, unquote(value), unquote_plus(value), quote(unquote(value), safe="")}
         variants.add(quote_plus(unquote_plus(value)))
+    for variant in list(variants):
+        variants |= _fragments(variant)
     return sorted((v for v in variants if v), key=len, reverse=True)
 
 

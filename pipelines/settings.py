@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipelines.identifiers import validate_role_name
+from pipelines.secrets import mask_url
 
 
 class SettingsError(ValueError):
@@ -318,6 +319,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 SETTINGS_BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
+#: settings whose value may be a URL with credentials: shown masked in every message
+URL_SETTINGS = frozenset({"KAM_ERP_URL", "KAM_CRM_URL", "KAM_WAREHOUSE"})
 
 
 def _raw(environ: Mapping[str, str], name: str) -> str | None:
@@ -370,7 +373,8 @@ class Settings:
             try:
                 values[setting.field] = setting.parse(setting.env, raw)
             except ValueError as exc:
-                problems.append(f"{setting.env}={raw!r} {_reason(setting.env, exc)}")
+                shown = mask_url(raw) if setting.env in URL_SETTINGS else raw
+                problems.append(f"{setting.env}={shown!r} {_reason(setting.env, exc)}")
         if problems:
             raise SettingsError(problems)
         data_dir: Path = values["data_dir"]

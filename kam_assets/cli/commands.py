@@ -17,6 +17,7 @@ from kam_assets.cli.preflight import (
 )
 from kam_assets.cli.runner import WorkDbBusy, report_failure, run_daily
 from pipelines.run_params import RunParameters
+from pipelines.secrets import mask_url
 from pipelines.settings import Settings
 
 
@@ -55,14 +56,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         report_failure(outcome)
         return 1
     print(f"\nkam: run {outcome.run_id} succeeded for as-of {params.as_of}")
-    print(f"warehouse: {settings.warehouse}")
+    print(f"warehouse: {mask_url(settings.warehouse)}")
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """The preflight alone: settings, folders, sources and their contract; a short report."""
-    from pipelines.secrets import mask_url
-
     settings, problems = load_settings()
     print(f"settings: {'ok' if settings else f'{len(problems)} invalid'}")
     if settings is None:
@@ -77,7 +76,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         problems.extend(found)
     if not problems:
         crm = mask_url(settings.crm_url) if settings.crm_url else "not configured (orders only)"
-        print(f"ready: ERP {mask_url(settings.erp_url)}, CRM {crm}, warehouse {settings.warehouse}")
+        print(
+            f"ready: ERP {mask_url(settings.erp_url)}, CRM {crm}, "
+            f"warehouse {mask_url(settings.warehouse)}"
+        )
     return 2 if problems else 0
 
 
@@ -143,7 +145,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         report_failure(outcome)
         return 1
     warehouse = settings.warehouse
-    print(f"\nThe KAM warehouse is ready (as-of {params.as_of}): {warehouse}")
+    print(f"\nThe KAM warehouse is ready (as-of {params.as_of}): {mask_url(warehouse)}")
     if not settings.warehouse_is_postgres:
         print("\nPublished marts (rows):")
         for name, rows in _mart_counts(warehouse).items():
@@ -153,9 +155,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"  {Path(sys.executable).with_name('kam')} dev\n"
         "\nBI tools: open the DuckDB file read-only, schema 'marts'\n"
         f'  {Path(sys.executable)} -c "import duckdb; '
-        f"print(duckdb.connect('{warehouse}', read_only=True)"
+        f"print(duckdb.connect('{mask_url(warehouse)}', read_only=True)"
         f".sql('select * from marts.kam_actions limit 20'))\"\n"
-        f"  DBeaver: New connection > DuckDB > Path: {warehouse} (read-only)\n"
+        f"  DBeaver: New connection > DuckDB > Path: {mask_url(warehouse)} (read-only)\n"
     )
     return 0
 

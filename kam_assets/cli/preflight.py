@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from pipelines.run_params import RunParameters, as_of_problem
+from pipelines.secrets import mask_url
 from pipelines.settings import Settings, SettingsError
 
 
@@ -37,7 +38,8 @@ def storage_problems(settings: Settings) -> list[str]:
     problems = []
     if not settings.warehouse_is_postgres:
         folder = Path(settings.warehouse).parent
-        if problem := _writable_folder_problem(folder, f"KAM_WAREHOUSE={settings.warehouse}"):
+        shown = f"KAM_WAREHOUSE={mask_url(settings.warehouse)}"
+        if problem := _writable_folder_problem(folder, shown):
             problems.append(problem)
     if problem := _writable_folder_problem(settings.data_dir, f"KAM_DATA_DIR={settings.data_dir}"):
         problems.append(problem)

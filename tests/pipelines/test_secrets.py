@@ -111,3 +111,14 @@ def test_mask_text_replaces_given_secrets_anywhere() -> None:
     text = mask_text("auth failed for 'p@ss word' at db; dsn password='p@ss word'", secrets)
     assert "p@ss" not in text and "word'" not in text
     assert "at db" in text
+
+
+def test_pieces_of_a_password_cut_by_a_parser_are_masked() -> None:
+    """SQLAlchemy stops the userinfo at the first '@': its error names the rest."""
+    url = "postgresql://kamuser:Zq@Xv:Wk%40Tm@127.0.0.1:1/db?api_key=Kq7Yh3"
+    message = "ValueError: invalid literal for int() with base 10: 'Wk%40Tm@127.0.0.1:1'"
+    masked = mask_text(message, url_secrets(url))
+    assert "Wk%40Tm" not in masked and "127.0.0.1:1" in masked
+    for piece in ("Xv:Wk", "Wk@Tm", "Xv:Wk%40Tm", "Zq@Xv"):
+        assert piece in url_secrets(url)
+    assert "Zq" not in url_secrets(url)  # shorter than MIN_FRAGMENT: not searched for

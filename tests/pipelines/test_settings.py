@@ -106,3 +106,11 @@ def test_readme_contract_table_is_the_contract() -> None:
     from pipelines.contract import contract_table
 
     assert contract_table() in (REPO / "README.md").read_text()
+
+
+def test_a_refused_url_is_shown_masked() -> None:
+    with pytest.raises(SettingsError) as exc:
+        Settings.from_env({"KAM_WAREHOUSE": "mysql://kam:Hu8 s@cr3t@db.example/kam?api_key=Zk4Qw"})
+    [problem] = exc.value.problems
+    assert problem.startswith("KAM_WAREHOUSE='mysql://kam:***@db.example/kam?api_key=***' ")
+    assert "cr3t" not in problem and "Zk4Qw" not in problem
