@@ -339,14 +339,30 @@ def test_without_crm_crm_columns_are_null(built: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-6000:]
     types = _rows(built, "select distinct action_type from marts.kam_actions")
-    assert {t[0] for t in types} <= {"call_key_client_at_risk"}
+    assert {t[0] for t in types} == {"call_key_client_at_risk", "plan_winback"}
     assert _rows(built, "select count(*) from marts.kam_actions where client_id = 'risk1'") == [
         (1,)
     ]
+    # Without CRM the managers are the ERP's account managers (no teams, all active): the
+    # win-back goes to the one with the fewest A clients other than the one who lost it.
     suggested = _rows(
-        built, "select suggested_manager_id, reason_silence from marts.winback_candidates"
+        built,
+        "select client_id, lost_by_manager_id, suggested_manager_id, is_same_team_suggestion,"
+        " reason_silence from marts.winback_candidates order by client_id",
     )
-    assert suggested and all(s == (None, None) for s in suggested)
+    assert [s[0] for s in suggested] == ["lost1", "lost4"]
+    for _client, lost_by, suggested_id, same_team, silence in suggested:
+        assert suggested_id is not None and suggested_id != lost_by
+        assert same_team is None and silence is None
+    winback = _rows(
+        built,
+        "select manager_id, manager_name, reason from marts.kam_actions"
+        " where action_type = 'plan_winback' order by client_id",
+    )
+    assert [w[0] for w in winback] == [s[2] for s in suggested]
+    assert all(w[1] is None for w in winback)
+    assert all("contact history unknown (no CRM)" in w[2] for w in winback)
+    assert "value 36,000.00 (class" in winback[0][2]
     comb = _rows(
         built,
         "select count(*) from marts.manager_portfolio where comb_director_share is not null"

@@ -47,7 +47,7 @@ churned as (
     select
         churn_signals.client_id,
         churn_signals.last_order_date,
-        coalesce(churn_signals.has_poor_payment_discipline, false) as has_poor_payment_now,
+        churn_signals.has_poor_payment_discipline as has_poor_payment_now,
         as_of.as_of_date
     from churn_signals
     cross join as_of
@@ -153,13 +153,19 @@ flags as (
         end as reason_decision_maker_gone,
         coalesce(invoice_lateness.late_invoices, 0) as late_invoices,
         coalesce(invoice_lateness.invoices_due, 0) as invoices_due,
-        churned.has_poor_payment_now
-        or coalesce(
-            invoice_lateness.late_invoices >= {{ var('payment_min_late_invoices', 2) }}
-            and invoice_lateness.late_invoices
-            >= {{ var('payment_late_share', 0.25) }} * invoice_lateness.invoices_due,
-            false
-        ) as reason_payment,
+        -- null (cannot be judged) when no invoice is due in the window and the current
+        -- payment discipline cannot be judged either (e.g. an empty invoices table)
+        case
+            when coalesce(invoice_lateness.invoices_due, 0) > 0 or churned.has_poor_payment_now is not null
+                then
+                    coalesce(churned.has_poor_payment_now, false)
+                    or coalesce(
+                        invoice_lateness.late_invoices >= {{ var('payment_min_late_invoices', 2) }}
+                        and invoice_lateness.late_invoices
+                        >= {{ var('payment_late_share', 0.25) }} * invoice_lateness.invoices_due,
+                        false
+                    )
+        end as reason_payment,
         coalesce(
             volume.baseline_revenue_90d_before_leaving > 0
             and volume.revenue_last_90d_before_leaving

@@ -1,5 +1,8 @@
 {#- Every manager (CRM managers, plus account managers named in the ERP) with the load
-    used by the win-back assignment: clients and A clients in their portfolio. -#}
+    used by the win-back assignment: clients and A clients in their portfolio.
+    Without CRM the managers are the ERP's account_manager_id values: no name, level or
+    team (the ERP contract has no manager name column), and active (the ERP has no hire /
+    leave dates; a manager who holds clients is taken as still working). -#}
 {%- set crm_enabled = 'true' if has_crm() else 'false' -%}
 
 with
@@ -63,6 +66,7 @@ final as (
                 then
                     (crm_managers.hired_at is null or crm_managers.hired_at <= as_of.as_of_date)
                     and (crm_managers.left_at is null or crm_managers.left_at > as_of.as_of_date)
+            when not {{ crm_enabled }} then true
         end as is_active,
         coalesce(portfolio.client_count, 0) as client_count,
         coalesce(portfolio.a_client_count, 0) as a_client_count

@@ -1,6 +1,9 @@
 {#- Suggested manager for each win-back-eligible client (docs/rules.md "Win-back"):
     an active manager, never the one who lost the client; same team first, then the
-    fewest A clients, ties by manager_id. Null when no manager qualifies (or no CRM). -#}
+    fewest A clients, ties by manager_id. Null when no manager qualifies. Without CRM
+    there are no teams: the fewest A clients among the other ERP account managers, and
+    is_same_team_suggestion is null (cannot be judged). -#}
+{%- set crm_enabled = 'true' if has_crm() else 'false' -%}
 
 with
 
@@ -41,7 +44,9 @@ options as (
         candidates.client_id,
         managers.manager_id,
         managers.team,
-        coalesce(managers.team = candidates.lost_by_team, false) as is_same_team,
+        case
+            when {{ crm_enabled }} then coalesce(managers.team = candidates.lost_by_team, false)
+        end as is_same_team,
         row_number() over (
             partition by candidates.client_id
             order by

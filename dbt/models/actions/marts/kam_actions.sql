@@ -1,6 +1,7 @@
 {#- Today's prioritized to-do list per manager; one row per (manager, client, action_type).
     Priorities (1 = most urgent) and due dates are documented in kam_actions.yml. Actions that
-    need the CRM (decision maker, complaints, win-back assignment) are absent without it. -#}
+    need the CRM (decision maker, complaints) are absent without it; key-client-at-risk and
+    win-back actions stay, their reason saying the contact history is unknown. -#}
 {%- set crm_enabled = 'true' if has_crm() else 'false' -%}
 
 with
@@ -20,6 +21,12 @@ churn_signals as (
 winback as (
 
     select * from {{ ref('winback_candidates') }}
+
+),
+
+managers as (
+
+    select * from {{ ref('int_actions__managers') }}
 
 ),
 
@@ -119,13 +126,14 @@ winback_plan as (
         4 as priority,
         14 as due_in_days,
         value_before_leaving as client_value,
-        'Win-back candidate #' || priority || ': value ' || round(value_before_leaving, 0)
+        'Win-back candidate #' || priority || ': value ' || {{ format_money('value_before_leaving') }}
         || ' (class ' || value_class_before_leaving || ') in the year before leaving; lost by '
         || coalesce(lost_by_manager_id, 'nobody') || '; reasons: ' || churn_reasons
         || case when requires_revised_terms then '; revised payment terms required' else '' end
+        || case when not {{ crm_enabled }} then '; contact history unknown (no CRM)' else '' end
         || '. Plan the win-back.' as reason
     from winback
-    where {{ crm_enabled }} and suggested_manager_id is not null
+    where suggested_manager_id is not null
 
 ),
 
@@ -148,6 +156,7 @@ final as (
             as action_id,
         as_of.as_of_date,
         actions.manager_id,
+        managers.manager_name,
         actions.client_id,
         actions.client_name,
         actions.action_type,
@@ -160,6 +169,7 @@ final as (
         actions.reason
     from actions
     cross join as_of
+    left join managers on actions.manager_id = managers.manager_id
 
 )
 
@@ -167,6 +177,7 @@ select
     cast(action_id as varchar) as action_id,
     cast(as_of_date as date) as as_of_date,
     cast(manager_id as varchar) as manager_id,
+    cast(manager_name as varchar) as manager_name,
     cast(client_id as varchar) as client_id,
     cast(client_name as varchar) as client_name,
     cast(action_type as varchar) as action_type,
