@@ -2,6 +2,7 @@
 
 Owns what a check is (``checks``), the GX engine (``engine``: one frame; ``streaming``:
 a query's result in chunks; ``runner``: checks against the work DB), the declared raw and
-mart checks (``raw_checks``, ``mart_checks``) and the per-run HTML/JSON reports
-(``reports``). Imports gate (the revenue band), extract and the base modules.
+mart checks (``raw_checks``, ``mart_checks``), the per-run HTML/JSON reports
+(``reports``) and the checked marts' fingerprint the publish step verifies
+(``fingerprint``). Imports gate (the revenue band), extract and the base modules.
 """

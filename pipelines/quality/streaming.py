@@ -1,10 +1,12 @@
-"""Validating a query's result with bounded memory (chunks streamed from DuckDB).
+"""Validating a query's result with bounded memory: SQL first, GX on the suspect rows.
 
-Row-wise expectations (not null, in set, between, pair equal, ...) are validated chunk by
-chunk over the query's result, streamed from DuckDB in Arrow record batches, and their
-per-chunk results are summed (success = every chunk succeeds). Uniqueness is computed by
-DuckDB SQL, which returns only the duplicated keys; GX then validates the same uniqueness
-expectation on a small frame of sample duplicated rows, and the counts come from the SQL.
+:func:`validate_relation` (what :func:`pipelines.quality.runner.run_checks` uses): DuckDB
+counts each row-wise expectation's suspect rows over the whole frame, GX validates only
+those rows (every frame of a table in one batch), uniqueness is counted by DuckDB alone.
+
+:func:`validate_query` (the classic way, for expectations with no SQL form): row-wise
+expectations are validated chunk by chunk over the whole result, streamed from DuckDB in
+Arrow record batches, their per-chunk results summed; uniqueness is counted by SQL.
 """
 
 from __future__ import annotations
