@@ -67,6 +67,43 @@ def _notes_metadata(notes: Mapping[str, Any]) -> dict[str, Any]:
     return metadata
 
 
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")[:80]
+
+
+def markdown_summary(check: FrameCheck, outcome: CheckOutcome) -> str:
+    """What the check found, readable in the UI: verdict, failed expectations with their
+    counts, and a few failing rows (the HTML report has every detail)."""
+    verdict = "passed" if outcome.success else "FAILED"
+    lines = [f"**{check.relation}: {check.name} {verdict}**", "", check.description, ""]
+    if outcome.error:
+        lines += [f"Error: `{_cell(outcome.error)}`", ""]
+    if outcome.skipped:
+        lines += [f"Skipped: {outcome.skipped}", ""]
+    lines.append(f"{outcome.evaluated} expectations on {outcome.rows:,} rows.")
+    if outcome.failures:
+        lines += [
+            "",
+            "| expectation | column | unexpected rows | sample |",
+            "| --- | --- | ---: | --- |",
+        ]
+        for failure in outcome.failures[:10]:
+            lines.append(
+                f"| {_cell(failure.get('expectation'))} | {_cell(failure.get('column'))} "
+                f"| {failure.get('unexpected_count') or ''} "
+                f"| {_cell(failure.get('sample') or '')} |"
+            )
+        rows = [row for failure in outcome.failures for row in failure.get("sample_rows") or []]
+        if rows:
+            columns = list(rows[0])[:8]
+            lines += ["", "Failing rows (first 5):", ""]
+            lines.append("| " + " | ".join(columns) + " |")
+            lines.append("|" + " --- |" * len(columns))
+            for row in rows[:5]:
+                lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
 def check_result(
     check: FrameCheck,
     asset_key: dg.AssetKey,
@@ -82,6 +119,7 @@ def check_result(
         "failures": dg.MetadataValue.json(meta["failures"]),
         "seconds": dg.MetadataValue.float(meta["seconds"]),
         "summary": dg.MetadataValue.text(outcome.summary()),
+        "result": dg.MetadataValue.md(markdown_summary(check, outcome)),
     }
     if outcome.error:
         metadata["error"] = dg.MetadataValue.text(outcome.error)
@@ -181,11 +219,14 @@ def evaluate(
         report = write_run_reports(context.log, settings, context.run.run_id, stage, outcomes, ctx)
     if tables is not None:
         _record_fingerprint(context.log, settings, context.run.run_id, tables, outcomes)
+    passed = sum(1 for _check, outcome in outcomes if outcome.success)
+    if outcomes:
+        context.log.info("%d of %d %s checks passed", passed, len(outcomes), stage)
     for check, outcome in outcomes:
         key = by_check[check]
         page = report.checks.get(check_name(check)) if report else None
         if outcome.success:
-            context.log.info("check passed: %s", outcome.summary())
+            context.log.debug("check passed: %s", outcome.summary())
         else:
             where = f" (report: {page.html})" if page else ""
             context.log.error("check FAILED: %s%s", outcome.summary(), where)

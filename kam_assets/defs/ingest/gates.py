@@ -84,12 +84,14 @@ def quality_gates(context: dg.AssetCheckExecutionContext, kam: KamResource):
             quarantine_max_share=settings.quarantine_max_share,
             row_drop_max_share=settings.row_drop_max_share,
         )
+    passed = sum(1 for result in results if result.passed)
+    context.log.info("%d of %d batch gates passed", passed, len(results))
     for result in results:
         key = raw_asset_key(result.system, result.table)
         if dg.AssetCheckKey(key, result.gate) not in selected:
             continue
         if result.passed:
-            context.log.info("gate passed: %s: %s", result.gate, result.message)
+            context.log.debug("gate passed: %s: %s", result.gate, result.message)
         else:
             context.log.error("gate FAILED: %s: %s", result.gate, result.message)
         yield dg.AssetCheckResult(
