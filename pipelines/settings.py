@@ -14,6 +14,7 @@ from the operator's environment anywhere else.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -122,6 +123,14 @@ def _log_level(_name: str, raw: str) -> str:
     return raw.upper()
 
 
+def _encoding(_name: str, raw: str) -> str:
+    try:
+        codecs.lookup(raw)
+    except LookupError:
+        raise ValueError("must be a character encoding such as utf-8, latin-1 or cp1252") from None
+    return raw
+
+
 def _path(_name: str, raw: str) -> Path:
     return Path(raw).expanduser().resolve()
 
@@ -198,6 +207,23 @@ SETTINGS: tuple[Setting, ...] = (
         "50000",
         _int_at_least(1),
         "rows per extraction batch (memory is bounded by this, not by table size)",
+    ),
+    Setting(
+        "clock_skew_minutes",
+        "KAM_CLOCK_SKEW_MINUTES",
+        "5",
+        _int_at_least(0),
+        "a watermark never goes beyond the run's clock (UTC) plus this many minutes: a row "
+        "with a later `updated_at` is stored but does not move it (and is quarantined as "
+        "`future_date` when dated after today)",
+    ),
+    Setting(
+        "csv_encoding",
+        "KAM_CSV_ENCODING",
+        "utf-8",
+        _encoding,
+        "character encoding of CSV source files (`utf-8`, `latin-1`, `cp1252`, ...); a value "
+        "that cannot be decoded is quarantined as `unreadable_value`",
     ),
     Setting(
         "schedule_time",
@@ -340,6 +366,8 @@ class Settings:
     warehouse: str
     dagster_home: Path
     chunk_rows: int
+    clock_skew_minutes: int
+    csv_encoding: str
     schedule_time: str
     schedule_timezone: str
     partitions_start: date

@@ -197,6 +197,23 @@ class Source(ABC):
         actual, _ = self._resolve(table)
         return int(self._count_rows(actual))
 
+    # -- keys
+    def _iter_key_batches(self, table: Table, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        """Batches of the primary key columns only, of every row, typed per contract
+        (connectors read only the key columns; this default reads whole rows)."""
+        keys = list(table.primary_key)
+        for batch in self._iter_typed(table, None, chunk_rows):
+            yield pa.RecordBatch.from_arrays([batch.column(k) for k in keys], names=keys)
+
+    def iter_keys(self, table: Table, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        """The primary key of every row of ``table`` in the source (key columns only,
+        contract types; an unreadable key value is null), ``chunk_rows`` at a time: what
+        the loader's key reconciliation compares the raw layer with."""
+        if table.system != self.system:
+            raise ValueError(f"{table.system}.{table.name} is not a table of {self.system}")
+        self._resolve(table)
+        yield from self._iter_key_batches(table, max(1, chunk_rows))
+
     # -- extraction
     def iter_batches(
         self, table: Table, since: datetime | None, chunk_rows: int

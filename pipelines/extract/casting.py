@@ -173,12 +173,28 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def unreadable_column(num_rows: int, bad_by_column: dict[str, BadValues]) -> pa.Array:
-    """The UNREADABLE column of a batch: null, or JSON {column: original text} per row."""
+#: key of the UNREADABLE JSON that says where the row is (e.g. ``clients.csv line 2``);
+#: not a column: the loader shows it beside the unreadable columns
+UNREADABLE_AT = "_at"
+
+
+def unreadable_column(
+    num_rows: int,
+    bad_by_column: dict[str, BadValues],
+    where: dict[int, str] | None = None,
+) -> pa.Array:
+    """The UNREADABLE column of a batch: null, or JSON {column: original text} per row.
+
+    ``where`` (row index -> text) adds where a bad row is in its source (file and line)
+    under the key UNREADABLE_AT.
+    """
     per_row: dict[int, dict[str, str]] = {}
     for name, bad in bad_by_column.items():
         for index, value in bad.items():
             per_row.setdefault(index, {})[name] = _shown(value)
+    for index, text in (where or {}).items():
+        if index in per_row:
+            per_row[index][UNREADABLE_AT] = text
     if not per_row:
         return pa.nulls(num_rows, pa.string())
     return pa.array(

@@ -74,12 +74,14 @@ def open_source(
     attempts: int = 3,
     backoff_seconds: float = 1.0,
     connect_timeout: float = 10.0,
+    csv_encoding: str = "utf-8",
 ) -> Source:
     """Open the source of ``system`` ('erp' or 'crm') at ``url``.
 
     ``url`` is a SQLAlchemy URL or the path of a folder of CSV/Parquet files. A database
     that cannot be reached is retried ``attempts`` times with exponential backoff, then
     :class:`SourceUnavailableError` is raised naming the system and the masked URL.
+    ``csv_encoding`` is the encoding of the CSV files of a folder (KAM_CSV_ENCODING).
     """
     if system not in ("erp", "crm"):
         raise ValueError(f"unknown source system {system!r} (expected 'erp' or 'crm')")
@@ -91,4 +93,4 @@ def open_source(
     folder = Path(url.removeprefix("file://")).expanduser()
     if not folder.is_dir():
         raise SourceUnavailableError(f"{system} source {folder}: folder does not exist")
-    return FolderSource(system, folder)
+    return FolderSource(system, folder, csv_encoding)

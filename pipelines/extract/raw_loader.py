@@ -23,19 +23,23 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contract import Table, get_table, tables_of
+from pipelines.contract import DUCKDB_TYPES, Table, get_table, tables_of
 from pipelines.extract.base import UNREADABLE, Source
+from pipelines.extract.casting import UNREADABLE_AT
 from pipelines.extract.connect import open_source
 from pipelines.extract.raw_schema import (
+    DELETED_ROWS,
+    DUPLICATE_KEY,
     REJECTED_ROWS,
     ensure_raw_schema,
     raw_table_name,
@@ -43,6 +47,7 @@ from pipelines.extract.raw_schema import (
     rejected_rows_of,
     rejected_value_sql,
 )
+from pipelines.settings import declared_default
 
 __all__ = [
     "TableLoad",
@@ -57,8 +62,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+DEFAULT_CLOCK_SKEW_MINUTES: int = declared_default("clock_skew_minutes")
+DEFAULT_CSV_ENCODING: str = declared_default("csv_encoding")
+#: reconciliation removes at most this share of a table's stored rows (the row-count gate's)
+DEFAULT_MAX_DELETE_SHARE: float = declared_default("row_drop_max_share")
+
 _BATCH_VIEW = "_kam_batch"
 _TOUCHED = "_kam_touched_parents"
+_STORED = "_kam_stored"  # stored rows replaced by a batch
+_DUP = "_kam_duplicate_keys"  # keys read more than once in one load
+_SOURCE_KEYS = "_kam_source_keys"  # key reconciliation: every key of the source table
+_KEYS_BATCH = "_kam_keys_batch"
 
 
 @dataclass
@@ -72,9 +86,12 @@ class TableLoad:
     watermark_before: datetime | None
     watermark_after: datetime | None
     seconds: float
-    rows_deleted: int = 0  # stored rows removed (replaced children, rows gone from a full read)
+    rows_deleted: int = 0  # stored rows removed (replaced children, rows gone from the source)
     source_rows: int | None = None  # rows of the table in the source (extract_all counts them)
     rows_rejected: int = 0  # rows read with an unreadable value (raw_meta.rejected_rows)
+    rows_duplicate: int = 0  # rows whose key was read more than once (all copies set aside)
+    rows_gone: int = 0  # of rows_deleted: keys no longer in the source (raw_meta.deleted_rows)
+    rows_ahead: int = 0  # rows with updated_at beyond the run's clock (not in the watermark)
 
 
 def _now() -> datetime:
@@ -157,12 +174,33 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
     return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
-def _dedupe_clause(table: Table) -> str:
-    keys = ", ".join(table.primary_key)
-    order = (
-        f" order by {table.incremental_column} desc nulls last" if table.incremental_column else ""
+def _rejected_columns_sql(alias: str = "b") -> str:
+    """SQL text: the unreadable columns of a flagged row, and where it is, e.g.
+    ``client_name (clients.csv line 2)``."""
+    u = f"{alias}.{UNREADABLE}"
+    return (
+        f"array_to_string(list_filter(json_keys({u}), lambda k: k <> '{UNREADABLE_AT}'), ', ') "
+        f"|| coalesce(' (' || json_extract_string({u}, '$.{UNREADABLE_AT}') || ')', '')"
     )
-    return f"qualify row_number() over (partition by {keys}{order}) = 1"
+
+
+def _row_json_sql(table: Table, alias: str) -> str:
+    return (
+        "to_json(struct_pack(" + ", ".join(f"{c} := {alias}.{c}" for c in table.column_names) + "))"
+    )
+
+
+def _flagged_row_json_sql(table: Table, alias: str = "b") -> str:
+    """The row as JSON, the original text of its unreadable values in place of the nulls."""
+    u = f"{alias}.{UNREADABLE}"
+    return (
+        f"cast(case when {u} is null then {_row_json_sql(table, alias)} else json_merge_patch("
+        f"{_row_json_sql(table, alias)}, json_merge_patch({u}, '{{\"{UNREADABLE_AT}\": null}}')) "
+        "end as varchar)"
+    )
+
+
+_REJECTED_COLUMNS = "(system, table_name, record_key, columns, row_json, run_id, rejected_at, rule)"
 
 
 def _write_chunk(
@@ -175,15 +213,18 @@ def _write_chunk(
 ) -> int:
     """Upsert one batch in one transaction; returns the number of stored rows deleted.
 
-    Rows flagged unreadable go to ``raw_meta.rejected_rows`` instead of the raw table.
+    Rows flagged unreadable go to ``raw_meta.rejected_rows`` instead of the raw table. A key
+    read more than once in this load of the table (twice in the batch, or in an earlier
+    batch of the same load: its stored row carries this load's ``_loaded_at``) is a
+    duplicate: every copy goes to ``raw_meta.rejected_rows`` with rule ``duplicate_key``,
+    none stays in the raw table.
     """
     raw = raw_table_name(table)
     cols = ", ".join(table.column_names)
     key_match = " and ".join(f"t.{k} = b.{k}" for k in table.primary_key)
-    deduped = f"(select * from {_BATCH_VIEW} {_dedupe_clause(table)}) b"
-    row_json = (
-        "to_json(struct_pack(" + ", ".join(f"{c} := b.{c}" for c in table.column_names) + "))"
-    )
+    batch_key = record_key_sql(table, "b")
+    key_names = ", ".join(table.primary_key)
+    this_load = "x.run_id = ? and x.rejected_at = ?"
     deleted = 0
 
     def statements() -> None:
@@ -204,24 +245,64 @@ def _write_chunk(
                 f"(select cast({fk} as varchar) from _kam_new_parents)"
             )
             con.execute(f"insert into {_TOUCHED} select {fk} from _kam_new_parents")
-        # Every key read replaces what was stored for it: its raw row and its rejection.
-        con.execute(f"delete from {raw} t using {_BATCH_VIEW} b where {key_match}")
+        # Every key read replaces what was stored for it; a stored row written by this
+        # very load makes the key a duplicate.
+        with warnings.catch_warnings():  # the copy is what we want: the rows are deleted
+            warnings.simplefilter("ignore", UserWarning)
+            stored = con.execute(
+                f"delete from {raw} t using {_BATCH_VIEW} b where {key_match} returning t.*"
+            ).to_arrow_table()
+        con.register(_STORED, stored)
+        try:
+            con.execute(
+                f"create or replace temp table {_DUP} as "
+                f"select k as record_key from (select {batch_key} as k from {_BATCH_VIEW} b) "
+                f"group by k having count(*) > 1 "
+                f"union select {record_key_sql(table, 's')} from {_STORED} s "
+                f"where s._run_id = ? and s._loaded_at = ? "
+                f"union select x.record_key from {rejected_rows_of(table)} and {this_load} "
+                f"and x.record_key in (select {batch_key} from {_BATCH_VIEW} b)",
+                [run_id, loaded_at, run_id, loaded_at],
+            )
+            con.execute(
+                f"insert into {REJECTED_ROWS} {_REJECTED_COLUMNS} "
+                f"select ?, ?, {record_key_sql(table, 's')}, ?, "
+                f"cast({_row_json_sql(table, 's')} as varchar), ?, ?, ? from {_STORED} s "
+                f"where s._run_id = ? and s._loaded_at = ? "
+                f"and {record_key_sql(table, 's')} in (select record_key from {_DUP})",
+                [table.system, table.name, key_names, run_id, loaded_at, DUPLICATE_KEY]
+                + [run_id, loaded_at],
+            )
+        finally:
+            con.unregister(_STORED)
         con.execute(
-            f"delete from {rejected_rows_of(table)} and x.record_key in "
-            f"(select {record_key_sql(table, 'b')} from {_BATCH_VIEW} b)"
+            f"update {REJECTED_ROWS} set rule = ?, columns = ? where system = ? and "
+            "table_name = ? and run_id = ? and rejected_at = ? and record_key in "
+            f"(select record_key from {_DUP})",
+            [DUPLICATE_KEY, key_names, table.system, table.name, run_id, loaded_at],
         )
         con.execute(
+            f"delete from {rejected_rows_of(table)} and not ({this_load}) and x.record_key in "
+            f"(select {batch_key} from {_BATCH_VIEW} b)",
+            [run_id, loaded_at],
+        )
+        not_dup = f"{batch_key} not in (select record_key from {_DUP})"
+        con.execute(
             f"insert into {raw} ({cols}, _run_id, _loaded_at) "
-            f"select {cols}, ?, ? from {deduped} where b.{UNREADABLE} is null",
+            f"select {cols}, ?, ? from {_BATCH_VIEW} b where b.{UNREADABLE} is null and {not_dup}",
             [run_id, loaded_at],
         )
         con.execute(
-            f"insert into {REJECTED_ROWS} "
-            f"select ?, ?, {record_key_sql(table, 'b')}, "
-            f"array_to_string(json_keys(b.{UNREADABLE}), ', '), "
-            f"cast(json_merge_patch({row_json}, b.{UNREADABLE}) as varchar), ?, ? "
-            f"from {deduped} where b.{UNREADABLE} is not null",
+            f"insert into {REJECTED_ROWS} {_REJECTED_COLUMNS} "
+            f"select ?, ?, {batch_key}, {_rejected_columns_sql()}, {_flagged_row_json_sql(table)}, "
+            f"?, ?, null from {_BATCH_VIEW} b where b.{UNREADABLE} is not null and {not_dup}",
             [table.system, table.name, run_id, loaded_at],
+        )
+        con.execute(
+            f"insert into {REJECTED_ROWS} {_REJECTED_COLUMNS} "
+            f"select ?, ?, {batch_key}, ?, {_flagged_row_json_sql(table)}, ?, ?, ? "
+            f"from {_BATCH_VIEW} b where not ({not_dup})",
+            [table.system, table.name, key_names, run_id, loaded_at, DUPLICATE_KEY],
         )
 
     con.register(_BATCH_VIEW, pa.Table.from_batches([batch]))
@@ -229,7 +310,109 @@ def _write_chunk(
         _in_transaction(con, statements)
     finally:
         con.unregister(_BATCH_VIEW)
+        con.execute(f"drop table if exists {_DUP}")
     return deleted
+
+
+def _tombstones_sql(table: Table, where: str) -> str:
+    """SQL text: copy the raw rows matching ``where`` (alias r) to raw_meta.deleted_rows."""
+    return (
+        f"insert into {DELETED_ROWS} select '{table.system}', '{table.name}', "
+        f"{record_key_sql(table, 'r')}, cast({_row_json_sql(table, 'r')} as varchar), ?, ? "
+        f"from {raw_table_name(table)} r where {where}"
+    )
+
+
+def _reconcile(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    table: Table,
+    run_id: str,
+    chunk_rows: int,
+    max_delete_share: float,
+) -> int:
+    """Key reconciliation: remove the raw rows (and rejections) whose key is no longer in
+    the source; returns the number of raw rows removed.
+
+    Only the key columns are read, streamed ``chunk_rows`` at a time into a DuckDB temp
+    table (DuckDB spills it to disk beyond its memory limit). The removed rows are copied
+    to ``raw_meta.deleted_rows``. When more than ``max_delete_share`` of the stored rows
+    would go (a half-exported table looks like that), nothing is removed and a warning is
+    logged: the row-count gate blocks such a run; a run accepted with a higher
+    KAM_ROW_DROP_MAX_SHARE removes them.
+    """
+    keys = [table.column(k) for k in table.primary_key]
+    con.execute(
+        f"create or replace temp table {_SOURCE_KEYS} ("
+        + ", ".join(f"{k.name} {DUCKDB_TYPES[k.type]}" for k in keys)
+        + ")"
+    )
+    try:
+        with closing(source.iter_keys(table, chunk_rows)) as batches:
+            for batch in batches:
+                con.register(_KEYS_BATCH, pa.Table.from_batches([batch]))
+                try:
+                    con.execute(f"insert into {_SOURCE_KEYS} select * from {_KEYS_BATCH}")
+                finally:
+                    con.unregister(_KEYS_BATCH)
+        match = " and ".join(f"k.{k.name} is not distinct from r.{k.name}" for k in keys)
+        gone = f"not exists (select 1 from {_SOURCE_KEYS} k where {match})"
+        raw = raw_table_name(table)
+        n_gone = _count(con, f"select count(*) from {raw} r where {gone}")
+        if n_gone == 0:
+            gone_rejected = (
+                f"{rejected_rows_of(table)} and x.record_key not in "
+                f"(select {record_key_sql(table, 'k')} from {_SOURCE_KEYS} k)"
+            )
+            if _count(con, f"select count(*) from {gone_rejected}"):
+                _in_transaction(con, lambda: con.execute(f"delete from {gone_rejected}"))
+            return 0
+        stored = _count(con, f"select count(*) from {raw}")
+        if n_gone > max_delete_share * stored:
+            log.warning(
+                "%s.%s: %d of %d stored rows are no longer in the source, more than the "
+                "share %.0f%% (KAM_ROW_DROP_MAX_SHARE): not removed; run once with a higher "
+                "KAM_ROW_DROP_MAX_SHARE if the source really lost them",
+                table.system,
+                table.name,
+                n_gone,
+                stored,
+                100 * max_delete_share,
+            )
+            return 0
+        at = _now()
+
+        def remove() -> None:
+            con.execute(_tombstones_sql(table, gone), [run_id, at])
+            con.execute(f"delete from {raw} r where {gone}")
+            con.execute(
+                f"delete from {rejected_rows_of(table)} and x.record_key not in "
+                f"(select {record_key_sql(table, 'k')} from {_SOURCE_KEYS} k)"
+            )
+
+        _in_transaction(con, remove)
+        log.info(
+            "%s.%s: %d rows deleted at the source removed from the raw layer (kept in %s)",
+            table.system,
+            table.name,
+            n_gone,
+            DELETED_ROWS,
+        )
+        return n_gone
+    finally:
+        con.execute(f"drop table if exists {_SOURCE_KEYS}")
+
+
+@dataclass
+class _Loaded:
+    read: int = 0
+    upserted: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    duplicate: int = 0
+    gone: int = 0
+    ahead: int = 0  # rows whose incremental value is beyond the run's clock
+    max_seen: datetime | None = None  # highest incremental value read, up to the clock
 
 
 def _load_table(
@@ -239,16 +422,21 @@ def _load_table(
     since: datetime | None,
     run_id: str,
     chunk_rows: int,
-) -> tuple[int, int, int, datetime | None]:
-    """Stream one table into the raw layer.
+    *,
+    clock: datetime,
+    reconcile: bool = True,
+    max_delete_share: float = 1.0,
+) -> _Loaded:
+    """Stream one table into the raw layer, then reconcile its keys with the source.
 
-    Returns rows read, upserted, deleted, rejected, and the maximum incremental value read.
+    The highest incremental value read is taken only among values up to ``clock`` (the
+    run's clock plus the allowed skew): a row from the future never moves a watermark.
     """
     replace_children = table.parent is not None
     loaded_at = _now()
-    rows_read = rows_upserted = rows_deleted = rows_rejected = 0
-    max_seen: datetime | None = None
+    out = _Loaded()
     raw = raw_table_name(table)
+    had_rows = _count(con, f"select count(*) from (select 1 from {raw} limit 1)") > 0
     if replace_children:
         fk = table.parent[1]  # type: ignore[index]
         fk_type = con.execute(
@@ -257,20 +445,21 @@ def _load_table(
             [f"raw_{table.system}", table.name, fk],
         ).fetchall()[0][0]
         con.execute(f"create or replace temp table {_TOUCHED} ({fk} {fk_type})")
+    bound = pa.scalar(clock, pa.timestamp("us"))
     try:
         with closing(source.iter_batches(table, since, chunk_rows)) as batches:
             for batch in batches:
                 if batch.num_rows == 0:
                     continue
-                rows_read += batch.num_rows
-                rows_deleted += _write_chunk(con, table, batch, run_id, loaded_at, replace_children)
-                rejected = batch.num_rows - batch.column(UNREADABLE).null_count
-                rows_rejected += rejected
-                rows_upserted += batch.num_rows - rejected
+                out.read += batch.num_rows
+                out.deleted += _write_chunk(con, table, batch, run_id, loaded_at, replace_children)
                 if table.incremental_column:
-                    top = pc.max(batch.column(table.incremental_column)).as_py()
-                    if top is not None and (max_seen is None or top > max_seen):
-                        max_seen = top
+                    values = batch.column(table.incremental_column)
+                    ahead = pc.greater(values, bound)
+                    out.ahead += pc.sum(ahead).as_py() or 0
+                    top = pc.max(pc.filter(values, pc.invert(ahead))).as_py()
+                    if top is not None and (out.max_seen is None or top > out.max_seen):
+                        out.max_seen = top
         if replace_children:
             # Changed parents that no longer have any child: drop their stored children.
             parent = get_table(table.system, table.parent[0])  # type: ignore[index]
@@ -283,8 +472,7 @@ def _load_table(
             where = f"{fk} in ({changed}) and {fk} not in (select {fk} from {_TOUCHED})"
 
             def drop_orphans() -> None:
-                nonlocal rows_deleted
-                rows_deleted += _count(con, f"delete from {raw} where {where}", params)
+                out.deleted += _count(con, f"delete from {raw} where {where}", params)
                 parent_key = rejected_value_sql(fk)
                 con.execute(
                     f"delete from {rejected_rows_of(table)} and {parent_key} in "
@@ -299,8 +487,10 @@ def _load_table(
             where = "not (_run_id = ? and _loaded_at = ?)"
 
             def drop_gone() -> None:
-                nonlocal rows_deleted
-                rows_deleted += _count(con, f"delete from {raw} where {where}", [run_id, loaded_at])
+                con.execute(_tombstones_sql(table, where), [run_id, loaded_at, run_id, loaded_at])
+                gone = _count(con, f"delete from {raw} where {where}", [run_id, loaded_at])
+                out.deleted += gone
+                out.gone += gone
                 con.execute(
                     f"delete from {rejected_rows_of(table)} "
                     "and not (x.run_id = ? and x.rejected_at = ?)",
@@ -312,7 +502,21 @@ def _load_table(
         if replace_children:
             con.execute(f"drop table if exists {_TOUCHED}")
             con.execute("drop view if exists _kam_new_parents")
-    return rows_read, rows_upserted, rows_deleted, rows_rejected, max_seen
+    if reconcile and had_rows and (table.incremental_column is not None or replace_children):
+        gone = _reconcile(con, source, table, run_id, chunk_rows, max_delete_share)
+        out.gone += gone
+        out.deleted += gone
+    counts = dict(
+        con.execute(
+            f"select coalesce(x.rule, 'unreadable'), count(*) from {rejected_rows_of(table)} "
+            "and x.run_id = ? and x.rejected_at = ? group by all",
+            [run_id, loaded_at],
+        ).fetchall()
+    )
+    out.rejected = int(counts.get("unreadable", 0))
+    out.duplicate = int(counts.get(DUPLICATE_KEY, 0))
+    out.upserted = out.read - out.rejected - out.duplicate
+    return out
 
 
 def _clear_system(con: duckdb.DuckDBPyConnection, system: str) -> list[TableLoad]:
@@ -338,6 +542,34 @@ def _clear_system(con: duckdb.DuckDBPyConnection, system: str) -> list[TableLoad
     return loads
 
 
+def run_clock(skew_minutes: int, now: datetime | None = None) -> datetime:
+    """The latest timestamp a watermark may take: now (UTC, naive) plus the allowed skew."""
+    return (now or _now()) + timedelta(minutes=skew_minutes)
+
+
+def _checked_watermark(
+    con: duckdb.DuckDBPyConnection, table: Table, clock: datetime
+) -> datetime | None:
+    """The stored watermark, or, if it lies beyond the clock (stored before watermarks were
+    capped), the highest stored value up to the clock: those rows are read again."""
+    before = get_watermark(con, table.system, table.name)
+    if before is None or before <= clock:
+        return before
+    incr = table.incremental_column
+    repaired = con.execute(
+        f"select max({incr}) from {raw_table_name(table)} where {incr} <= ?", [clock]
+    ).fetchall()[0][0]
+    log.warning(
+        "%s.%s: stored watermark %s is beyond the run's clock %s; reading again from %s",
+        table.system,
+        table.name,
+        before,
+        clock,
+        repaired,
+    )
+    return repaired
+
+
 def extract_system(
     con: duckdb.DuckDBPyConnection,
     source: Source | None,
@@ -346,6 +578,10 @@ def extract_system(
     chunk_rows: int,
     *,
     check: bool = True,
+    clock_skew_minutes: int = DEFAULT_CLOCK_SKEW_MINUTES,
+    now: datetime | None = None,
+    reconcile: bool = True,
+    max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
 ) -> list[TableLoad]:
     """Extract every contract table of ``system`` from ``source`` into ``raw_<system>``.
 
@@ -353,6 +589,11 @@ def extract_system(
     ``raw_meta.source_systems`` says configured=false. The contract is checked first
     (``check=False`` skips it when the caller already did) so that nothing is written
     from a source that breaks it.
+
+    A watermark never goes beyond ``now`` (UTC, default the wall clock) plus
+    ``clock_skew_minutes``. ``reconcile``: after each table, the raw rows whose key is no
+    longer in the source are removed (see :func:`_reconcile`; ``max_delete_share`` guards
+    against a half-exported table).
     """
     if source is not None and source.system != system:
         raise ValueError(f"source of {source.system} given for system {system}")
@@ -364,60 +605,61 @@ def extract_system(
         log.info("%s not configured: raw_%s left empty", system, system)
         return _clear_system(con, system)
 
+    clock = run_clock(clock_skew_minutes, now)
+    options = {"clock": clock, "reconcile": reconcile, "max_delete_share": max_delete_share}
     tables = tables_of(system)  # type: ignore[arg-type]
     children: dict[str, list[Table]] = {}
     for t in tables:
         if t.parent is not None:
             children.setdefault(t.parent[0], []).append(t)
     loads: list[TableLoad] = []
+
+    def table_load(table: Table, x: _Loaded, before, after, seconds: float) -> TableLoad:
+        return TableLoad(
+            system,
+            table.name,
+            x.read,
+            x.upserted,
+            before,
+            after,
+            seconds,
+            x.deleted,
+            rows_rejected=x.rejected,
+            rows_duplicate=x.duplicate,
+            rows_gone=x.gone,
+            rows_ahead=x.ahead,
+        )
+
     for table in tables:
         if table.parent is not None:
             continue  # loaded right after its parent, before the parent's watermark moves
         started = time.perf_counter()
-        before = get_watermark(con, system, table.name) if table.incremental_column else None
-        read, upserted, deleted, rejected, max_seen = _load_table(
-            con, source, table, before, run_id, chunk_rows
-        )
+        before = _checked_watermark(con, table, clock) if table.incremental_column else None
+        loaded = _load_table(con, source, table, before, run_id, chunk_rows, **options)
         after = before
-        if max_seen is not None and (before is None or max_seen > before):
-            after = max_seen
+        if loaded.max_seen is not None and (before is None or loaded.max_seen > before):
+            after = loaded.max_seen
         seconds = time.perf_counter() - started
         child_loads = []
         for child in children.get(table.name, []):
             c_started = time.perf_counter()
-            c_read, c_up, c_del, c_rej, _ = _load_table(
-                con, source, child, before, run_id, chunk_rows
-            )
+            c_loaded = _load_table(con, source, child, before, run_id, chunk_rows, **options)
             child_loads.append(
-                TableLoad(
-                    system,
-                    child.name,
-                    c_read,
-                    c_up,
-                    before,
-                    after,
-                    time.perf_counter() - c_started,
-                    c_del,
-                    rows_rejected=c_rej,
-                )
+                table_load(child, c_loaded, before, after, time.perf_counter() - c_started)
             )
-        if after is not None and after != before:
+        stored = get_watermark(con, system, table.name) if table.incremental_column else None
+        if after is not None and after != stored:
             _in_transaction(con, lambda t=table, a=after: _set_watermark(con, t, a, run_id))
-        loads.append(
-            TableLoad(
-                system,
-                table.name,
-                read,
-                upserted,
-                before,
-                after,
-                seconds,
-                deleted,
-                rows_rejected=rejected,
-            )
-        )
+        loads.append(table_load(table, loaded, before, after, seconds))
         loads += child_loads
-        log.info("%s.%s: %d rows read, watermark %s -> %s", system, table.name, read, before, after)
+        log.info(
+            "%s.%s: %d rows read, watermark %s -> %s",
+            system,
+            table.name,
+            loaded.read,
+            before,
+            after,
+        )
         for load in loads[-1 - len(child_loads) :]:
             if load.rows_rejected:
                 log.warning(
@@ -426,6 +668,24 @@ def extract_system(
                     system,
                     load.table,
                     load.rows_rejected,
+                )
+            if load.rows_duplicate:
+                log.warning(
+                    "%s.%s: %d rows share a key with another row read in this extraction: "
+                    "all kept in raw_meta.rejected_rows (quarantined as duplicate_key)",
+                    system,
+                    load.table,
+                    load.rows_duplicate,
+                )
+            if load.rows_ahead:
+                log.warning(
+                    "%s.%s: %d rows with %s after the run's clock %s: stored, not counted "
+                    "in the watermark (quarantined as future_date when dated after today)",
+                    system,
+                    load.table,
+                    load.rows_ahead,
+                    table.incremental_column,
+                    clock,
                 )
     return loads
 
@@ -441,12 +701,19 @@ def extract_all(
     connect_backoff_seconds: float = 1.0,
     connect_timeout: float = 10.0,
     duckdb_memory_limit: str | None = None,
+    clock_skew_minutes: int = DEFAULT_CLOCK_SKEW_MINUTES,
+    csv_encoding: str = DEFAULT_CSV_ENCODING,
+    reconcile: bool = True,
+    max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
+    now: datetime | None = None,
 ) -> list[TableLoad]:
     """Open both sources, check BOTH contracts, then extract them into ``work_db``.
 
     Nothing is written to the work DB if either source is unreachable or breaks the
     contract. The DuckDB connection is closed at the end (one writer per file).
     ``duckdb_memory_limit`` (e.g. "512MB") caps DuckDB's own buffer cache.
+    ``csv_encoding`` is the encoding of CSV source files; the other options are those of
+    :func:`extract_system`.
     """
     if not erp_url:
         raise ValueError("the ERP source is required (KAM_ERP_URL is not set)")
@@ -454,6 +721,7 @@ def extract_all(
         "attempts": connect_attempts,
         "backoff_seconds": connect_backoff_seconds,
         "connect_timeout": connect_timeout,
+        "csv_encoding": csv_encoding,
     }
     sources: dict[str, Source | None] = {"erp": None, "crm": None}
     try:
@@ -473,7 +741,18 @@ def extract_all(
             for system in ("erp", "crm"):
                 source = sources[system]
                 counts = record_source_counts(con, source, run_id) if source else {}
-                for load in extract_system(con, source, system, run_id, chunk_rows, check=False):
+                for load in extract_system(
+                    con,
+                    source,
+                    system,
+                    run_id,
+                    chunk_rows,
+                    check=False,
+                    clock_skew_minutes=clock_skew_minutes,
+                    now=now,
+                    reconcile=reconcile,
+                    max_delete_share=max_delete_share,
+                ):
                     load.source_rows = counts.get(load.table)
                     loads.append(load)
             con.execute("checkpoint")

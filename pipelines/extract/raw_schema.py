@@ -8,6 +8,10 @@ from pipelines.contract import DUCKDB_TYPES, TABLES, Table
 
 LOAD_COLUMNS = ("_run_id", "_loaded_at")
 REJECTED_ROWS = "raw_meta.rejected_rows"
+DELETED_ROWS = "raw_meta.deleted_rows"
+#: ``raw_meta.rejected_rows.rule`` of a row kept aside because its key was read more than
+#: once in one extraction (null there: a row with an unreadable value)
+DUPLICATE_KEY = "duplicate_key"
 
 
 def raw_schema_name(system: str) -> str:
@@ -73,6 +77,20 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         create table if not exists raw_meta.rejected_rows (
             system varchar, table_name varchar, record_key varchar,
             columns varchar, row_json varchar, run_id varchar, rejected_at timestamp
+        )
+        """
+    )
+    # Rows whose key was read more than once in one extraction (a source without
+    # constraints) are kept here too, every copy, with rule 'duplicate_key' (null: an
+    # unreadable value); the quarantine reports them under that rule.
+    con.execute("alter table raw_meta.rejected_rows add column if not exists rule varchar")
+    # Rows removed from the raw layer because their key is gone from the source (key
+    # reconciliation, full reads): the row as it was stored, for the audit.
+    con.execute(
+        f"""
+        create table if not exists {DELETED_ROWS} (
+            system varchar, table_name varchar, record_key varchar, row_json varchar,
+            run_id varchar, deleted_at timestamp
         )
         """
     )

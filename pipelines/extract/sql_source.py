@@ -107,10 +107,13 @@ class SqlSource(Source):
             _, pmap = self._resolve(parent)
             incr = parent.incremental_column
             assert incr is not None, f"parent {parent.name} needs an incremental column"
-            return (
-                sa.select(*[child.c[mapping[c]] for c in table.column_names])
-                .select_from(child.join(par, child.c[mapping[key]] == par.c[pmap[key]]))
-                .where(par.c[pmap[incr]] >= self._bind_since(since))
+            # a semi-join, not a join: a parent key sent twice (a source without
+            # constraints) must not send its children twice
+            changed = sa.select(par.c[pmap[key]]).where(
+                par.c[pmap[incr]] >= self._bind_since(since)
+            )
+            return sa.select(*[child.c[mapping[c]] for c in table.column_names]).where(
+                child.c[mapping[key]].in_(changed)
             )
         t = self._sa_table(table)
         stmt = sa.select(*[t.c[mapping[c]] for c in table.column_names])
@@ -130,6 +133,23 @@ class SqlSource(Source):
             try:
                 while rows := result.fetchmany(chunk_rows):
                     yield self._rows_to_batch(table, schema, rows)
+            finally:
+                result.close()
+
+    def _iter_key_batches(self, table: Table, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        _, mapping = self._resolve(table)
+        t = self._sa_table(table)
+        keys = [table.column(k) for k in table.primary_key]
+        stmt = sa.select(*[t.c[mapping[k.name]] for k in keys])
+        with self.engine.connect() as conn:
+            result = conn.execution_options(
+                stream_results=True, max_row_buffer=chunk_rows, yield_per=chunk_rows
+            ).execute(stmt)
+            try:
+                while rows := result.fetchmany(chunk_rows):
+                    columns = list(zip(*rows, strict=True))
+                    arrays = [convert_values(columns[i], k)[0] for i, k in enumerate(keys)]
+                    yield pa.RecordBatch.from_arrays(arrays, names=[k.name for k in keys])
             finally:
                 result.close()
 

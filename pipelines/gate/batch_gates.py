@@ -14,7 +14,7 @@ import duckdb
 
 from pipelines.contract import TABLES
 from pipelines.extract.raw_loader import ensure_source_counts
-from pipelines.extract.raw_schema import ensure_raw_schema, raw_table_name
+from pipelines.extract.raw_schema import ensure_raw_schema, raw_table_name, rejected_rows_of
 from pipelines.gate.quarantine import ALL_RULES, SAMPLE_KEYS, ensure_audit, scalar
 
 REQUIRED_TABLES = (("erp", "clients"), ("erp", "orders"), ("erp", "order_lines"))
@@ -110,6 +110,10 @@ def _not_empty_gates(con: duckdb.DuckDBPyConnection, run_id: str) -> list[GateRe
     for system, name in REQUIRED_TABLES:
         table = next(t for t in TABLES if (t.system, t.name) == (system, name))
         raw_rows = scalar(con, f"select count(*) from {raw_table_name(table)}")
+        # like with like: the source counts every row it holds, the raw layer stores the
+        # readable rows with a unique key and keeps the others aside (rejected_rows); rows
+        # deleted at the source have left both (key reconciliation)
+        aside = scalar(con, f"select count(*) from {rejected_rows_of(table)}")
         source_rows = counted.get((system, name))
         problems = []
         if raw_rows == 0:
@@ -118,7 +122,8 @@ def _not_empty_gates(con: duckdb.DuckDBPyConnection, run_id: str) -> list[GateRe
             problems.append("the source returned no row")
         passed = not problems
         message = (
-            f"{system}.{name}: {raw_rows} rows in the raw layer, "
+            f"{system}.{name}: {raw_rows + aside} rows in the raw layer ({raw_rows} stored, "
+            f"{aside} kept aside as unreadable or duplicate), "
             f"{'?' if source_rows is None else source_rows} in the source"
             if passed
             else f"{system}.{name} is empty where rows are expected: " + " and ".join(problems)
@@ -130,7 +135,7 @@ def _not_empty_gates(con: duckdb.DuckDBPyConnection, run_id: str) -> list[GateRe
                 "not_empty",
                 passed,
                 message,
-                {"raw_rows": raw_rows, "source_rows": source_rows},
+                {"raw_rows": raw_rows, "kept_aside_rows": aside, "source_rows": source_rows},
             )
         )
     return out

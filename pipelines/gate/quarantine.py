@@ -14,7 +14,11 @@
   record key). dbt's sources read them. Every raw row is in exactly one of the two.
 
 A table's row count (the denominator of its quarantined share) is its raw rows plus its
-rejected rows, so ``table_rows = valid + quarantined`` for every table.
+rejected rows (unreadable values, every copy of a duplicate key), so
+``table_rows = valid + quarantined`` for every table.
+
+``audit.deleted_rows`` is rebuilt from ``raw_meta.deleted_rows``: the rows removed from the
+raw layer because the source no longer has them (key reconciliation), with their values.
 
 The raw layer itself is never changed: the next run re-judges every row, so a row fixed
 in the source (a newer ``updated_at`` re-reads it) leaves the quarantine by itself.
@@ -34,6 +38,8 @@ import duckdb
 
 from pipelines.contract import TABLES, Table
 from pipelines.extract.raw_schema import (
+    DELETED_ROWS,
+    DUPLICATE_KEY,
     ensure_raw_schema,
     raw_table_name,
     record_key_sql,
@@ -42,6 +48,7 @@ from pipelines.extract.raw_schema import (
 )
 from pipelines.gate.row_rules import (
     CHILD_QUARANTINED,
+    DUPLICATE_DESCRIPTION,
     PARENT_QUARANTINED,
     PROPAGATION_RULES,
     ROW_RULES,
@@ -301,11 +308,22 @@ def _write_quarantine(
             ],
         )
     con.execute("drop table if exists _kam_rule_text")
+    # rows the loader kept aside: unreadable values (rule null) and duplicate keys
     con.execute(
-        "insert into audit.quarantine select ?, ?, x.system, x.table_name, x.record_key, ?, "
-        "? || ': ' || x.columns, null, x.row_json from raw_meta.rejected_rows x",
-        [run_id, at, UNREADABLE_VALUE, UNREADABLE_DESCRIPTION],
+        "insert into audit.quarantine select ?, ?, x.system, x.table_name, x.record_key, "
+        "coalesce(x.rule, ?), case when x.rule = ? then ? else ? end || ': ' || x.columns, "
+        "null, x.row_json from raw_meta.rejected_rows x",
+        [
+            run_id,
+            at,
+            UNREADABLE_VALUE,
+            DUPLICATE_KEY,
+            DUPLICATE_DESCRIPTION,
+            UNREADABLE_DESCRIPTION,
+        ],
     )
+    # rows removed from the raw layer because the source no longer has them
+    con.execute(f"create or replace table audit.deleted_rows as select * from {DELETED_ROWS}")
 
 
 def _write_views(con: duckdb.DuckDBPyConnection) -> None:

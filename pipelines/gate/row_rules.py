@@ -32,11 +32,12 @@ quarantined, e.g. the lines of a quarantined order, the orders of a quarantined 
 and ``child_quarantined`` (an order one of whose lines is quarantined: an order is kept
 whole or not at all).
 
-Duplicate keys get no rule: the raw layer cannot hold them. ``pipelines.extract.raw_loader``
-deduplicates every batch on the primary key (``qualify row_number() ... = 1``) and
-deletes the stored rows of the batch's keys before inserting it, so a key is stored at
-most once whatever the source sends (the raw GX check ``keys_unique_not_null`` still
-asserts it).
+Rows whose key is read more than once in one extraction (a source without constraints)
+are not stored either: ``pipelines.extract.raw_loader`` keeps every copy in
+``raw_meta.rejected_rows`` with rule ``duplicate_key`` (none is picked), and the quarantine
+reports each as ``duplicate_key``, with its values, until a read sends the key once again.
+The raw table therefore holds a key at most once (the raw GX check
+``keys_unique_not_null`` still asserts it).
 """
 
 from __future__ import annotations
@@ -45,7 +46,12 @@ from dataclasses import dataclass
 from datetime import date
 
 from pipelines.contract import TABLES, Table, get_table
-from pipelines.extract.raw_schema import REJECTED_ROWS, raw_table_name, rejected_value_sql
+from pipelines.extract.raw_schema import (
+    DUPLICATE_KEY,
+    REJECTED_ROWS,
+    raw_table_name,
+    rejected_value_sql,
+)
 from pipelines.settings import declared_default
 
 #: date/timestamp columns that may legitimately lie after today (kept in step with
@@ -64,6 +70,9 @@ AMOUNT_EXPRESSIONS: dict[tuple[str, str], tuple[str, ...]] = {
 
 UNREADABLE_VALUE = "unreadable_value"
 UNREADABLE_DESCRIPTION = "a value cannot be read as its contract type"
+DUPLICATE_DESCRIPTION = (
+    "its key was read more than once in one extraction (every copy kept aside): key"
+)
 PARENT_QUARANTINED = "parent_quarantined"
 CHILD_QUARANTINED = "child_quarantined"
 PROPAGATION_RULES = {
@@ -71,6 +80,8 @@ PROPAGATION_RULES = {
     # an unreadable row: the description names its unreadable columns
     UNREADABLE_VALUE: UNREADABLE_DESCRIPTION,
     CHILD_QUARANTINED: "one of its lines is quarantined: an order is kept whole or not at all",
+    # a key read twice: the description names the key columns
+    DUPLICATE_KEY: DUPLICATE_DESCRIPTION,
 }
 
 

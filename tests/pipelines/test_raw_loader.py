@@ -202,20 +202,55 @@ def test_rerunning_the_same_extraction_changes_nothing(tmp_path: Path) -> None:
     assert counts == [(5, 5)]
 
 
-def test_upsert_deduplicates_keys_within_and_across_chunks(tmp_path: Path) -> None:
+def test_duplicate_keys_are_all_kept_aside_within_and_across_chunks(tmp_path: Path) -> None:
+    """A key read twice in one extraction (a source without constraints): neither copy is
+    stored, both are kept aside as duplicate_key with their values, whatever the chunking;
+    a later read where the key is unique again stores it and clears the rejections."""
     data = fx.base_data()
-    dupe = dict(
-        data["erp"]["clients"][1], client_name="Bolt newer", updated_at=T("2026-01-02 09:00:00")
-    )
-    data["erp"]["clients"].append(dupe)  # same client_id C2, newer row
-    erp_url, _ = write_sources(tmp_path, data)
+    dupe = dict(data["erp"]["clients"][1], client_name="Bolt twin")  # C2, same updated_at
+    data["erp"]["clients"].append(dupe)
+    erp_url, _ = _day(tmp_path, "d1", data)
     for chunk_rows in (1, 2, 100):
         db = tmp_path / f"work_{chunk_rows}.duckdb"
-        extract_all(db, erp_url, None, "run-1", chunk_rows=chunk_rows)
-        rows = query(db, "select client_id, client_name from raw_erp.clients order by 1")
-        assert [r[0] for r in rows] == ["C1", "C2", "C3"]
-        if chunk_rows == 100:  # within one chunk the newest updated_at wins
-            assert dict(rows)["C2"] == "Bolt newer"
+        loads = by_table(extract_all(db, erp_url, None, "run-1", chunk_rows=chunk_rows))
+        assert query(db, "select client_id from raw_erp.clients order by 1") == [
+            ("C1",),
+            ("C3",),
+        ]
+        assert loads["erp.clients"].rows_duplicate == 2
+        assert loads["erp.clients"].rows_upserted == 2
+        kept = query(
+            db,
+            "select record_key, rule, columns, row_json from raw_meta.rejected_rows "
+            "order by row_json",
+        )
+        assert [(k, r, c) for k, r, c, _ in kept] == [
+            ("client_id=C2", "duplicate_key", "client_id")
+        ] * 2
+        assert sorted(json.loads(j)["client_name"] for *_, j in kept) == ["Bolt", "Bolt twin"]
+    # next day the source holds C2 once again, newer: stored, rejections gone
+    data["erp"]["clients"].pop()
+    data["erp"]["clients"][1].update(updated_at=T("2026-02-01 09:00:00"))
+    extract_all(db, *_day(tmp_path, "d2", data), "run-2", 100)
+    assert query(db, "select client_name from raw_erp.clients where client_id = 'C2'") == [
+        ("Bolt",)
+    ]
+    assert query(db, "select count(*) from raw_meta.rejected_rows") == [(0,)]
+
+
+def test_a_duplicated_parent_does_not_duplicate_its_children(tmp_path: Path) -> None:
+    """An order sent twice: both copies kept aside; its lines, read once each on an
+    incremental run too (a semi-join, not a join), stay stored."""
+    data = fx.base_data()
+    db = tmp_path / "work.duckdb"
+    extract_all(db, *_day(tmp_path, "d1", data), "run1", 100)
+    data["erp"]["orders"][0]["updated_at"] = T("2026-02-01 10:00:00")
+    data["erp"]["orders"].append(dict(data["erp"]["orders"][0], status="cancelled"))
+    loads = by_table(extract_all(db, *_day(tmp_path, "d2", data), "run2", 100))
+    assert loads["erp.orders"].rows_duplicate == 2
+    assert loads["erp.order_lines"].rows_duplicate == 0
+    assert query(db, "select count(*) from raw_erp.orders where order_id = 'O1'") == [(0,)]
+    assert query(db, "select count(*) from raw_erp.order_lines where order_id = 'O1'") == [(2,)]
 
 
 class CrashingSource(Source):
@@ -227,6 +262,9 @@ class CrashingSource(Source):
 
     def check_contract(self) -> None:
         self.inner.check_contract()
+
+    def iter_keys(self, table, chunk_rows) -> Iterator:
+        return self.inner.iter_keys(table, chunk_rows)
 
     def iter_batches(self, table, since, chunk_rows) -> Iterator:
         for n, batch in enumerate(self.inner.iter_batches(table, since, chunk_rows)):

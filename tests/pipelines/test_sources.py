@@ -492,13 +492,19 @@ def test_single_unreadable_value_is_flagged_not_fatal(kind: str, tmp_path: Path)
     assert [(r["order_id"], r["line_no"]) for r in flagged] == [
         (data["order_lines"][4]["order_id"], data["order_lines"][4]["line_no"])
     ]
-    assert json.loads(flagged[0][UNREADABLE]) == {"quantity": "lots"}
+    # files also say where the row is (UNREADABLE_AT): line of a CSV, row of a Parquet file
+    at_line = {
+        "csv": {"_at": "order_lines.csv line 6"},
+        "parquet": {"_at": "order_lines.parquet row 5"},
+    }
+    at_order = {"csv": {"_at": "orders.csv line 4"}, "parquet": {"_at": "orders.parquet row 3"}}
+    assert json.loads(flagged[0][UNREADABLE]) == {"quantity": "lots", **at_line.get(kind, {})}
     assert flagged[0]["quantity"] is None
     assert flagged[0]["unit_price"] == data["order_lines"][4]["unit_price"]
     assert [json.loads(r[UNREADABLE]) if r[UNREADABLE] else None for r in orders] == [
         None,
         None,
-        {"order_date": "2026-13-45"},
+        {"order_date": "2026-13-45", **at_order.get(kind, {})},
     ]
 
 
@@ -525,7 +531,7 @@ def test_file_row_with_unreadable_incremental_column_is_always_passed_on(
     with open_source("erp", url) as source:
         rows = read_flagged(source, get_table("erp", "clients"), since=T("2026-01-03 00:00:00"))
     assert [(r["client_id"], r[UNREADABLE]) for r in rows] == [
-        ("C1", '{"updated_at": "yesterday"}'),
+        ("C1", '{"updated_at": "yesterday", "_at": "clients.csv line 2"}'),
         ("C3", None),
     ]
 

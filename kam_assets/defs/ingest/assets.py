@@ -66,6 +66,10 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
         settings.crm_url,
         context.run.run_id,
         settings.chunk_rows,
+        clock_skew_minutes=settings.clock_skew_minutes,
+        csv_encoding=settings.csv_encoding,
+        # key reconciliation never removes more of a table than the row-count gate accepts
+        max_delete_share=settings.row_drop_max_share,
     )
     with closing(duckdb.connect(str(settings.work_db))) as con:
         summary = apply_quarantine(
@@ -98,6 +102,8 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
                 "rows_upserted": dg.MetadataValue.int(load.rows_upserted),
                 "rows_deleted": dg.MetadataValue.int(load.rows_deleted),
                 "rows_rejected_unreadable": dg.MetadataValue.int(load.rows_rejected),
+                "rows_duplicate_key": dg.MetadataValue.int(load.rows_duplicate),
+                "rows_deleted_at_source": dg.MetadataValue.int(load.rows_gone),
                 "watermark_before": _iso(load.watermark_before),
                 "watermark_after": _iso(load.watermark_after),
                 "seconds": dg.MetadataValue.float(round(load.seconds, 3)),
