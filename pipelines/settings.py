@@ -226,6 +226,15 @@ SETTINGS: tuple[Setting, ...] = (
         "that cannot be decoded is quarantined as `unreadable_value`",
     ),
     Setting(
+        "delete_check_max_rows",
+        "KAM_DELETE_CHECK_MAX_ROWS",
+        "0",
+        _int_at_least(0),
+        "rows deleted at the source are found by comparing keys each run; a table with more "
+        "source rows than this is compared once every 7 days instead (`0`: every table, "
+        "every run)",
+    ),
+    Setting(
         "schedule_time",
         "KAM_SCHEDULE_TIME",
         "06:00",
@@ -368,6 +377,7 @@ class Settings:
     chunk_rows: int
     clock_skew_minutes: int
     csv_encoding: str
+    delete_check_max_rows: int
     schedule_time: str
     schedule_timezone: str
     partitions_start: date

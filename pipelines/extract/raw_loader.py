@@ -66,6 +66,7 @@ DEFAULT_CLOCK_SKEW_MINUTES: int = declared_default("clock_skew_minutes")
 DEFAULT_CSV_ENCODING: str = declared_default("csv_encoding")
 #: reconciliation removes at most this share of a table's stored rows (the row-count gate's)
 DEFAULT_MAX_DELETE_SHARE: float = declared_default("row_drop_max_share")
+DEFAULT_RECONCILE_MAX_ROWS: int = declared_default("delete_check_max_rows")
 
 _BATCH_VIEW = "_kam_batch"
 _TOUCHED = "_kam_touched_parents"
@@ -403,6 +404,36 @@ def _reconcile(
         con.execute(f"drop table if exists {_SOURCE_KEYS}")
 
 
+#: a table above the reconciliation's row limit is reconciled when its last one is this old
+RECONCILE_LARGE_EVERY = timedelta(days=7)
+
+
+def _reconcile_due(
+    con: duckdb.DuckDBPyConnection, source: Source, table: Table, max_rows: int, clock: datetime
+) -> bool:
+    """Every run, unless ``max_rows`` > 0 and the source table holds more rows: then when
+    its last reconciliation (``raw_meta.reconciliations``) is RECONCILE_LARGE_EVERY old."""
+    if max_rows <= 0:
+        return True
+    last = con.execute(
+        "select reconciled_at from raw_meta.reconciliations where system = ? and table_name = ?",
+        [table.system, table.name],
+    ).fetchall()
+    if not last or last[0][0] <= clock - RECONCILE_LARGE_EVERY:
+        return True
+    if source.count_rows(table) <= max_rows:
+        return True
+    log.info(
+        "%s.%s: more than %d rows, deletes at the source last checked %s: next check in %s",
+        table.system,
+        table.name,
+        max_rows,
+        last[0][0],
+        last[0][0] + RECONCILE_LARGE_EVERY - clock,
+    )
+    return False
+
+
 @dataclass
 class _Loaded:
     read: int = 0
@@ -426,6 +457,7 @@ def _load_table(
     clock: datetime,
     reconcile: bool = True,
     max_delete_share: float = 1.0,
+    reconcile_max_rows: int = 0,
 ) -> _Loaded:
     """Stream one table into the raw layer, then reconcile its keys with the source.
 
@@ -502,10 +534,22 @@ def _load_table(
         if replace_children:
             con.execute(f"drop table if exists {_TOUCHED}")
             con.execute("drop view if exists _kam_new_parents")
-    if reconcile and had_rows and (table.incremental_column is not None or replace_children):
+    if (
+        reconcile
+        and had_rows
+        and (table.incremental_column is not None or replace_children)
+        and _reconcile_due(con, source, table, reconcile_max_rows, clock)
+    ):
         gone = _reconcile(con, source, table, run_id, chunk_rows, max_delete_share)
         out.gone += gone
         out.deleted += gone
+        _in_transaction(
+            con,
+            lambda: con.execute(
+                "insert or replace into raw_meta.reconciliations values (?, ?, ?, ?)",
+                [table.system, table.name, clock, run_id],
+            ),
+        )
     counts = dict(
         con.execute(
             f"select coalesce(x.rule, 'unreadable'), count(*) from {rejected_rows_of(table)} "
@@ -582,6 +626,7 @@ def extract_system(
     now: datetime | None = None,
     reconcile: bool = True,
     max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
+    reconcile_max_rows: int = DEFAULT_RECONCILE_MAX_ROWS,
 ) -> list[TableLoad]:
     """Extract every contract table of ``system`` from ``source`` into ``raw_<system>``.
 
@@ -593,7 +638,8 @@ def extract_system(
     A watermark never goes beyond ``now`` (UTC, default the wall clock) plus
     ``clock_skew_minutes``. ``reconcile``: after each table, the raw rows whose key is no
     longer in the source are removed (see :func:`_reconcile`; ``max_delete_share`` guards
-    against a half-exported table).
+    against a half-exported table; ``reconcile_max_rows`` > 0: tables with more source rows
+    are reconciled once every RECONCILE_LARGE_EVERY instead of every run).
     """
     if source is not None and source.system != system:
         raise ValueError(f"source of {source.system} given for system {system}")
@@ -606,7 +652,12 @@ def extract_system(
         return _clear_system(con, system)
 
     clock = run_clock(clock_skew_minutes, now)
-    options = {"clock": clock, "reconcile": reconcile, "max_delete_share": max_delete_share}
+    options = {
+        "clock": clock,
+        "reconcile": reconcile,
+        "max_delete_share": max_delete_share,
+        "reconcile_max_rows": reconcile_max_rows,
+    }
     tables = tables_of(system)  # type: ignore[arg-type]
     children: dict[str, list[Table]] = {}
     for t in tables:
@@ -705,6 +756,7 @@ def extract_all(
     csv_encoding: str = DEFAULT_CSV_ENCODING,
     reconcile: bool = True,
     max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
+    reconcile_max_rows: int = DEFAULT_RECONCILE_MAX_ROWS,
     now: datetime | None = None,
 ) -> list[TableLoad]:
     """Open both sources, check BOTH contracts, then extract them into ``work_db``.
@@ -752,6 +804,7 @@ def extract_all(
                     now=now,
                     reconcile=reconcile,
                     max_delete_share=max_delete_share,
+                    reconcile_max_rows=reconcile_max_rows,
                 ):
                     load.source_rows = counts.get(load.table)
                     loads.append(load)

@@ -94,6 +94,15 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
+    # when each table's keys were last reconciled with its source (deletes detected)
+    con.execute(
+        """
+        create table if not exists raw_meta.reconciliations (
+            system varchar, table_name varchar, reconciled_at timestamp, run_id varchar,
+            primary key (system, table_name)
+        )
+        """
+    )
     con.execute(
         """
         create table if not exists raw_meta.source_systems (

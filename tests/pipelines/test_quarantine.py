@@ -341,3 +341,54 @@ def test_extract_all_records_source_counts(tmp_path: Path) -> None:
         record_source_counts(con, source, "run-1")
     assert _rows(con, "select count(*) from raw_meta.source_counts")[0][0] == len(tables_of("erp"))
     con.close()
+
+
+def test_duplicate_keys_and_deletes_are_reported(tmp_path: Path) -> None:
+    """Issue 9: an order sent twice is quarantined as duplicate_key, both copies with their
+    values, its lines follow; an order deleted at the source leaves the valid views and is
+    listed in audit.deleted_rows; the not_empty gate compares stored + kept aside rows
+    with the source's rows."""
+    data = fx.base_data()
+    db = tmp_path / "work.duckdb"
+    erp = data["erp"]
+    erp["orders"].append(dict(erp["orders"][0], client_id="C2", status="cancelled"))  # O1 twice
+    for day in ("d1", "d2"):
+        (tmp_path / day).mkdir()
+    urls = [fx.make_source_url("sqlite", tmp_path / "d1", s, data[s]) for s in ("erp", "crm")]
+    extract_all(db, *urls, "r1", 100)
+    con = duckdb.connect(str(db))
+    apply_quarantine(con, "r1", date(2026, 6, 1), today=datetime.now().date())
+    copies = _rows(
+        con,
+        "select rule, rule_description, row_json from audit.quarantine "
+        "where record_key = 'order_id=O1' order by row_json",
+    )
+    assert [r for r, _, _ in copies] == ["duplicate_key", "duplicate_key"]
+    assert sorted(json.loads(j)["client_id"] for *_, j in copies) == ["C1", "C2"]
+    assert "order_id" in copies[0][1] and "more than once" in copies[0][1]
+    assert (
+        _quarantined(con)[("erp", "order_lines", "order_id=O1|line_no=1")] == "parent_quarantined"
+    )
+    assert _rows(con, "select count(*) from valid_erp.orders where order_id = 'O1'") == [(0,)]
+    _assert_conservation(con)
+    gate = _gates(con, "r1")[("erp", "orders", "not_empty")]
+    assert gate.facts["raw_rows"] == 2 and gate.facts["kept_aside_rows"] == 2
+    assert "4 rows in the raw layer (2 stored, 2 kept aside" in gate.message
+    assert gate.message.endswith("4 in the source")
+    con.close()
+    # day 2: O1 once again (fixed), O2 deleted with its line
+    erp["orders"] = [o for o in erp["orders"][:1] + erp["orders"][2:]]
+    erp["orders"][0]["updated_at"] = datetime(2026, 2, 1, 9)
+    erp["order_lines"] = [r for r in erp["order_lines"] if r["order_id"] != "O2"]
+    urls = [fx.make_source_url("sqlite", tmp_path / "d2", s, data[s]) for s in ("erp", "crm")]
+    extract_all(db, *urls, "r2", 100, max_delete_share=1.0)
+    con = duckdb.connect(str(db))
+    apply_quarantine(con, "r2", date(2026, 6, 1), today=datetime.now().date())
+    assert _rows(con, "select order_id from valid_erp.orders order by 1") == [("O1",), ("O3",)]
+    assert ("erp", "orders", "order_id=O1") not in _quarantined(con)
+    assert _rows(con, "select table_name, record_key from audit.deleted_rows order by 1") == [
+        ("order_lines", "order_id=O2|line_no=1"),
+        ("orders", "order_id=O2"),
+    ]
+    _assert_conservation(con)
+    con.close()

@@ -6,7 +6,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -547,3 +547,152 @@ def test_unconfigured_crm_clears_its_rejections(tmp_path: Path) -> None:
     erp_url, _ = _day(tmp_path, "d2", data)
     extract_all(db, erp_url, None, "run2", 100)
     assert _rejected(db) == []
+
+
+# --------------------------------------------------------------------------- issue 9
+
+
+def test_a_future_updated_at_never_moves_the_watermark(tmp_path: Path) -> None:
+    """Defect 1: an order with updated_at 2099 is stored (the quarantine flags it) but the
+    watermark stays at the run's clock at most; a later real change is read next run."""
+    data = fx.base_data()
+    data["erp"]["orders"][1]["updated_at"] = T("2099-01-01 00:00:00")  # O2
+    db = tmp_path / "work.duckdb"
+    now = T("2026-01-20 12:00:00")
+    loads = by_table(extract_all(db, *_day(tmp_path, "d1", data), "run1", 100, now=now))
+    assert loads["erp.orders"].watermark_after == T("2026-01-12 10:00:00")  # O3, not 2099
+    assert loads["erp.orders"].rows_ahead == 1
+    assert query(db, "select count(*) from raw_erp.orders where order_id = 'O2'") == [(1,)]
+    # next day O1 is returned (a realistic updated_at): read, whatever O2 says
+    data["erp"]["orders"][0].update(status="returned", updated_at=T("2026-01-21 09:00:00"))
+    later = T("2026-01-21 12:00:00")
+    loads = by_table(extract_all(db, *_day(tmp_path, "d2", data), "run2", 100, now=later))
+    assert query(db, "select status from raw_erp.orders where order_id = 'O1'") == [("returned",)]
+    assert loads["erp.orders"].watermark_after == T("2026-01-21 09:00:00")
+    # a skew allowance: a row a few minutes ahead of the clock still counts
+    data["erp"]["orders"][2]["updated_at"] = later + timedelta(minutes=3)
+    loads = by_table(
+        extract_all(db, *_day(tmp_path, "d3", data), "run3", 100, now=later, clock_skew_minutes=5)
+    )
+    assert loads["erp.orders"].watermark_after == later + timedelta(minutes=3)
+
+
+def test_a_watermark_stored_beyond_the_clock_is_repaired(tmp_path: Path) -> None:
+    data = fx.base_data()
+    db = tmp_path / "work.duckdb"
+    extract_all(db, *_day(tmp_path, "d1", data), "run1", 100)
+    con = duckdb.connect(str(db))
+    con.execute(
+        "update raw_meta.watermarks set watermark = timestamp '2099-01-01' "
+        "where table_name = 'orders'"
+    )
+    con.close()
+    data["erp"]["orders"][0].update(status="returned", updated_at=T("2026-02-01 10:00:00"))
+    loads = by_table(extract_all(db, *_day(tmp_path, "d2", data), "run2", 100))
+    assert loads["erp.orders"].watermark_before == T("2026-01-12 10:00:00")
+    assert query(db, "select status from raw_erp.orders where order_id = 'O1'") == [("returned",)]
+    assert query(db, "select watermark from raw_meta.watermarks where table_name = 'orders'") == [
+        (T("2026-02-01 10:00:00"),)
+    ]
+
+
+def _folder(tmp_path: Path, name: str) -> Path:
+    (tmp_path / name).mkdir()
+    return tmp_path / name
+
+
+def _deleted(db: Path) -> list[tuple]:
+    return query(
+        db,
+        "select table_name, record_key, run_id from raw_meta.deleted_rows order by 1, 2",
+    )
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "csv"])
+def test_rows_deleted_at_the_source_leave_the_raw_layer(kind: str, tmp_path: Path) -> None:
+    """Defect 5: an order deleted with its lines, a single line of another order and an
+    unreadable row gone from the source are removed by the key reconciliation, kept in
+    raw_meta.deleted_rows and counted."""
+    data = fx.base_data()
+    data["erp"]["invoices"][0]["amount"] = "n/a"  # I1: kept aside, then deleted
+    db = tmp_path / "work.duckdb"
+    extract_all(db, *write_sources(_folder(tmp_path, "d1"), data, kind), "run1", 2)
+    assert _rejected(db)[0][1] == "invoice_id=I1"
+    erp = data["erp"]
+    erp["orders"] = [o for o in erp["orders"] if o["order_id"] != "O2"]
+    erp["invoices"] = [i for i in erp["invoices"] if i["invoice_id"] != "I1"]
+    erp["order_lines"] = [
+        r
+        for r in erp["order_lines"]
+        if r["order_id"] != "O2" and (r["order_id"], r["line_no"]) != ("O1", 2)
+    ]
+    loads = by_table(
+        extract_all(
+            db, *write_sources(_folder(tmp_path, "d2"), data, kind), "run2", 2, max_delete_share=1.0
+        )
+    )
+    assert raw_content(db)["erp.orders"] == expected_content(data)["erp.orders"]
+    assert raw_content(db)["erp.order_lines"] == expected_content(data)["erp.order_lines"]
+    assert loads["erp.orders"].rows_gone == 1 and loads["erp.order_lines"].rows_gone == 2
+    assert loads["erp.order_lines"].rows_deleted >= 2
+    assert _deleted(db) == [
+        ("order_lines", "order_id=O1|line_no=2", "run2"),
+        ("order_lines", "order_id=O2|line_no=1", "run2"),
+        ("orders", "order_id=O2", "run2"),
+    ]
+    assert _rejected(db) == []
+    row = json.loads(
+        query(db, "select row_json from raw_meta.deleted_rows where table_name = 'orders'")[0][0]
+    )
+    assert row["client_id"] == "C2"
+    # a re-run finds nothing more to remove
+    again = by_table(
+        extract_all(db, *write_sources(_folder(tmp_path, "d3"), data, kind), "run3", 2)
+    )
+    assert sum(x.rows_gone for x in again.values()) == 0
+
+
+def test_a_mass_disappearance_is_not_applied_beyond_the_drop_share(tmp_path: Path) -> None:
+    """A source that lost most of a table (half an export) is not mirrored: the rows stay
+    (the row-count gate blocks the run); a run that accepts the drop removes them."""
+    data = fx.base_data()
+    db = tmp_path / "work.duckdb"
+    extract_all(db, *_day(tmp_path, "d1", data), "run1", 100)
+    data["erp"]["invoices"] = data["erp"]["invoices"][:1]  # 1 of 2 left: a 50 % drop
+    loads = by_table(
+        extract_all(db, *_day(tmp_path, "d2", data), "run2", 100, max_delete_share=0.2)
+    )
+    assert loads["erp.invoices"].rows_gone == 0
+    assert query(db, "select count(*) from raw_erp.invoices") == [(2,)]
+    loads = by_table(
+        extract_all(db, *_day(tmp_path, "d3", data), "run3", 100, max_delete_share=0.6)
+    )
+    assert loads["erp.invoices"].rows_gone == 1
+    assert query(db, "select count(*) from raw_erp.invoices") == [(1,)]
+
+
+def test_reconciliation_can_be_switched_off(tmp_path: Path) -> None:
+    data = fx.base_data()
+    db = tmp_path / "work.duckdb"
+    extract_all(db, *_day(tmp_path, "d1", data), "run1", 100)
+    data["erp"]["orders"] = data["erp"]["orders"][:2]
+    extract_all(db, *_day(tmp_path, "d2", data), "run2", 100, reconcile=False)
+    assert query(db, "select count(*) from raw_erp.orders") == [(3,)]
+
+
+def test_large_tables_are_reconciled_once_a_week(tmp_path: Path) -> None:
+    """KAM_DELETE_CHECK_MAX_ROWS: a table with more source rows is reconciled when its last
+    reconciliation is 7 days old; smaller tables every run."""
+    data = fx.base_data()
+    db = tmp_path / "work.duckdb"
+    day = T("2026-02-01 12:00:00")
+    extract_all(db, *_day(tmp_path, "d1", data), "run1", 100, now=day)
+    options = {"reconcile_max_rows": 1, "max_delete_share": 1.0}
+    extract_all(db, *_day(tmp_path, "d2", data), "run2", 100, now=day, **options)  # first check
+    data["erp"]["orders"] = data["erp"]["orders"][:2]  # 3 -> 2 orders
+    data["erp"]["invoices"] = data["erp"]["invoices"][:1]  # 2 -> 1: small, every run
+    loads = by_table(extract_all(db, *_day(tmp_path, "d3", data), "run3", 100, now=day, **options))
+    assert loads["erp.orders"].rows_gone == 0 and loads["erp.invoices"].rows_gone == 1
+    week = day + timedelta(days=7)
+    loads = by_table(extract_all(db, *_day(tmp_path, "d4", data), "run4", 100, now=week, **options))
+    assert loads["erp.orders"].rows_gone == 1

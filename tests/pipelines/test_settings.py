@@ -19,6 +19,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "KAM_CHUNK_ROWS": ["0", "-5", "1e3", "many"],
     "KAM_CLOCK_SKEW_MINUTES": ["-1", "5m", "five"],
     "KAM_CSV_ENCODING": ["utf-9", "no-such-codec"],
+    "KAM_DELETE_CHECK_MAX_ROWS": ["-1", "1e6", "all"],
     "KAM_SCHEDULE_TIME": ["25:00", "6", "06:60", "six"],
     "KAM_SCHEDULE_TIMEZONE": ["Mars/Olympus", "CEST+1"],
     "KAM_PARTITIONS_START": ["2020-13-01", "yesterday"],

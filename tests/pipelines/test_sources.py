@@ -644,3 +644,68 @@ def test_bad_system_and_table_of_other_system(tmp_path: Path) -> None:
     url = make_source_url("sqlite", tmp_path, "erp", base_data()["erp"])
     with open_source("erp", url) as source, pytest.raises(ValueError, match="not a table of erp"):
         list(source.iter_batches(get_table("crm", "managers"), None, 10))
+
+
+# --------------------------------------------------------------------------- encodings (issue 9)
+
+
+def _recode_clients(folder: Path, names: dict[str, str], encoding: str, whole: bool) -> None:
+    """Rewrite clients.csv with new names; ``whole``: the whole file in ``encoding``,
+    otherwise UTF-8 with only those names' bytes in ``encoding``."""
+    path = folder / "clients.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    out = bytearray()
+    for i, row in enumerate(rows):
+        recode = i > 0 and row[0] in names
+        if recode:
+            row[1] = names[row[0]]
+        text = ",".join(row) + "\n"
+        out += text.encode("utf-8" if whole or not recode else encoding)
+    path.write_bytes(bytes(out).decode("utf-8").encode(encoding) if whole else bytes(out))
+
+
+def test_an_undecodable_csv_value_is_flagged_with_file_line_and_column(tmp_path: Path) -> None:
+    data = base_data()["erp"]
+    url = make_source_url("csv", tmp_path, "erp", data)
+    _recode_clients(Path(url), {"C2": "Café Söhne"}, "latin-1", whole=False)
+    with open_source("erp", url) as source:
+        source.check_contract()  # one bad value: not the file's encoding
+        rows = read_flagged(source, get_table("erp", "clients"))
+    bad = [r for r in rows if r[UNREADABLE]]
+    assert [r["client_id"] for r in bad] == ["C2"] and bad[0]["client_name"] is None
+    assert json.loads(bad[0][UNREADABLE]) == {
+        "client_name": "Caf\\xe9 S\\xf6hne",
+        "_at": "clients.csv line 3, not valid utf-8: see KAM_CSV_ENCODING",
+    }
+    assert {r["client_id"]: r["segment"] for r in rows}["C2"] == data["clients"][1]["segment"]
+
+
+def test_a_csv_file_in_another_encoding_is_named_with_the_setting(tmp_path: Path) -> None:
+    data = base_data()["erp"]
+    url = make_source_url("csv", tmp_path, "erp", data)
+    names = {"C1": "Müller AG", "C2": "Café Söhne", "C3": "Ærø"}
+    _recode_clients(Path(url), names, "latin-1", whole=True)
+    with open_source("erp", url) as source, pytest.raises(ContractError) as exc:
+        source.check_contract()
+    message = str(exc.value)
+    assert "clients.csv" in message and "KAM_CSV_ENCODING" in message
+    assert "3 of 3 sampled values" in message
+    # declared, it reads back exactly
+    with open_source("erp", url, csv_encoding="latin-1") as source:
+        source.check_contract()
+        rows = read_flagged(source, get_table("erp", "clients"))
+    assert {r["client_id"]: r["client_name"] for r in rows} == names
+    assert all(r[UNREADABLE] is None for r in rows)
+
+
+def test_a_utf16_csv_is_read_when_declared_and_named_when_not(tmp_path: Path) -> None:
+    data = base_data()["erp"]
+    url = make_source_url("csv", tmp_path, "erp", data)
+    _recode_clients(Path(url), {"C1": "Müller AG"}, "utf-16", whole=True)
+    with open_source("erp", url, csv_encoding="utf-16") as source:
+        rows = read_flagged(source, get_table("erp", "clients"))
+    assert {r["client_id"]: r["client_name"] for r in rows}["C1"] == "Müller AG"
+    with open_source("erp", url) as source, pytest.raises(ContractError) as exc:
+        source.check_contract()
+    assert "clients.csv" in str(exc.value) and "KAM_CSV_ENCODING" in str(exc.value)
