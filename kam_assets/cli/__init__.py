@@ -6,6 +6,7 @@
     kam check                   the preflight alone: settings, folders, sources, contract
     kam dev [--port 3000]       the Dagster UI and daemon on the same instance as kam run
     kam bench ...               benchmarks (pipelines.benchmark)
+    kam evaluate --as-of D --horizon-days H   how often the churn flags of D were right
 
 Settings are checked before anything starts (``pipelines.settings``); runs go through
 Dagster with the persistent instance (DAGSTER_HOME; default $KAM_DATA_DIR/dagster_home),
@@ -77,6 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks (arguments passed to pipelines.benchmark)")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="how often the churn flags of an as-of date were right (backtest)",
+        description=(
+            "Judge the churn flags the warehouse holds for D by what each client did in the "
+            "H days after D (the work DB's raw orders): ROC AUC of the overdue ratio and of "
+            "recency, precision and recall of each flag, the base rate, whether the horizon "
+            "has passed. The warehouse must hold D (kam run --as-of D first)."
+        ),
+    )
+    evaluate.add_argument("--as-of", required=True, type=_date_argument, help="YYYY-MM-DD")
+    evaluate.add_argument(
+        "--horizon-days", required=True, type=int, help="days after D a live client orders in"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     return parser
 
 

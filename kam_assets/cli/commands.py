@@ -1,4 +1,4 @@
-"""The `kam` commands: demo, run, generate, bench."""
+"""The `kam` commands: demo, run, generate, bench, evaluate."""
 
 from __future__ import annotations
 
@@ -197,6 +197,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return int(benchmark.main(args.bench_args) or 0)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """The flags of the warehouse's as-of date against the orders after it (backtest)."""
+    from pipelines.evaluate import EvaluateError, evaluate, format_evaluation, format_json
+
+    settings, problems = load_settings()
+    if settings is None:
+        return _refuse("evaluate", problems)
+    try:
+        result = evaluate(settings.warehouse, settings.work_db, args.as_of, args.horizon_days)
+    except EvaluateError as exc:
+        return _refuse("evaluate", [str(exc)])
+    if args.json:
+        print(format_json(result))
+    else:
+        shown = mask_url(settings.warehouse)
+        print(f"kam evaluate: warehouse {shown} (run {result.warehouse_run_id})")
+        print(format_evaluation(result))
+    return 0
+
+
 COMMANDS = {
     "demo": cmd_demo,
     "run": cmd_run,
@@ -204,4 +224,5 @@ COMMANDS = {
     "bench": cmd_bench,
     "dev": cmd_dev,
     "check": cmd_check,
+    "evaluate": cmd_evaluate,
 }

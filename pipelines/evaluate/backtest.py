@@ -1,0 +1,340 @@
+"""How often the churn flags of one as-of date were right: the flags published for D,
+judged by what each client did in the ``H`` days after D.
+
+* Flags: ``marts.client_churn_signals`` of the published warehouse, which must hold D
+  (``marts.publish_info.as_of_date``). A client counts when it had a completed order up
+  to D (``days_since_last_order`` not NULL: the mart's own "has ordered"; a client whose
+  only orders were cancelled or returned is not judged by the mart and is left out).
+* Outcome: the work DB's raw layer (``raw_erp.orders``, never cut at an as-of date): a
+  client is *lost* (the positive class) when it has no completed order with
+  ``order_date`` in ``(D, D + H]``.
+* Measures: ROC AUC of ``overdue_ratio`` and of plain recency (``days_since_last_order``)
+  for "lost"; precision (lost among flagged) and recall (flagged among lost) of
+  ``is_churned``, ``is_at_risk``, either of them, and ``has_volume_drop`` (judged clients
+  only: NULL = not judged); the base rate; whether the horizon has fully passed (the
+  data's last order date, any status, is at or after D + H; if not, "lost" is overstated).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from pipelines.evaluate.metrics import FlagScore, flag_score, roc_auc
+from pipelines.secrets import mask_text, mask_url, url_secrets
+
+POSTGRES_PREFIXES = ("postgresql://", "postgresql+", "postgres://")
+
+SIGNAL_COLUMNS = (
+    "client_id",
+    "segment",
+    "interval_source",
+    "days_since_last_order",
+    "overdue_ratio",
+    "is_churned",
+    "is_at_risk",
+    "has_volume_drop",
+)
+
+# name shown -> how it is read from a case
+FLAGS = ("is_churned", "is_at_risk", "churned_or_at_risk", "has_volume_drop")
+
+
+class EvaluateError(Exception):
+    """The evaluation cannot be made (warehouse or work DB absent, another as-of date)."""
+
+
+@dataclass(frozen=True)
+class ClientCase:
+    client_id: str
+    segment: str | None
+    interval_source: str | None
+    days_since_last_order: int
+    overdue_ratio: float | None
+    is_churned: bool
+    is_at_risk: bool
+    has_volume_drop: bool | None
+    lost: bool  # no completed order in (D, D + H]
+
+    def flag(self, name: str) -> bool | None:
+        if name == "churned_or_at_risk":
+            return bool(self.is_churned or self.is_at_risk)
+        return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    as_of: date
+    horizon_days: int
+    last_data_order_date: date | None
+    warehouse_run_id: str | None
+    clients: int
+    lost: int
+    auc_overdue_ratio: float | None
+    auc_recency: float | None
+    auc_cases: int  # clients with an overdue ratio (the recency AUC uses all clients)
+    flags: dict[str, FlagScore] = field(default_factory=dict)
+    churned_by_interval_source: dict[str, FlagScore] = field(default_factory=dict)
+
+    @property
+    def horizon_end(self) -> date:
+        return self.as_of + timedelta(days=self.horizon_days)
+
+    @property
+    def horizon_passed(self) -> bool:
+        return self.last_data_order_date is not None and (
+            self.last_data_order_date >= self.horizon_end
+        )
+
+    @property
+    def base_rate(self) -> float | None:
+        return self.lost / self.clients if self.clients else None
+
+    def to_dict(self) -> dict[str, Any]:
+        def score(s: FlagScore) -> dict[str, Any]:
+            return {**asdict(s), "precision": s.precision, "recall": s.recall}
+
+        return {
+            "as_of": self.as_of.isoformat(),
+            "horizon_days": self.horizon_days,
+            "horizon_end": self.horizon_end.isoformat(),
+            "last_data_order_date": (
+                self.last_data_order_date.isoformat() if self.last_data_order_date else None
+            ),
+            "horizon_passed": self.horizon_passed,
+            "warehouse_run_id": self.warehouse_run_id,
+            "clients": self.clients,
+            "lost": self.lost,
+            "base_rate": self.base_rate,
+            "auc_overdue_ratio": self.auc_overdue_ratio,
+            "auc_recency": self.auc_recency,
+            "auc_cases": self.auc_cases,
+            "flags": {name: score(s) for name, s in self.flags.items()},
+            "churned_by_interval_source": {
+                name: score(s) for name, s in self.churned_by_interval_source.items()
+            },
+        }
+
+
+def evaluate_cases(
+    cases: Sequence[ClientCase],
+    as_of: date,
+    horizon_days: int,
+    last_data_order_date: date | None,
+    warehouse_run_id: str | None = None,
+) -> Evaluation:
+    """The measures over ``cases`` (pure: no I/O)."""
+    lost = [c.lost for c in cases]
+    with_ratio = [c for c in cases if c.overdue_ratio is not None]
+    sources = sorted({c.interval_source or "unknown" for c in cases})
+    return Evaluation(
+        as_of=as_of,
+        horizon_days=horizon_days,
+        last_data_order_date=last_data_order_date,
+        warehouse_run_id=warehouse_run_id,
+        clients=len(cases),
+        lost=sum(lost),
+        auc_overdue_ratio=roc_auc(
+            [c.overdue_ratio for c in with_ratio], [c.lost for c in with_ratio]
+        ),
+        auc_recency=roc_auc([float(c.days_since_last_order) for c in cases], lost),
+        auc_cases=len(with_ratio),
+        flags={name: flag_score([c.flag(name) for c in cases], lost) for name in FLAGS},
+        churned_by_interval_source={
+            source: flag_score(
+                [c.is_churned for c in cases if (c.interval_source or "unknown") == source],
+                [c.lost for c in cases if (c.interval_source or "unknown") == source],
+            )
+            for source in sources
+        },
+    )
+
+
+# --- reading the warehouse and the work DB ---------------------------------------------
+
+
+def _is_postgres(warehouse: str) -> bool:
+    return warehouse.startswith(POSTGRES_PREFIXES)
+
+
+def _fetch_warehouse(warehouse: str, queries: Sequence[str]) -> list[list[tuple]]:
+    """Rows of each query (DuckDB ``?`` free SQL) against the published warehouse."""
+    shown = mask_url(warehouse)
+    if _is_postgres(warehouse):
+        from pipelines.publish.pg import pg_connect
+
+        try:
+            conn = pg_connect(warehouse, connect_timeout=10, application_name="kam-evaluate")
+        except Exception as exc:
+            detail = mask_text(f"{type(exc).__name__}: {exc}".strip(), url_secrets(warehouse))
+            raise EvaluateError(f"cannot connect to the warehouse {shown}: {detail}") from None
+        try:
+            with conn.cursor() as cur:
+                results = []
+                for sql in queries:
+                    cur.execute(sql)
+                    results.append(cur.fetchall())
+                return results
+        except Exception as exc:
+            detail = mask_text(f"{type(exc).__name__}: {exc}".strip(), url_secrets(warehouse))
+            raise EvaluateError(f"the warehouse {shown} cannot be read: {detail}") from None
+        finally:
+            conn.close()
+    import duckdb
+
+    if not Path(warehouse).is_file():
+        raise EvaluateError(
+            f"no published warehouse at {shown} (KAM_WAREHOUSE / KAM_DATA_DIR): "
+            "run `kam run --as-of D` first"
+        )
+    try:
+        con = duckdb.connect(warehouse, read_only=True)
+    except duckdb.Error as exc:
+        raise EvaluateError(f"the warehouse {shown} cannot be opened: {exc}") from None
+    try:
+        return [con.execute(sql).fetchall() for sql in queries]
+    except duckdb.Error as exc:
+        raise EvaluateError(f"the warehouse {shown} cannot be read: {exc}") from None
+    finally:
+        con.close()
+
+
+def read_signals(warehouse: str, as_of: date) -> tuple[str | None, list[dict[str, Any]]]:
+    """The published run id and the churn signals of the clients with an order up to D.
+
+    Refuses a warehouse that holds another as-of date, naming the date it holds.
+    """
+    info, rows = _fetch_warehouse(
+        warehouse,
+        [
+            "select run_id, as_of_date from marts.publish_info",
+            f"select {', '.join(SIGNAL_COLUMNS)} from marts.client_churn_signals "
+            "where days_since_last_order is not null",
+        ],
+    )
+    if not info:
+        raise EvaluateError(f"the warehouse {mask_url(warehouse)} has no publish_info row")
+    run_id, held = info[0]
+    held = held if isinstance(held, date) else date.fromisoformat(str(held)[:10])
+    if held != as_of:
+        raise EvaluateError(
+            f"the warehouse {mask_url(warehouse)} holds as-of {held.isoformat()} "
+            f"(run {run_id}), not {as_of.isoformat()}: run `kam run --as-of "
+            f"{as_of.isoformat()}` first, or point KAM_WAREHOUSE / KAM_DATA_DIR at a "
+            f"warehouse published for {as_of.isoformat()}"
+        )
+    return run_id, [dict(zip(SIGNAL_COLUMNS, row, strict=True)) for row in rows]
+
+
+def read_outcomes(work_db: Path, as_of: date, horizon_days: int) -> tuple[set[str], date | None]:
+    """Clients with a completed order in (D, D + H], and the data's last order date (any
+    status), from the work DB's raw layer."""
+    import duckdb
+
+    if not work_db.is_file():
+        raise EvaluateError(
+            f"no work DB at {work_db} (KAM_DATA_DIR): the orders after D are read from its "
+            "raw layer; run `kam run` on this data folder first"
+        )
+    try:
+        con = duckdb.connect(str(work_db), read_only=True)
+    except duckdb.Error as exc:
+        raise EvaluateError(
+            f"the work DB {work_db} cannot be opened (is a kam run writing it?): {exc}"
+        ) from None
+    end = as_of + timedelta(days=horizon_days)
+    try:
+        ordered = con.execute(
+            "select distinct trim(client_id) from raw_erp.orders "
+            "where trim(status) = 'completed' "
+            "and cast(order_date as date) > ? and cast(order_date as date) <= ?",
+            [as_of, end],
+        ).fetchall()
+        (last,) = con.execute("select max(cast(order_date as date)) from raw_erp.orders").fetchone()
+    except duckdb.Error as exc:
+        raise EvaluateError(f"the work DB {work_db} cannot be read: {exc}") from None
+    finally:
+        con.close()
+    return {client_id for (client_id,) in ordered}, last
+
+
+def evaluate(warehouse: str, work_db: Path, as_of: date, horizon_days: int) -> Evaluation:
+    """Read the flags for D and the orders after D, and measure."""
+    if horizon_days < 1:
+        raise EvaluateError(f"--horizon-days must be at least 1, not {horizon_days}")
+    run_id, signals = read_signals(warehouse, as_of)
+    ordered, last = read_outcomes(work_db, as_of, horizon_days)
+    cases = [
+        ClientCase(
+            client_id=s["client_id"],
+            segment=s["segment"],
+            interval_source=s["interval_source"],
+            days_since_last_order=int(s["days_since_last_order"]),
+            overdue_ratio=None if s["overdue_ratio"] is None else float(s["overdue_ratio"]),
+            is_churned=bool(s["is_churned"]),
+            is_at_risk=bool(s["is_at_risk"]),
+            has_volume_drop=s["has_volume_drop"],
+            lost=s["client_id"] not in ordered,
+        )
+        for s in signals
+    ]
+    return evaluate_cases(cases, as_of, horizon_days, last, run_id)
+
+
+# --- printing ----------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _score_row(name: str, s: FlagScore) -> str:
+    return (
+        f"| {name} | {s.judged:,} | {s.flagged:,} | {s.hits:,} | {s.positives:,} "
+        f"| {_num(s.precision)} | {_num(s.recall)} |"
+    )
+
+
+def format_evaluation(ev: Evaluation) -> str:
+    """The report `kam evaluate` prints (Markdown tables, so it pastes into docs)."""
+    start = ev.as_of + timedelta(days=1)
+    last = ev.last_data_order_date.isoformat() if ev.last_data_order_date else "none"
+    if ev.horizon_passed:
+        passed = f"the data's last order date is {last}: the horizon has fully passed"
+    else:
+        passed = (
+            f"NOT PASSED: the data's last order date is {last}, before "
+            f"{ev.horizon_end.isoformat()}; clients may yet order, 'lost' is overstated"
+        )
+    lines = [
+        f"as of {ev.as_of.isoformat()}, outcome: no completed order within {ev.horizon_days} "
+        f"days ({start.isoformat()} .. {ev.horizon_end.isoformat()})",
+        f"horizon: {passed}",
+        f"clients with an order up to D: {ev.clients:,}; no order within the horizon: "
+        f"{ev.lost:,} (base rate {_num(ev.base_rate, 3)})",
+        "",
+        "| ranking of 'no order' | ROC AUC | clients |",
+        "| --- | ---: | ---: |",
+        f"| overdue_ratio | {_num(ev.auc_overdue_ratio, 3)} | {ev.auc_cases:,} |",
+        f"| days since last order (recency) | {_num(ev.auc_recency, 3)} | {ev.clients:,} |",
+        "",
+        "| flag | judged | flagged | flagged, no order | no order | precision | recall |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(_score_row(name, s) for name, s in ev.flags.items()),
+        "",
+        "is_churned by interval_source:",
+        "",
+        "| interval_source | clients | flagged | flagged, no order | no order "
+        "| precision | recall |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(_score_row(name, s) for name, s in ev.churned_by_interval_source.items()),
+    ]
+    return "\n".join(lines)
+
+
+def format_json(ev: Evaluation) -> str:
+    return json.dumps(ev.to_dict(), indent=2)
