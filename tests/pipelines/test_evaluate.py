@@ -1,0 +1,190 @@
+"""pipelines.evaluate: rank-based AUC (ties averaged), precision/recall of a flag, and the
+backtest read from a small hand-made warehouse and work DB (answers computed by hand)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.evaluate import (
+    ClientCase,
+    EvaluateError,
+    average_ranks,
+    evaluate,
+    evaluate_cases,
+    flag_score,
+    format_evaluation,
+    roc_auc,
+)
+
+# --- AUC -------------------------------------------------------------------------------
+
+
+def test_average_ranks_share_the_mean_rank_of_ties() -> None:
+    assert average_ranks([3, 1, 3, 2]) == [3.5, 1.0, 3.5, 2.0]
+    assert average_ranks([5, 5, 5]) == [2.0, 2.0, 2.0]
+    assert average_ranks([]) == []
+
+
+def test_auc_with_a_tie_between_a_positive_and_a_negative() -> None:
+    # positives score 0.4 and 0.8, negatives 0.1 and 0.4: of the 4 pairs, 3 are ordered
+    # right and one is tied (counts 1/2): 3.5 / 4
+    assert roc_auc([0.1, 0.4, 0.4, 0.8], [False, True, False, True]) == 0.875
+
+
+def test_auc_extremes_and_undefined() -> None:
+    assert roc_auc([1, 2, 3, 4], [False, False, True, True]) == 1.0
+    assert roc_auc([1, 2, 3, 4], [True, True, False, False]) == 0.0
+    assert roc_auc([7, 7, 7, 7], [True, False, True, False]) == 0.5
+    assert roc_auc([1, 2], [True, True]) is None
+    assert roc_auc([], []) is None
+    with pytest.raises(ValueError):
+        roc_auc([1, 2], [True])
+
+
+def test_auc_equals_the_pairwise_definition_with_many_ties() -> None:
+    scores = [(i * 7) % 5 for i in range(40)]  # values 0..4, each eight times
+    positives = [(i * 3) % 4 == 0 or s >= 3 for i, s in enumerate(scores)]
+    pos = [s for s, p in zip(scores, positives, strict=True) if p]
+    neg = [s for s, p in zip(scores, positives, strict=True) if not p]
+    pairs = [1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(pos, neg)]
+    assert roc_auc(scores, positives) == pytest.approx(sum(pairs) / len(pairs), abs=1e-12)
+
+
+# --- precision / recall ----------------------------------------------------------------
+
+
+def test_flag_score_counts_leave_out_not_judged() -> None:
+    flags = [True, True, False, None, True, True]
+    lost = [True, False, True, True, True, False]
+    s = flag_score(flags, lost)
+    # judged: all but the 4th; flagged: 1st, 2nd, 5th, 6th; hits: 1st and 5th;
+    # lost among the judged: 1st, 3rd, 5th
+    assert (s.judged, s.flagged, s.hits, s.positives) == (5, 4, 2, 3)
+    assert s.precision == 0.5
+    assert s.recall == pytest.approx(2 / 3)
+
+
+def test_flag_score_without_flags_or_positives_is_undefined_not_zero() -> None:
+    s = flag_score([False, False], [True, False])
+    assert (s.flagged, s.precision, s.recall) == (0, None, 0.0)
+    s = flag_score([True, False], [False, False])
+    assert (s.precision, s.recall) == (0.0, None)
+
+
+# --- the backtest over cases -----------------------------------------------------------
+
+
+def _case(cid, days, ratio, churned, at_risk, lost, *, drop=None, source="segment_norm"):
+    return ClientCase(cid, "EU", source, days, ratio, churned, at_risk, drop, lost)
+
+
+def test_evaluate_cases_by_hand() -> None:
+    cases = [
+        _case("a", 100, 4.0, True, False, True),
+        _case("b", 90, 3.0, True, False, False, source="own_history"),
+        _case("c", 40, 2.0, False, True, True, drop=True),
+        _case("d", 10, 0.5, False, False, False, drop=False),
+        _case("e", 60, 1.0, False, False, True),
+    ]
+    ev = evaluate_cases(cases, date(2024, 1, 31), 30, date(2024, 3, 1))
+    assert (ev.clients, ev.lost, ev.base_rate) == (5, 3, 0.6)
+    assert ev.horizon_end == date(2024, 3, 1) and ev.horizon_passed
+    churned = ev.flags["is_churned"]
+    assert (churned.flagged, churned.hits, churned.positives) == (2, 1, 3)
+    assert ev.flags["churned_or_at_risk"].hits == 2
+    assert ev.flags["has_volume_drop"].judged == 2
+    # overdue ratio: lost 4.0, 2.0, 1.0 vs kept 3.0, 0.5: pairs right 4.0>3.0, 4.0>0.5,
+    # 2.0>0.5, 1.0>0.5 = 4 of 6. Recency: lost 100, 40, 60 vs kept 90, 10: 100>90, 100>10,
+    # 40>10, 60>10 = 4 of 6
+    assert ev.auc_overdue_ratio == pytest.approx(4 / 6)
+    assert ev.auc_recency == pytest.approx(4 / 6)
+    by_source = ev.churned_by_interval_source
+    assert (by_source["own_history"].flagged, by_source["own_history"].hits) == (1, 0)
+    assert (by_source["segment_norm"].flagged, by_source["segment_norm"].hits) == (1, 1)
+    text = format_evaluation(ev)
+    assert "| is_churned | 5 | 2 | 1 | 3 | 0.50 | 0.33 |" in text
+    assert "fully passed" in text
+    late = evaluate_cases(cases, date(2024, 1, 31), 30, date(2024, 2, 29))
+    assert not late.horizon_passed and "NOT PASSED" in format_evaluation(late)
+
+
+# --- reading a warehouse and a work DB -------------------------------------------------
+
+AS_OF = date(2024, 1, 31)
+
+
+def _warehouse(path: Path, as_of: date = AS_OF) -> str:
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.publish_info as select 'run-1' as run_id, ?::date as as_of_date",
+        [as_of],
+    )
+    con.execute(
+        """
+        create table marts.client_churn_signals as select * from (values
+            ('a', 'EU', 'own_history', 100, 4.0, true, false, null::boolean),
+            ('b', 'EU', 'segment_norm', 90, 3.0, true, false, null),
+            ('c', 'EU', 'segment_norm', 40, 2.0, false, true, true),
+            ('d', 'EU', 'own_history', 10, 0.5, false, false, false),
+            ('e', 'EU', 'segment_norm', 60, 1.0, false, false, null),
+            ('never', 'EU', 'segment_norm', null, null, false, false, null)
+        ) t(client_id, segment, interval_source, days_since_last_order, overdue_ratio,
+            is_churned, is_at_risk, has_volume_drop)
+        """
+    )
+    con.close()
+    return str(path)
+
+
+def _work_db(path: Path) -> Path:
+    con = duckdb.connect(str(path))
+    con.execute("create schema raw_erp")
+    con.execute(
+        """
+        create table raw_erp.orders as select order_id, client_id, order_date::date as order_date,
+            status from (values
+            ('o1', 'a', '2024-01-31', 'completed'),  -- on D: not after D
+            ('o2', 'b', '2024-03-01', 'completed'),  -- on D + 30: ordered again
+            ('o3', 'c', '2024-03-02', 'completed'),  -- after the horizon
+            ('o4', 'd', '2024-02-10', 'completed'),
+            ('o5', 'e', '2024-02-11', 'cancelled'),  -- not an order
+            ('o6', 'e', '2024-02-12', 'returned'),
+            ('o7', 'never', '2024-02-01', 'completed')  -- no order up to D: not counted
+        ) t(order_id, client_id, order_date, status)
+        """
+    )
+    con.close()
+    return path
+
+
+def test_evaluate_reads_flags_and_orders_after_d(tmp_path: Path) -> None:
+    ev = evaluate(_warehouse(tmp_path / "wh.duckdb"), _work_db(tmp_path / "w.duckdb"), AS_OF, 30)
+    # lost: a, c (after the horizon), e (cancelled/returned only); kept: b, d
+    assert (ev.clients, ev.lost, ev.warehouse_run_id) == (5, 3, "run-1")
+    assert ev.last_data_order_date == date(2024, 3, 2) and ev.horizon_passed
+    churned = ev.flags["is_churned"]
+    assert (churned.flagged, churned.hits, churned.precision) == (2, 1, 0.5)
+    assert ev.auc_overdue_ratio == pytest.approx(4 / 6)
+    short = evaluate(str(tmp_path / "wh.duckdb"), tmp_path / "w.duckdb", AS_OF, 29)
+    assert short.lost == 4  # b's order on D + 30 is outside a 29-day horizon
+
+
+def test_evaluate_refuses_a_warehouse_of_another_date(tmp_path: Path) -> None:
+    warehouse = _warehouse(tmp_path / "wh.duckdb", date(2024, 1, 1))
+    with pytest.raises(EvaluateError, match="holds as-of 2024-01-01 .*not 2024-01-31"):
+        evaluate(warehouse, _work_db(tmp_path / "w.duckdb"), AS_OF, 30)
+
+
+def test_evaluate_says_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(EvaluateError, match="no published warehouse"):
+        evaluate(str(tmp_path / "none.duckdb"), tmp_path / "w.duckdb", AS_OF, 30)
+    with pytest.raises(EvaluateError, match="no work DB"):
+        evaluate(_warehouse(tmp_path / "wh.duckdb"), tmp_path / "none.duckdb", AS_OF, 30)
+    with pytest.raises(EvaluateError, match="at least 1"):
+        evaluate(str(tmp_path / "wh.duckdb"), tmp_path / "none.duckdb", AS_OF, 0)
