@@ -4,6 +4,9 @@ The manifest is prepared once per session, as in production, by
 ``dagster-dbt project prepare-and-package`` (never at import). ``DBT_TARGET_PATH``
 points both dbt and ``kam_assets.dbt_project`` at the temporary folder, so tests never
 touch dbt/target. Import kam_assets only inside tests (after this fixture ran).
+
+``online_retail_src`` / ``kam_on_online_retail``: the real UCI Online Retail export,
+converted once per session, and `kam` set up on it as the README says (skip when absent).
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -85,3 +90,70 @@ def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
     generate_demo(out, clients=120, years=2, seed=11, end_date=date.fromisoformat(DEMO_END))
     return out
+
+
+# --- the UCI Online Retail export (real data), converted once per session ---------------
+
+
+def _online_retail_csv() -> Path:
+    env = os.environ.get("KAM_ONLINE_RETAIL_CSV", "").strip()
+    if env:
+        return Path(env)
+    return REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def online_retail_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Online Retail export converted by the adapter into a source folder (Parquet),
+    once per session; skips, saying where it looked, when the export is absent.
+
+    Tests must not modify it.
+    """
+    from pipelines.adapters.online_retail import convert_online_retail
+
+    csv = _online_retail_csv()
+    if not csv.is_file():
+        pytest.skip(
+            f"UCI Online Retail export not found at {csv} "
+            "(set KAM_ONLINE_RETAIL_CSV or place it in ../shared/data/online_retail/)"
+        )
+    src = tmp_path_factory.mktemp("online_retail") / "src"
+    convert_online_retail(csv, src)
+    return src
+
+
+@dataclass(frozen=True)
+class KamOnRetail:
+    """One `kam` command's environment on the converted Online Retail folder."""
+
+    env: dict[str, str]
+    warehouse: Path
+    data_dir: Path
+
+    def kam(self, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "kam"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+@pytest.fixture
+def kam_on_online_retail(
+    online_retail_src: Path, dbt_manifest: Path, tmp_path: Path
+) -> KamOnRetail:
+    """`kam` as the README tells a user to run it on the converted Online Retail data (ERP
+    only, partitions from 2010-12-01), with its own data folder and warehouse."""
+    env = {
+        **os.environ,
+        "KAM_DATA_DIR": str(tmp_path / "data"),
+        "KAM_ERP_URL": str(online_retail_src),
+        "KAM_PARTITIONS_START": "2010-12-01",
+        "KAM_WAREHOUSE": str(tmp_path / "wh" / "kam.duckdb"),
+        "DBT_TARGET_PATH": str(dbt_manifest.parent),
+    }
+    env.pop("KAM_CRM_URL", None)
+    env.pop("DAGSTER_HOME", None)
+    return KamOnRetail(env, tmp_path / "wh" / "kam.duckdb", tmp_path / "data")

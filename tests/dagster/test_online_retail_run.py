@@ -10,28 +10,14 @@ below 80 %, B below 95 %).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from pipelines.adapters.online_retail import convert_online_retail
-
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
 AS_OF = "2011-12-09"
-
-
-def _real_csv() -> Path:
-    env = os.environ.get("KAM_ONLINE_RETAIL_CSV", "").strip()
-    if env:
-        return Path(env)
-    return REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 
 
 def _expected(src: Path) -> dict:
@@ -82,34 +68,11 @@ def _expected(src: Path) -> dict:
 
 
 def test_online_retail_runs_end_to_end_with_known_answers(
-    dbt_manifest: Path, tmp_path: Path
+    online_retail_src: Path, kam_on_online_retail
 ) -> None:
-    csv = _real_csv()
-    if not csv.is_file():
-        pytest.skip(
-            f"UCI Online Retail export not found at {csv} "
-            "(set KAM_ONLINE_RETAIL_CSV or place it in ../shared/data/online_retail/)"
-        )
-    src = tmp_path / "online_retail"
-    convert_online_retail(csv, src)
-    warehouse = tmp_path / "wh" / "kam.duckdb"
-    env = {
-        **os.environ,
-        "KAM_DATA_DIR": str(tmp_path / "data"),
-        "KAM_ERP_URL": str(src),
-        "KAM_PARTITIONS_START": "2010-12-01",
-        "KAM_WAREHOUSE": str(warehouse),
-        "DBT_TARGET_PATH": str(dbt_manifest.parent),
-    }
-    env.pop("KAM_CRM_URL", None)
-    env.pop("DAGSTER_HOME", None)
-    proc = subprocess.run(
-        [str(BIN / "kam"), "run", "--as-of", AS_OF],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    src = online_retail_src
+    warehouse = kam_on_online_retail.warehouse
+    proc = kam_on_online_retail.kam("run", "--as-of", AS_OF)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     expected = _expected(src)
