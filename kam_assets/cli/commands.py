@@ -15,7 +15,7 @@ from kam_assets.cli.preflight import (
     source_problems,
     storage_problems,
 )
-from kam_assets.cli.runner import WorkDbBusy, report_failure, run_daily
+from kam_assets.cli.runner import RunOutcome, WorkDbBusy, report_failure, run_daily
 from pipelines.run_params import RunParameters
 from pipelines.secrets import mask_url
 from pipelines.settings import Settings
@@ -43,18 +43,27 @@ def _start(command: str, as_of: date | None) -> tuple[Settings, RunParameters] |
     return settings, params
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    started = _start("run", args.as_of)
+def _start_and_run(command: str, as_of: date) -> tuple[Settings, RunParameters, RunOutcome] | int:
+    """The preflight, then the run; the exit code when it was refused or failed."""
+    started = _start(command, as_of)
     if isinstance(started, int):
         return started
     settings, params = started
     try:
         outcome = run_daily(params, settings)
     except WorkDbBusy as exc:
-        return _refuse("run", [str(exc)])
+        return _refuse(command, [str(exc)])
     if not outcome.success:
         report_failure(outcome)
         return 1
+    return settings, params, outcome
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    done = _start_and_run("run", args.as_of)
+    if isinstance(done, int):
+        return done
+    settings, params, outcome = done
     print(f"\nkam: run {outcome.run_id} succeeded for as-of {params.as_of}")
     print(f"warehouse: {mask_url(settings.warehouse)}")
     return 0
@@ -133,17 +142,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         record = json.loads(planted.read_text())
     os.environ.setdefault("KAM_ERP_URL", f"sqlite:///{erp_file}")
     os.environ.setdefault("KAM_CRM_URL", f"sqlite:///{crm_file}")
-    started = _start("demo", date.fromisoformat(str(record["end_date"])))
-    if isinstance(started, int):
-        return started
-    settings, params = started
-    try:
-        outcome = run_daily(params, settings)
-    except WorkDbBusy as exc:
-        return _refuse("demo", [str(exc)])
-    if not outcome.success:
-        report_failure(outcome)
-        return 1
+    done = _start_and_run("demo", date.fromisoformat(str(record["end_date"])))
+    if isinstance(done, int):
+        return done
+    settings, params, outcome = done
     warehouse = settings.warehouse
     print(f"\nThe KAM warehouse is ready (as-of {params.as_of}): {mask_url(warehouse)}")
     if not settings.warehouse_is_postgres:
