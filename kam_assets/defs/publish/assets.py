@@ -18,7 +18,7 @@ from kam_assets.partitions import daily_partitions, run_parameters
 from kam_assets.resources import KamResource
 from pipelines.quality.checks import check_context, check_name
 from pipelines.quality.fingerprint import Verification, verify
-from pipelines.quality.reports import prune_reports
+from pipelines.quality.reports import INDEX_NAME, prune_reports
 from pipelines.quality.runner import run_checks
 from pipelines.run_params import RunParameters
 from pipelines.secrets import mask_url
@@ -80,7 +80,11 @@ def verify_or_revalidate(
         verification = Verification(False, f"cannot verify: {type(exc).__name__}: {exc}")
     if verification.verified:
         log.info("marts verified, checks not re-run: %s", verification.reason)
-        return Revalidation(verified=True, reason=verification.reason)
+        # the run's validation report, written by the mart checks that passed
+        index = settings.reports_dir / run_id / INDEX_NAME
+        return Revalidation(
+            verified=True, reason=verification.reason, index=index if index.is_file() else None
+        )
     log.info("re-running the mart checks: %s", verification.reason)
     out = revalidate_marts(settings, params, run_id, log)
     out.reason = verification.reason
