@@ -39,7 +39,7 @@ bench: setup
 AS_OF ?= $(shell date -u -d yesterday +%F 2>/dev/null || date -u -v-1d +%F)
 
 docs: setup
-	cd dbt && ../$(BIN)/dbt docs generate --profiles-dir . --vars "{as_of_date: '$(AS_OF)'}"
+	cd dbt && ../$(BIN)/dbt docs generate --profiles-dir . --vars "$$(../$(BIN)/python -m pipelines.run_params $(AS_OF))"
 
 dev: setup
 	$(BIN)/kam dev

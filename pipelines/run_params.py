@@ -1,6 +1,8 @@
 """The parameters of one run, derived once at the boundary and passed down.
 
 A run is for one as-of date D (the daily partition): every fact dated after D is cut.
+A backfill of a range of dates is one run as of the range's last date whose history is
+rebuilt from the range's first date (``rebuild_from``).
 "Today" is the calendar day in the schedule's time zone when the run's parameters are
 derived (it bounds "no impossible future dates"); "has CRM" says whether a CRM source is
 configured (without one, CRM-based signals are NULL, not false).
@@ -22,17 +24,41 @@ class RunParameters:
     as_of: date
     today: date
     has_crm: bool
+    #: days of client_status_history kept and reconstructed where missing (KAM_HISTORY_DAYS)
+    history_days: int
+    #: first date whose history rows are rebuilt even when present (a backfill), or None
+    rebuild_from: date | None = None
 
     @classmethod
-    def derive(cls, as_of: date, settings: Settings, now: datetime | None = None) -> RunParameters:
-        """The parameters of a run for ``as_of`` under ``settings`` (``now``: for tests)."""
+    def derive(
+        cls,
+        as_of: date,
+        settings: Settings,
+        now: datetime | None = None,
+        rebuild_from: date | None = None,
+    ) -> RunParameters:
+        """The parameters of a run for ``as_of`` under ``settings`` (``now``: for tests);
+        ``rebuild_from``: a backfill's first date (its history is rebuilt up to ``as_of``)."""
+        if rebuild_from is not None and rebuild_from > as_of:
+            raise ValueError(f"a backfill's first date {rebuild_from} is after its last {as_of}")
         zone = ZoneInfo(settings.schedule_timezone)
         moment = now.astimezone(zone) if now is not None else datetime.now(zone)
-        return cls(as_of=as_of, today=moment.date(), has_crm=settings.has_crm)
+        return cls(
+            as_of=as_of,
+            today=moment.date(),
+            has_crm=settings.has_crm,
+            history_days=settings.history_days,
+            rebuild_from=rebuild_from,
+        )
 
     def dbt_vars(self) -> dict[str, Any]:
-        """The run's dbt vars: the only way the as-of date and has-CRM reach the models."""
-        return {"as_of_date": self.as_of.isoformat(), "has_crm": self.has_crm}
+        """The run's dbt vars: the only way the run parameters reach the models."""
+        return {
+            "as_of_date": self.as_of.isoformat(),
+            "has_crm": self.has_crm,
+            "history_days": self.history_days,
+            "rebuild_from": self.rebuild_from.isoformat() if self.rebuild_from else None,
+        }
 
 
 #: dbt unit tests run in the test suite, not in the daily run
@@ -68,3 +94,21 @@ def as_of_problem(as_of: date, settings: Settings, today: date) -> str | None:
             f"{(today - timedelta(days=1)).isoformat()}"
         )
     return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipelines.run_params YYYY-MM-DD``: the dbt vars of a run as of that date
+    under the current settings (JSON), for running dbt by hand (e.g. ``make docs``)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m pipelines.run_params YYYY-MM-DD", file=sys.stderr)
+        return 2
+    params = RunParameters.derive(parse_as_of(args[0]), Settings.from_env())
+    print(json.dumps(params.dbt_vars()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -256,6 +256,14 @@ SETTINGS: tuple[Setting, ...] = (
         "first as-of date that can be run or backfilled",
     ),
     Setting(
+        "history_days",
+        "KAM_HISTORY_DAYS",
+        "730",
+        _int_at_least(1),
+        "days of `client_status_history` kept: where a date in this window was never built "
+        "(the first run, gaps), its rows are reconstructed from the order history",
+    ),
+    Setting(
         "duckdb_storage_version",
         "KAM_DUCKDB_STORAGE_VERSION",
         "v1.0.0",
@@ -381,6 +389,7 @@ class Settings:
     schedule_time: str
     schedule_timezone: str
     partitions_start: date
+    history_days: int
     duckdb_storage_version: str
     warehouse_retention: int
     report_retention_days: int

@@ -27,6 +27,7 @@ def run_parameters(p: dict) -> RunParameters:
         as_of=parse_as_of(p["as_of"]),
         today=RunParameters.derive(parse_as_of(p["as_of"]), settings).today,
         has_crm=bool(p["has_crm"]),
+        history_days=settings.history_days,
     )
 
 

@@ -116,13 +116,17 @@ def test_daily_dbt_build_excludes_unit_tests_and_passes_vars() -> None:
     from kam_assets.defs.transform.assets import dbt_build_args
     from pipelines.run_params import RunParameters
 
-    params = RunParameters(as_of=date(2026, 9, 30), today=date(2026, 10, 1), has_crm=False)
+    params = RunParameters(
+        as_of=date(2026, 9, 30), today=date(2026, 10, 1), has_crm=False, history_days=730
+    )
     args = dbt_build_args(params)
     assert args[0] == "build"
     assert args[args.index("--exclude") + 1] == "test_type:unit"
     assert json.loads(args[args.index("--vars") + 1]) == {
         "as_of_date": "2026-09-30",
         "has_crm": False,
+        "history_days": 730,
+        "rebuild_from": None,
     }
 
 

@@ -23,6 +23,7 @@ import duckdb
 import pytest
 
 from pipelines.extract.raw_schema import ensure_raw_schema
+from pipelines.settings import declared_default
 
 ROOT = Path(__file__).resolve().parents[2]
 DBT_DIR = ROOT / "dbt"
@@ -30,6 +31,8 @@ DBT_BIN = ROOT / ".venv" / "bin" / "dbt"
 AS_OF = date(2026, 9, 30)
 LOADED = datetime(2026, 9, 30, 23, 0)
 
+#: the run parameter KAM_HISTORY_DAYS at its default (dbt needs it with as_of_date)
+HISTORY_DAYS = declared_default("history_days")
 UPSTREAM_TESTS = [
     f"resource_type:{kind},path:models/{folder}"
     for kind in ("test", "unit_test")
@@ -254,7 +257,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--exclude",
         *UPSTREAM_TESTS,
         "--vars",
-        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: true}}",
+        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: true, history_days: {HISTORY_DAYS}}}",
     )
     assert result.returncode == 0, result.stdout[-6000:]
     # The unit tests of the action models ran (and passed, or the build would have failed).
@@ -335,7 +338,7 @@ def test_without_crm_crm_columns_are_null(built: Path, tmp_path: Path) -> None:
         "--select",
         "path:models/actions",
         "--vars",
-        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: false}}",
+        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: false, history_days: {HISTORY_DAYS}}}",
     )
     assert result.returncode == 0, result.stdout[-6000:]
     types = _rows(built, "select distinct action_type from marts.kam_actions")

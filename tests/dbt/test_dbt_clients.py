@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from pipelines.extract.raw_schema import ensure_raw_schema
+from pipelines.settings import declared_default
 
 ROOT = Path(__file__).resolve().parents[2]
 DBT = ROOT / ".venv" / "bin" / "dbt"
@@ -23,6 +24,8 @@ PROJECT = ROOT / "dbt"
 D1 = "2026-09-30"
 D2 = "2026-10-31"
 
+#: the run parameter KAM_HISTORY_DAYS at its default (dbt needs it with as_of_date)
+HISTORY_DAYS = declared_default("history_days")
 pytestmark = pytest.mark.skipif(not DBT.exists(), reason="dbt is not installed in .venv")
 
 LOADED = "timestamp '2026-09-30 00:00:00'"
@@ -161,7 +164,7 @@ def _dbt(work: Path, as_of: str, *args: str) -> subprocess.CompletedProcess:
         str(DBT),
         *args,
         "--vars",
-        json.dumps({"as_of_date": as_of}),
+        json.dumps({"as_of_date": as_of, "history_days": HISTORY_DAYS}),
         "--project-dir",
         str(PROJECT),
         "--profiles-dir",

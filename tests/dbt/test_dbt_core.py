@@ -17,11 +17,14 @@ import pytest
 
 from pipelines.contract import DUCKDB_TYPES, TABLES
 from pipelines.extract.raw_schema import ensure_raw_schema
+from pipelines.settings import declared_default
 
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt"
 DBT = Path(sys.executable).with_name("dbt")
 AS_OF = "2026-09-30"
 
+#: the run parameter KAM_HISTORY_DAYS at its default (dbt needs it with as_of_date)
+HISTORY_DAYS = declared_default("history_days")
 RAW_ROWS: dict[str, list[str]] = {
     "raw_erp.clients": [
         # client_id, client_name, segment, region, industry, account_manager_id,
@@ -99,7 +102,7 @@ def built_work_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "staging",
             "core",
             "--vars",
-            f"{{as_of_date: '{AS_OF}'}}",
+            f"{{as_of_date: '{AS_OF}', history_days: {HISTORY_DAYS}}}",
             "--project-dir",
             str(DBT_DIR),
             "--profiles-dir",

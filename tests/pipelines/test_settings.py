@@ -23,6 +23,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "KAM_SCHEDULE_TIME": ["25:00", "6", "06:60", "six"],
     "KAM_SCHEDULE_TIMEZONE": ["Mars/Olympus", "CEST+1"],
     "KAM_PARTITIONS_START": ["2020-13-01", "yesterday"],
+    "KAM_HISTORY_DAYS": ["0", "-30", "two years"],
     "KAM_DUCKDB_STORAGE_VERSION": ["1.0", "latest"],
     "KAM_WAREHOUSE_RETENTION": ["0", "seven"],
     "KAM_REPORT_RETENTION_DAYS": ["-1", "30d"],

@@ -18,6 +18,12 @@ segment_policy as (
 
 ),
 
+churn_ratios as (
+
+    select * from {{ ref('int_clients__churn_ratios') }}
+
+),
+
 distinct_order_days as (
 
     select distinct
@@ -119,9 +125,7 @@ policies as (
 
     select
         cast(segment as varchar) as segment,
-        cast(expected_interval_days as double) as policy_interval_days,
-        cast(at_risk_ratio as double) as policy_at_risk_ratio,
-        cast(churn_ratio as double) as policy_churn_ratio
+        cast(expected_interval_days as double) as policy_interval_days
 
     from segment_policy
 
@@ -146,10 +150,10 @@ expected as (
             else 'policy'
         end as interval_source,
         coalesce(
-            policies.policy_at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)
+            churn_ratios.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)
         ) as at_risk_ratio,
         coalesce(
-            policies.policy_churn_ratio, cast({{ var('churn_ratio') }} as double)
+            churn_ratios.churn_ratio, cast({{ var('churn_ratio') }} as double)
         ) as churn_ratio
 
     from own_intervals
@@ -157,6 +161,8 @@ expected as (
         on own_intervals.segment = segment_norms.segment
     left join policies
         on own_intervals.segment = policies.segment
+    left join churn_ratios
+        on own_intervals.segment = churn_ratios.segment
 
 ),
 
