@@ -4,11 +4,19 @@ The partition key is the as-of date of the run (a day is complete once it is ove
 get the run's :class:`~pipelines.run_params.RunParameters` from :func:`run_parameters`: the
 as-of date from the partition key, "today" from the moment the run was created (so every
 step of one run agrees on it), has-CRM from the settings.
+
+A backfill of a range of dates D1..D2 is ONE run (every asset of the daily job has a
+single-run backfill policy, :data:`BACKFILL_POLICY`): Dagster tags it with the range
+(``dagster/asset_partition_range_start`` / ``_end``, no ``dagster/partition``), and its
+parameters are as-of D2 (extraction and marts as of the range's last date) with
+``rebuild_from`` D1 (the history models rebuild every date of the range). The range is read
+from the run's tags, as Dagster itself does, so unpartitioned steps of the run (asset
+checks) get the same parameters as the partitioned ones.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 import dagster as dg
@@ -17,6 +25,12 @@ from pipelines.run_params import RunParameters, parse_as_of
 from pipelines.settings import Settings
 
 PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+#: every asset of the daily job: a backfill of any range is one run (as of its last date,
+#: history rebuilt from its first); one as-of date per run would cost a full run per day
+BACKFILL_POLICY = dg.BackfillPolicy.single_run()
 
 
 @lru_cache(maxsize=1)
@@ -28,16 +42,42 @@ def daily_partitions() -> dg.DailyPartitionsDefinition:
     )
 
 
-def _partition_key(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> str:
-    key = context.run.tags.get(PARTITION_TAG)
-    if key is None and context.has_partition_key:
-        key = context.partition_key
-    if key is None:
-        raise dg.Failure("the run has no partition: pass the as-of date as the partition key")
-    return key
+def backfill_range_tags(first: date, last: date) -> dict[str, str]:
+    """The tags Dagster gives a single-run backfill of the partitions ``first``..``last``."""
+    return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
 
-def _run_created(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> datetime | None:
+def _parse(key: str, what: str) -> date:
+    try:
+        return parse_as_of(key)
+    except ValueError as exc:
+        raise dg.Failure(f"the run's {what} is {exc}") from None
+
+
+def partition_dates(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> tuple[date, date, bool]:
+    """(first, last, is_range): the run's partition (first == last) or backfilled range."""
+    tags = context.run.tags
+    key = tags.get(PARTITION_TAG)
+    if key is not None:
+        day = _parse(key, "partition key")
+        return day, day, False
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if start is not None and end is not None:
+        first, last = _parse(start, "partition range start"), _parse(end, "partition range end")
+        if first > last:
+            raise dg.Failure(f"the run's partition range {start}..{end} ends before it starts")
+        return first, last, True
+    raise dg.Failure(
+        "the run has no partition: pass the as-of date as the partition key "
+        "(or a range of dates, as a backfill does)"
+    )
+
+
+def _run_created(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> datetime | None:
     record = context.instance.get_run_record_by_id(context.run.run_id)
     if record is None or record.create_timestamp is None:
         return None
@@ -46,8 +86,12 @@ def _run_created(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> d
 
 
 def run_parameters(
-    context: dg.OpExecutionContext | dg.AssetExecutionContext, settings: Settings
+    context: dg.OpExecutionContext | dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    settings: Settings,
 ) -> RunParameters:
-    """The run's parameters (also for unpartitioned check steps of a partitioned run)."""
-    as_of = parse_as_of(_partition_key(context))
-    return RunParameters.derive(as_of, settings, now=_run_created(context))
+    """The run's parameters (also for unpartitioned check steps of a partitioned run): as-of
+    the partition; for a backfilled range, as-of its last date, rebuilt from its first."""
+    first, last, is_range = partition_dates(context)
+    return RunParameters.derive(
+        last, settings, now=_run_created(context), rebuild_from=first if is_range else None
+    )

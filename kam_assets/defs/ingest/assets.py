@@ -6,7 +6,7 @@ from contextlib import closing
 import dagster as dg
 import duckdb
 
-from kam_assets.partitions import daily_partitions, run_parameters
+from kam_assets.partitions import BACKFILL_POLICY, daily_partitions, run_parameters
 from kam_assets.resources import KamResource
 from pipelines.contract import TABLES
 from pipelines.extract.raw_loader import extract_all
@@ -42,7 +42,7 @@ def _iso(value) -> str | None:
 @dg.multi_asset(
     name="extract_sources",
     specs=RAW_SPECS,
-    backfill_policy=dg.BackfillPolicy.multi_run(1),
+    backfill_policy=BACKFILL_POLICY,
     description=(
         "Checks both source contracts, loads them incrementally into the raw layer, then "
         "quarantines bad rows (audit.quarantine); dbt reads the valid_* views."

@@ -14,7 +14,7 @@ import dagster as dg
 
 from kam_assets.defs.checks_util import report_metadata, write_run_reports
 from kam_assets.defs.publish.marts import mart_asset_keys, mart_checks
-from kam_assets.partitions import daily_partitions, run_parameters
+from kam_assets.partitions import BACKFILL_POLICY, daily_partitions, run_parameters
 from kam_assets.resources import KamResource
 from pipelines.quality.checks import check_context, check_name
 from pipelines.quality.fingerprint import Verification, verify
@@ -121,7 +121,7 @@ def _publish(settings: Settings, run_id: str, as_of: date):
     key=["warehouse"],
     deps=mart_asset_keys(),
     partitions_def=daily_partitions(),
-    backfill_policy=dg.BackfillPolicy.multi_run(1),
+    backfill_policy=BACKFILL_POLICY,
     group_name="publish",
     kinds={"duckdb", "postgres"},
     description=(

@@ -14,7 +14,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from kam_assets.dbt_project import dbt_project
 from kam_assets.defs.transform.dbt_output import DbtOutput
-from kam_assets.partitions import daily_partitions, run_parameters
+from kam_assets.partitions import BACKFILL_POLICY, daily_partitions, run_parameters
 from kam_assets.resources import KamResource
 from pipelines.run_params import dbt_build_args
 
@@ -47,7 +47,7 @@ def _env(**values: str) -> Iterator[None]:
     project=dbt_project,
     name="dbt_build",
     partitions_def=daily_partitions(),
-    backfill_policy=dg.BackfillPolicy.multi_run(1),  # one as-of date per run
+    backfill_policy=BACKFILL_POLICY,  # a backfilled range is one run
     dagster_dbt_translator=KamDbtTranslator(),
 )
 def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: KamResource):
