@@ -1,0 +1,58 @@
+-- The date spine of the history models: one row per as-of date to compute in this run.
+-- History dates are the days of the window [D - (history_days - 1), D) that
+-- marts.client_status_history lacks (all of them on a first build, the missed days after
+-- a gap), plus every day of the window from a backfill's rebuild_from; D itself comes
+-- from the daily models. Backtest dates (D - k x backtest_every_days, k >= 1, in the
+-- window) are in the spine on every run.
+
+with
+
+built_dates as (
+
+    select * from {{ ref('int_clients__history_dates_built') }}
+
+),
+
+window_dates as (
+
+    select cast(day as date) as as_of_date
+
+    from generate_series(
+        cast({{ history_start_date() }} as timestamp),
+        cast({{ as_of_date() }} - 1 as timestamp),
+        interval 1 day
+    ) as days (day)
+
+),
+
+flagged as (
+
+    select
+        window_dates.as_of_date,
+        (
+            built_dates.as_of_date is null
+            or window_dates.as_of_date >= {{ rebuild_from_date() }}
+        ) as is_history_date,
+        date_diff('day', window_dates.as_of_date, {{ as_of_date() }})
+        % {{ var('backtest_every_days') }} = 0 as is_backtest_date
+
+    from window_dates
+    left join built_dates
+        on window_dates.as_of_date = built_dates.as_of_date
+
+),
+
+final as (
+
+    select
+        as_of_date,
+        is_history_date,
+        is_backtest_date
+
+    from flagged
+
+    where is_history_date or is_backtest_date
+
+)
+
+select * from final
