@@ -1,12 +1,17 @@
 """SQL sources: any SQLAlchemy URL (SQLite, PostgreSQL, MySQL/MariaDB, ...).
 
-Rows are read with a streaming cursor (``stream_results``: a server-side cursor where
-the dialect has one) and ``fetchmany``, ``chunk_rows`` at a time.
+SQLite files and PostgreSQL are read by the fast readers of :mod:`fast_sql` (ADBC,
+straight into Arrow). Every other source, and a table the fast reader cannot read the
+same way, goes the generic way: a streaming cursor (``stream_results``: a server-side
+cursor where the dialect has one) and ``fetchmany``, ``chunk_rows`` rows at a time.
+Both give the same batches for the same rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +21,12 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from pipelines.contract import Column, Table, get_table
+from pipelines.extract import fast_sql
 from pipelines.extract.base import SAMPLE_VALUES, Source, batch_schema
 from pipelines.extract.casting import BadValues, convert_values, unreadable_column
 from pipelines.secrets import mask_url
+
+log = logging.getLogger(__name__)
 
 # Driver used for a URL that names none: SQLAlchemy 2.1 defaults postgresql:// to psycopg
 # (v3), which is not installed; psycopg2 is.
@@ -50,12 +58,17 @@ def engine_options(url: str, connect_timeout: float) -> dict[str, Any]:
 
 
 class SqlSource(Source):
-    """A source read through SQLAlchemy."""
+    """A source read through SQLAlchemy (and ADBC where :mod:`fast_sql` can)."""
 
-    def __init__(self, system: str, url: str, engine: Engine) -> None:
+    def __init__(
+        self, system: str, url: str, engine: Engine, connect_timeout: float = 10.0
+    ) -> None:
         super().__init__(system, mask_url(url))
         self.engine = engine
         self._dialect = engine.dialect.name
+        self._connect_timeout = connect_timeout
+        #: False reads every table the generic way (tests compare both ways)
+        self.fast_reader = self._dialect in ("sqlite", "postgresql")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -126,32 +139,116 @@ class SqlSource(Source):
     ) -> Iterator[pa.RecordBatch]:
         stmt = self._statement(table, since)
         schema = batch_schema(table)
-        with self.engine.connect() as conn:
-            result = conn.execution_options(
-                stream_results=True, max_row_buffer=chunk_rows, yield_per=chunk_rows
-            ).execute(stmt)
-            try:
-                while rows := result.fetchmany(chunk_rows):
-                    yield self._rows_to_batch(table, schema, rows)
-            finally:
-                result.close()
+        fast = self._fast_chunks(stmt, list(table.columns), chunk_rows)
+        if fast is not None:
+            with closing(fast):  # an early stop closes the reader's connection at once
+                for columns, odd in fast:
+                    yield fast_sql.contract_batch(table, schema, columns, odd)
+            return
+        for rows in self._fetch_rows(stmt, chunk_rows):
+            yield self._rows_to_batch(table, schema, rows)
 
     def _iter_key_batches(self, table: Table, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         _, mapping = self._resolve(table)
         t = self._sa_table(table)
         keys = [table.column(k) for k in table.primary_key]
         stmt = sa.select(*[t.c[mapping[k.name]] for k in keys])
+        fast = self._fast_chunks(stmt, keys, chunk_rows)
+        if fast is not None:
+            with closing(fast):
+                for columns, odd in fast:
+                    yield fast_sql.key_batch(keys, columns, odd)
+            return
+        for rows in self._fetch_rows(stmt, chunk_rows):
+            columns = list(zip(*rows, strict=True))
+            arrays = [convert_values(columns[i], k)[0] for i, k in enumerate(keys)]
+            yield pa.RecordBatch.from_arrays(arrays, names=[k.name for k in keys])
+
+    def _fetch_rows(self, stmt: sa.Select, chunk_rows: int) -> Iterator[Sequence[Any]]:
+        """The generic way: DB-API rows from a streaming cursor, ``chunk_rows`` at a time."""
         with self.engine.connect() as conn:
             result = conn.execution_options(
                 stream_results=True, max_row_buffer=chunk_rows, yield_per=chunk_rows
             ).execute(stmt)
             try:
                 while rows := result.fetchmany(chunk_rows):
-                    columns = list(zip(*rows, strict=True))
-                    arrays = [convert_values(columns[i], k)[0] for i, k in enumerate(keys)]
-                    yield pa.RecordBatch.from_arrays(arrays, names=[k.name for k in keys])
+                    yield rows
             finally:
                 result.close()
+
+    # -- fast readers (fast_sql)
+    def _fast_chunks(
+        self, stmt: sa.Select, columns: list[Column], chunk_rows: int
+    ) -> Iterator[tuple[list[pa.Array], list[dict[int, Any]] | None]] | None:
+        """Chunks (columns, odd values) from the fast reader; None: read the generic way.
+
+        The reader is started here, up to its first chunk, so that a source it cannot
+        read (no driver, a URL libpq does not take) falls back before any batch is
+        yielded; a failure after that is an error, as on the generic path.
+        """
+        opener = self._fast_opener(stmt, columns, chunk_rows)
+        if opener is None:
+            return None
+        try:
+            chunks = opener()
+            first = next(chunks, None)
+        except Exception as exc:  # noqa: BLE001 - any failure to start: the generic way
+            log.warning(
+                "%s source %s: fast reader unavailable (%s: %s), reading rows the generic way",
+                self.system,
+                self.location,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
+            return None
+        return _prepend(first, chunks)
+
+    def _fast_opener(
+        self, stmt: sa.Select, columns: list[Column], chunk_rows: int
+    ) -> Callable[[], Iterator[tuple[list[pa.Array], list[dict[int, Any]] | None]]] | None:
+        if not self.fast_reader or not fast_sql.drivers_available():
+            return None
+        url = self.engine.url
+        if self._dialect == "sqlite":
+            path = fast_sql.sqlite_path(url)
+            if path is None:
+                return None
+            fast = fast_sql.sqlite_fast_select(stmt, columns)
+            timeout = float(self._connect_timeout)
+            width = len(columns)
+            return lambda: fast_sql.iter_sqlite(
+                path, fast, self.engine.dialect, width, chunk_rows, timeout
+            )
+        if self._dialect == "postgresql":
+            select = self._pg_fast_select(stmt)
+            if select is None:
+                return None
+            sql = fast_sql.inline_sql(select, self.engine.dialect)
+            uri = fast_sql.pg_uri(url, self._connect_timeout)
+            return lambda: ((cols, None) for cols in fast_sql.iter_postgres(uri, sql, chunk_rows))
+        return None
+
+    def _pg_fast_select(self, stmt: sa.Select) -> sa.Select | None:
+        """``stmt`` with each column as the fast reader selects it; None when a column's
+        type is one it does not read the same way as psycopg2."""
+        q = stmt.subquery("q")
+        exprs = []
+        for out, inner in zip(q.c, stmt.selected_columns, strict=True):
+            table_clause = getattr(inner.table, "element", inner.table)  # the table of an alias
+            reflected = self._column_types(table_clause.name).get(inner.name)
+            expr = None if reflected is None else fast_sql.pg_column_expr(out, reflected)
+            if expr is None:
+                return None
+            exprs.append(expr)
+        return sa.select(*exprs).select_from(q)
+
+    def _column_types(self, table_name: str) -> dict[str, Any]:
+        cache = self.__dict__.setdefault("_types_cache", {})
+        if table_name not in cache:
+            cache[table_name] = {
+                c["name"]: c["type"] for c in sa.inspect(self.engine).get_columns(table_name)
+            }
+        return cache[table_name]
 
     def _rows_to_batch(
         self, table: Table, schema: pa.Schema, rows: Sequence[Any]
@@ -166,3 +263,10 @@ class SqlSource(Source):
                 bad_by_column[col.name] = bad
         arrays.append(unreadable_column(len(rows), bad_by_column))
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _prepend(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    if first is None:
+        return
+    yield first
+    yield from rest
