@@ -2,6 +2,7 @@
 
     kam demo                    generate demo sources (if absent), run the daily job, show where
     kam run --as-of YYYY-MM-DD  run the daily job for one as-of date (KAM_ERP_URL, KAM_CRM_URL)
+    kam backfill --from D1 --to D2   one run for the range: marts as of D2, history from D1
     kam generate --out DIR ...  write demo ERP/CRM sources
     kam check                   the preflight alone: settings, folders, sources, contract
     kam dev [--port 3000]       the Dagster UI and daemon on the same instance as kam run
@@ -61,6 +62,27 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--as-of", required=True, type=_date_argument, help="YYYY-MM-DD")
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="backfill a range of as-of dates in one run (marts as of its last date)",
+        description=(
+            "Backfill the daily partitions D1..D2 in ONE run of the daily job, as the "
+            "Dagster UI's backfill of that range does: extraction and marts as of D2 "
+            "(published like kam run --as-of D2), client_status_history rebuilt for every "
+            "date from D1. Same checks before the run as kam run."
+        ),
+        epilog=_run_epilog().replace(
+            "kam run --as-of 2026-11-22", "kam backfill --from 2026-01-01 --to 2026-11-22"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backfill.add_argument(
+        "--from", dest="from_date", required=True, type=_date_argument, help="YYYY-MM-DD"
+    )
+    backfill.add_argument(
+        "--to", dest="to_date", required=True, type=_date_argument, help="YYYY-MM-DD"
+    )
 
     gen = sub.add_parser("generate", help="write demo ERP/CRM sources")
     gen.add_argument("--out", required=True, help="output folder")

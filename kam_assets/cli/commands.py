@@ -1,4 +1,4 @@
-"""The `kam` commands: demo, run, generate, bench, evaluate."""
+"""The `kam` commands: demo, run, backfill, generate, bench, evaluate."""
 
 from __future__ import annotations
 
@@ -32,25 +32,36 @@ def _refuse(command: str, problems: list[str]) -> int:
     return 2
 
 
-def _start(command: str, as_of: date | None) -> tuple[Settings, RunParameters] | int:
-    """Settings and run parameters, or the exit code of a refused start."""
+def _start(
+    command: str, as_of: date | None, first: date | None = None
+) -> tuple[Settings, RunParameters] | int:
+    """Settings and run parameters (a backfill of ``first``..``as_of`` when ``first`` is
+    given), or the exit code of a refused start."""
     settings, problems = load_settings()
     if settings is None:
         return _refuse(command, problems)
-    params = RunParameters.derive(as_of or date.today(), settings)
+    as_of = as_of or date.today()
+    if first is not None and first > as_of:
+        return _refuse(
+            command,
+            [f"--from {first} is after --to {as_of}: the range's first date comes first"],
+        )
+    params = RunParameters.derive(as_of, settings, rebuild_from=first)
     if problems := run_problems(settings, params):
         return _refuse(command, problems)
     return settings, params
 
 
-def _start_and_run(command: str, as_of: date) -> tuple[Settings, RunParameters, RunOutcome] | int:
+def _start_and_run(
+    command: str, as_of: date, first: date | None = None
+) -> tuple[Settings, RunParameters, RunOutcome] | int:
     """The preflight, then the run; the exit code when it was refused or failed."""
-    started = _start(command, as_of)
+    started = _start(command, as_of, first)
     if isinstance(started, int):
         return started
     settings, params = started
     try:
-        outcome = run_daily(params, settings)
+        outcome = run_daily(params, settings, command)
     except WorkDbBusy as exc:
         return _refuse(command, [str(exc)])
     if not outcome.success:
@@ -66,6 +77,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings, params, outcome = done
     print(f"\nkam: run {outcome.run_id} succeeded for as-of {params.as_of}")
     print(f"warehouse: {mask_url(settings.warehouse)}")
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """One run for the range --from D1 --to D2: marts as of D2, history rebuilt from D1."""
+    done = _start_and_run("backfill", args.to_date, args.from_date)
+    if isinstance(done, int):
+        return done
+    settings, params, outcome = done
+    days = (params.as_of - params.rebuild_from).days + 1
+    print(
+        f"\nkam: backfill run {outcome.run_id} succeeded for {params.rebuild_from}..{params.as_of} "
+        f"({days} days in one run: client_status_history rebuilt from {params.rebuild_from}, "
+        f"marts as of {params.as_of})"
+    )
+    print(f"warehouse: {mask_url(settings.warehouse)} (as of {params.as_of})")
     return 0
 
 
@@ -222,6 +249,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 COMMANDS = {
     "demo": cmd_demo,
     "run": cmd_run,
+    "backfill": cmd_backfill,
     "generate": cmd_generate,
     "bench": cmd_bench,
     "dev": cmd_dev,

@@ -1,5 +1,6 @@
-"""What `kam run` checks before any Dagster run is recorded: the settings, the as-of date
-and that the warehouse and data folders can be written. Each problem names the setting."""
+"""What `kam run` (and `kam backfill`) checks before any Dagster run is recorded: the
+settings, the as-of date(s) and that the warehouse and data folders can be written. Each
+problem names the setting (or the argument)."""
 
 from __future__ import annotations
 
@@ -88,12 +89,18 @@ def run_problems(
     settings: Settings, params: RunParameters, *, check_sources: bool = True
 ) -> list[str]:
     """Everything that would stop a run of ``params`` before its first step: settings
-    that contradict each other, the as-of date, the folders it writes, the sources."""
+    that contradict each other, the as-of date (both ends of a backfill's range), the
+    folders it writes, the sources."""
     problems = []
     if not settings.erp_url:
         problems.append("KAM_ERP_URL is not set (the ERP source is required)")
-    if problem := as_of_problem(params.as_of, settings, params.today):
-        problems.append(problem)
+    if params.rebuild_from is None:
+        if problem := as_of_problem(params.as_of, settings, params.today):
+            problems.append(problem)
+    else:  # a backfill of rebuild_from..as_of (kam backfill --from --to): both ends
+        for argument, day in (("--from", params.rebuild_from), ("--to", params.as_of)):
+            if problem := as_of_problem(day, settings, params.today):
+                problems.append(f"{argument} {day}: {problem}")
     if not problems:  # only touch the disk and the network for a run that could start
         problems.extend(storage_problems(settings))
     if not problems and check_sources:

@@ -84,11 +84,28 @@ def work_db_holder(instance) -> str | None:
     return runs[0].run_id if runs else None
 
 
-def _create_run(instance, location, params: RunParameters, settings: Settings):
-    """A run of kam_daily for the partition, recorded with the code location's origin (so
-    the UI lists it on the job's page) and the job's tags (the run queue's limit)."""
+#: the `kam` command that made a run (run, demo, backfill): a tag on every run it records
+COMMAND_TAG = "kam/command"
+
+
+def run_tags(params: RunParameters, command: str) -> dict[str, str]:
+    """The partition tags of a run of ``params``: its partition, or for a backfill
+    (``rebuild_from`` set) the range ``rebuild_from``..``as_of``, tagged as Dagster tags
+    the one run of a single-run backfill; and the command that made it."""
     from dagster._core.storage.tags import PARTITION_NAME_TAG
 
+    from kam_assets.partitions import backfill_range_tags
+
+    if params.rebuild_from is None:
+        partition = {PARTITION_NAME_TAG: params.as_of.isoformat()}
+    else:
+        partition = backfill_range_tags(params.rebuild_from, params.as_of)
+    return {**partition, COMMAND_TAG: command}
+
+
+def _create_run(instance, location, settings: Settings, tags: dict[str, str]):
+    """A run of kam_daily for the partition (or range), recorded with the code location's
+    origin (so the UI lists it on the job's page) and the job's tags (the run queue's limit)."""
     from kam_assets.defs.jobs import DAILY_JOB
 
     [repo_name] = location.get_repository_names()
@@ -98,11 +115,7 @@ def _create_run(instance, location, params: RunParameters, settings: Settings):
     plan = location.get_execution_plan(
         remote_job, run_config, step_keys_to_execute=None, known_state=None, instance=instance
     )
-    tags = {
-        **remote_job.tags,
-        **process_tags(),
-        PARTITION_NAME_TAG: params.as_of.isoformat(),
-    }
+    tags = {**remote_job.tags, **process_tags(), **tags}
     run = instance.create_run(
         job_name=remote_job.name,
         run_id=None,
@@ -129,9 +142,69 @@ def _create_run(instance, location, params: RunParameters, settings: Settings):
     return run, recon_job
 
 
-def run_daily(params: RunParameters, settings: Settings) -> RunOutcome:
+def _record_backfill(instance, location, params: RunParameters, backfill_id: str) -> None:
+    """A job backfill of kam_daily for the range, recorded as already submitted (its one
+    run carries the backfill's id): the UI lists it under Backfills, and a daemon that
+    sees it (kam dev) launches nothing for it, only marks it done when the run ends."""
+    import dagster as dg
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._time import get_current_timestamp
+
+    from kam_assets.defs.jobs import DAILY_JOB
+    from kam_assets.partitions import daily_partitions
+
+    [repo_name] = location.get_repository_names()
+    repo = location.get_repository(repo_name)
+    [partition_set] = [s for s in repo.get_partition_sets() if s.job_name == DAILY_JOB]
+    names = daily_partitions().get_partition_keys_in_range(
+        dg.PartitionKeyRange(params.rebuild_from.isoformat(), params.as_of.isoformat())
+    )
+    instance.add_backfill(
+        PartitionBackfill(
+            backfill_id=backfill_id,
+            status=BulkActionStatus.REQUESTED,
+            from_failure=False,
+            tags={COMMAND_TAG: "backfill"},
+            backfill_timestamp=get_current_timestamp(),
+            partition_set_origin=partition_set.get_remote_origin(),
+            partition_names=names,
+            last_submitted_partition_name=names[-1],
+            title=f"kam backfill --from {params.rebuild_from} --to {params.as_of}",
+        )
+    )
+
+
+def finish_backfill(instance, backfill_id: str, success: bool) -> None:
+    """The backfill's end state, unless a daemon (or the UI) already changed it."""
+    from dagster._core.execution.backfill import BulkActionStatus
+    from dagster._time import get_current_timestamp
+
+    backfill = instance.get_backfill(backfill_id)
+    if backfill is None or backfill.status != BulkActionStatus.REQUESTED:
+        return
+    status = BulkActionStatus.COMPLETED_SUCCESS if success else BulkActionStatus.COMPLETED_FAILED
+    instance.update_backfill(
+        backfill.with_status(status).with_end_timestamp(get_current_timestamp())
+    )
+
+
+def _finish_backfill_of(instance, run_id: str) -> None:
+    """A backfill `kam backfill` recorded for an abandoned run ends as failed too."""
+    from dagster._core.storage.tags import BACKFILL_ID_TAG
+
+    run = instance.get_run_by_id(run_id)
+    backfill_id = run.tags.get(BACKFILL_ID_TAG) if run is not None else None
+    if backfill_id and run.tags.get(COMMAND_TAG) == "backfill":
+        finish_backfill(instance, backfill_id, success=False)
+
+
+def run_daily(params: RunParameters, settings: Settings, command: str = "run") -> RunOutcome:
     """Run kam_daily for the partition ``params.as_of`` in this process, recorded in
     DAGSTER_HOME as a run of the code location (job page, timeline, run queue tags).
+
+    With ``params.rebuild_from`` set it is a backfill of ``rebuild_from``..``as_of``: the
+    one run Dagster's own backfill of that range makes (single-run backfill policy, the
+    range tags), recorded with a backfill of the job (the UI's Backfills page).
 
     Raises :class:`WorkDbBusy` when another run holds the work DB (one writer at a time:
     the daemon's queue waits for this run by its tag; this refuses to wait for another).
@@ -157,16 +230,33 @@ def run_daily(params: RunParameters, settings: Settings) -> RunOutcome:
     with dg.DagsterInstance.get() as instance:
         for run_id in fail_abandoned_runs(instance, DAILY_JOB):
             print(f"kam: run {run_id} was abandoned by a dead process: marked failed")
+            _finish_backfill_of(instance, run_id)
         if holder := work_db_holder(instance):
             raise WorkDbBusy(
                 f"run {holder} holds the work DB ({settings.work_db}); one run at a time "
                 "writes it: wait for that run to finish (Dagster UI: kam dev) and run again"
             )
+        tags = run_tags(params, command)
+        backfill_id = None
+        if params.rebuild_from is not None:
+            from dagster._core.storage.tags import BACKFILL_ID_TAG
+            from dagster._core.utils import make_new_backfill_id
+
+            backfill_id = make_new_backfill_id()
+            tags[BACKFILL_ID_TAG] = backfill_id
         with origin.create_location(instance) as location:
-            run, recon_job = _create_run(instance, location, params, settings)
+            run, recon_job = _create_run(instance, location, settings, tags)
+            if backfill_id is not None:
+                _record_backfill(instance, location, params, backfill_id)
         # a kill -9 of this process ends dbt and every other child too (issue 9)
-        with guarded_children():
-            result = execute_run(recon_job, run, instance)
+        try:
+            with guarded_children():
+                result = execute_run(recon_job, run, instance)
+        finally:
+            if backfill_id is not None:
+                record = instance.get_run_by_id(run.run_id)
+                ok = record is not None and record.status == dg.DagsterRunStatus.SUCCESS
+                finish_backfill(instance, backfill_id, success=ok)
     return outcome_of(result)
 
 
