@@ -1,11 +1,17 @@
-"""Benchmarks: the whole daily pipeline at scale, and extraction alone on a bulk source.
+"""Benchmarks: the daily run beside its floor, the pipeline at scale, extraction alone.
 
-    kam bench                                   # = kam bench pipeline (20,000 clients x 3 years)
+    kam bench                                   # = kam bench daily (the 600-client demo)
+    kam bench daily [--clients 20000] [--no-next-day] [--json]
     kam bench pipeline --clients 20000 --years 3 [--skip-postgres] [--pg-url URL]
     python -m pipelines.benchmark extract --order-lines 5000000 --source sqlite
     python -m pipelines.benchmark extract --order-lines 5000000 --source postgres \\
         --pg-url postgresql://postgres@127.0.0.1:5432/postgres
     python -m pipelines.benchmark extract --order-lines 5000000 --also 500000 --source parquet
+
+``daily``: a real ``kam run`` (subprocess) split into phases by its Dagster step events,
+beside the floor: the same sources loaded and the same compiled dbt SQL, tests and checks
+run in one DuckDB process (``floor``, ``floor_plan``); the ratio per phase; then the next
+day's run (a day of activity added to the sources). See :mod:`pipelines.benchmark.daily`.
 
 ``pipeline``: generates the demo sources with ``generate_demo`` (SQLite, cached under
 ``--cache-dir``, default ``$KAM_DATA_DIR/bench``), then times each phase of the daily run

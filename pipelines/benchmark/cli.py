@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipelines.benchmark.daily import bench_daily, format_daily
 from pipelines.benchmark.data import DEFAULT_PG_URL
 from pipelines.benchmark.extract_bench import bench_extract, child_extract, format_result
 from pipelines.benchmark.phases import CHILDREN
@@ -24,9 +25,35 @@ from pipelines.benchmark.pipeline import (
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kam bench",
-        description="Benchmarks. Without a subcommand: `pipeline` with its defaults.",
+        description=(
+            "Benchmarks. Without a subcommand: `daily` on the 600-client demo (two real "
+            "`kam run`s and their floors, 3-5 minutes on 2 cores); `pipeline` is the phase "
+            "by phase benchmark at 20,000 clients (much longer)."
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    daily = sub.add_parser(
+        "daily",
+        help="a real `kam run` beside its floor (the same work in one DuckDB process), per "
+        "phase with the ratio; then the next day's run",
+        description=(
+            "Times a real `kam run --as-of D` (a subprocess with a fresh KAM_DATA_DIR) and "
+            "splits it into phases from its Dagster step events, then runs the floor: the "
+            "same sources loaded and the same compiled dbt models, tests and checks run as "
+            "plain SQL in one DuckDB process. Then adds a day of orders to the sources and "
+            "does the same for D + 1 (the next day's run, incremental). Prints phase | "
+            "pipeline s | floor s | ratio, peak RSS, the load average and the issue 12 "
+            "targets; checks that the floor's marts have the pipeline's row counts. "
+            "Sources: the demo generator's (600 clients = the data of `kam demo`), cached."
+        ),
+    )
+    daily.add_argument("--clients", type=int, default=600, help="600 = the kam demo data")
+    daily.add_argument("--years", type=int, default=3)
+    daily.add_argument("--seed", type=int, default=DEMO_SEED)
+    daily.add_argument("--cache-dir", type=Path, default=None, help="default: $KAM_DATA_DIR/bench")
+    daily.add_argument("--no-next-day", action="store_true", help="only the first run")
+    daily.add_argument("--keep", action="store_true", help="keep the data dirs and floors")
+    daily.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pipe = sub.add_parser(
         "pipeline", help="time every phase of the daily pipeline on generated demo data"
     )
@@ -81,6 +108,26 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     return 1 if report["problems"] else 0
 
 
+def _cmd_daily(args: argparse.Namespace) -> int:
+    echo = None if args.json else (lambda line: print(line, flush=True))
+    report = bench_daily(
+        args.clients,
+        args.years,
+        args.cache_dir,
+        args.seed,
+        next_day=not args.no_next_day,
+        keep=args.keep,
+        echo=echo,
+    )
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print("\n" + format_daily(report), flush=True)
+        if report.get("run_dir"):
+            print(f"data dirs and floors kept in {report['run_dir']}")
+    return 1 if report["problems"] else 0
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
     cache_dir = args.cache_dir or default_cache_dir()
     results = []
@@ -106,15 +153,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["_child-extract"]:
         print(json.dumps(child_extract(*json.loads(argv[1]))))
         return 0
+    if argv[:1] == ["_floor"]:
+        from pipelines.benchmark.floor import floor_child
+
+        floor_child(Path(argv[1]))
+        return 0
     if argv[:1] == ["_child"]:
         print(json.dumps(CHILDREN[argv[1]](json.loads(argv[2])), default=str), flush=True)
         return 0
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
-        argv = ["pipeline", *argv]
+        argv = ["daily", *argv]  # a few minutes on the demo; `pipeline` takes much longer
     args = _parser().parse_args(argv)
-    if args.command == "pipeline":
-        return _cmd_pipeline(args)
-    return _cmd_extract(args)
+    commands = {"daily": _cmd_daily, "pipeline": _cmd_pipeline, "extract": _cmd_extract}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":
