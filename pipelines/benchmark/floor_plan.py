@@ -130,6 +130,7 @@ def _model_entry(node: dict) -> dict[str, Any]:
         "materialized": node["config"]["materialized"],
         "sql": node["compiled_code"],
         "contract": _contract_columns(node),
+        "parents": sorted((node.get("depends_on") or {}).get("nodes") or []),
     }
 
 
