@@ -1,0 +1,153 @@
+{%- set crm = 'true' if has_crm() else 'false' -%}
+
+-- The flags of each past case (int_clients__backtest_cases), judged as on its backtest
+-- date: churned / at risk with the segment's factors of this run (int_clients__churn_ratios),
+-- volume drop by the rule of int_clients__volume on the windows ending on that date,
+-- decision maker left by the rule of int_clients__crm_signals (null without a CRM).
+
+with
+
+backtest_cases as (
+
+    select * from {{ ref('int_clients__backtest_cases') }}
+
+),
+
+churn_ratios as (
+
+    select * from {{ ref('int_clients__churn_ratios') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('fct_orders') }}
+
+),
+
+contacts as (
+
+    select * from {{ ref('stg_crm__contacts') }}
+
+),
+
+factors as (
+
+    select
+        backtest_cases.*,
+        coalesce(
+            churn_ratios.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)
+        ) as at_risk_ratio,
+        coalesce(
+            churn_ratios.churn_ratio, cast({{ var('churn_ratio') }} as double)
+        ) as churn_ratio
+
+    from backtest_cases
+    left join churn_ratios
+        on backtest_cases.segment = churn_ratios.segment
+
+),
+
+-- volume windows of the cases it can be judged for (expected interval up to the setting)
+volume_windows as (
+
+    select
+        factors.as_of_date,
+        factors.client_id,
+        {{ money_sum("case when orders.order_date >= factors.as_of_date - 89 then orders.net_revenue else 0 end") }}
+            as revenue_last_90d,
+        {{ money_sum("case when orders.order_date < factors.as_of_date - 89 then orders.net_revenue else 0 end") }}
+            as revenue_prior_270d
+
+    from factors
+    inner join orders
+        on
+            factors.client_id = orders.client_id
+            and orders.order_date between factors.as_of_date - 359 and factors.as_of_date
+
+    where factors.expected_interval_days <= {{ var('volume_max_interval_days') }}
+
+    group by factors.as_of_date, factors.client_id
+
+),
+
+decision_makers_left as (
+
+    select
+        factors.as_of_date,
+        factors.client_id,
+        count(*) as decision_makers_left
+
+    from factors
+    inner join contacts
+        on
+            factors.client_id = contacts.client_id
+            and contacts.is_decision_maker
+            and contacts.left_at between factors.as_of_date - ({{ var('dm_left_window_days') }} - 1)
+            and factors.as_of_date
+
+    group by factors.as_of_date, factors.client_id
+
+),
+
+flagged as (
+
+    select
+        factors.*,
+        coalesce(factors.overdue_ratio >= factors.churn_ratio, false) as is_churned,
+        coalesce(
+            factors.overdue_ratio >= factors.at_risk_ratio
+            and factors.overdue_ratio < factors.churn_ratio,
+            false
+        ) as is_at_risk,
+        case
+            when
+                factors.expected_interval_days <= {{ var('volume_max_interval_days') }}
+                and volume_windows.revenue_prior_270d / 3.0 > 0
+                then
+                    volume_windows.revenue_last_90d
+                    <= (1 - cast({{ var('volume_drop_share') }} as double))
+                    * (volume_windows.revenue_prior_270d / 3.0)
+        end as has_volume_drop,
+        case when {{ crm }} then decision_makers_left.client_id is not null end as decision_maker_left
+
+    from factors
+    left join volume_windows
+        on
+            factors.as_of_date = volume_windows.as_of_date
+            and factors.client_id = volume_windows.client_id
+    left join decision_makers_left
+        on
+            factors.as_of_date = decision_makers_left.as_of_date
+            and factors.client_id = decision_makers_left.client_id
+
+),
+
+final as (
+
+    select
+        as_of_date,
+        client_id,
+        segment,
+        last_order_date,
+        distinct_order_days,
+        expected_interval_days,
+        interval_source,
+        days_since_last_order,
+        overdue_ratio,
+        horizon_days,
+        horizon_end_date,
+        next_order_date,
+        did_not_order_again,
+        at_risk_ratio,
+        churn_ratio,
+        is_churned,
+        is_at_risk,
+        has_volume_drop,
+        decision_maker_left
+
+    from flagged
+
+)
+
+select * from final
