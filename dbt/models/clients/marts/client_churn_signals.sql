@@ -24,6 +24,12 @@ payment as (
 
 ),
 
+churn_probability as (
+
+    select * from {{ ref('int_clients__churn_probability') }}
+
+),
+
 joined as (
 
     select
@@ -40,7 +46,11 @@ joined as (
         crm_signals.is_silent,
         payment.invoices_365d,
         payment.late_invoices_365d,
-        payment.has_poor_payment_discipline
+        payment.has_poor_payment_discipline,
+        churn_probability.churn_probability,
+        churn_probability.churn_probability_cases,
+        churn_probability.overdue_ratio_bucket,
+        churn_probability.order_days_bucket
 
     from cadence
     left join volume
@@ -49,6 +59,8 @@ joined as (
         on cadence.client_id = crm_signals.client_id
     left join payment
         on cadence.client_id = payment.client_id
+    left join churn_probability
+        on cadence.client_id = churn_probability.client_id
 
 ),
 
@@ -73,7 +85,22 @@ scored as (
             when expected_interval_days = round(expected_interval_days)
                 then cast(cast(expected_interval_days as bigint) as varchar)
             else printf('%.1f', expected_interval_days)
-        end as interval_text
+        end as interval_text,
+        -- the evidence behind a churned / overdue flag: the past cases like this client
+        case
+            when churn_probability is not null
+                then
+                    printf('%.0f', churn_probability * 100) || ' % of past cases like it ('
+                    || coalesce(segment, 'no segment') || ', ' || overdue_ratio_bucket || ' overdue, '
+                    || order_days_bucket || ') did not order again ('
+                    || churn_probability_cases || ' cases'
+                    || case
+                        when churn_probability_cases < {{ var('probability_prior_cases') }}
+                            then ', leaning on all segments'
+                        else ''
+                    end
+                    || ')'
+        end as evidence_text
 
     from joined
 
@@ -92,6 +119,7 @@ explained as (
                         case when is_churned then 'churned' else 'overdue' end
                         || ': ' || days_since_last_order || ' days since last order, '
                         || {{ format_ratio('overdue_ratio') }} || 'x the usual ' || interval_text || ' days'
+                        || coalesce('; ' || evidence_text, '')
             end,
             case
                 when has_volume_drop
@@ -160,7 +188,9 @@ final as (
         cast(churn_ratio as double) as churn_ratio,
         cast(decision_maker_left_at as date) as decision_maker_left_at,
         cast(invoices_365d as bigint) as invoices_365d,
-        cast(is_silent as boolean) as is_silent
+        cast(is_silent as boolean) as is_silent,
+        cast(churn_probability as double) as churn_probability,
+        cast(churn_probability_cases as bigint) as churn_probability_cases
 
     from explained
 
