@@ -8,8 +8,10 @@ judged by what each client did in the ``H`` days after D.
 * Outcome: the work DB's raw layer (``raw_erp.orders``, never cut at an as-of date): a
   client is *lost* (the positive class) when it has no completed order with
   ``order_date`` in ``(D, D + H]``.
-* Measures: ROC AUC of ``overdue_ratio`` and of plain recency (``days_since_last_order``)
-  for "lost"; precision (lost among flagged) and recall (flagged among lost) of
+* Measures: ROC AUC of ``churn_probability`` (the share of comparable past cases that did
+  not order again; absent from warehouses published before it existed), of
+  ``overdue_ratio`` and of plain recency (``days_since_last_order``) for "lost";
+  precision (lost among flagged) and recall (flagged among lost) of
   ``is_churned``, ``is_at_risk``, either of them, and ``has_volume_drop`` (judged clients
   only: NULL = not judged); the base rate; whether the horizon has fully passed (the
   data's last order date, any status, is at or after D + H; if not, "lost" is overstated).
@@ -38,6 +40,7 @@ SIGNAL_COLUMNS = (
     "is_churned",
     "is_at_risk",
     "has_volume_drop",
+    "churn_probability",
 )
 
 # name shown -> how it is read from a case
@@ -59,6 +62,7 @@ class ClientCase:
     is_at_risk: bool
     has_volume_drop: bool | None
     lost: bool  # no completed order in (D, D + H]
+    churn_probability: float | None = None
 
     def flag(self, name: str) -> bool | None:
         if name == "churned_or_at_risk":
@@ -77,6 +81,8 @@ class Evaluation:
     auc_overdue_ratio: float | None
     auc_recency: float | None
     auc_cases: int  # clients with an overdue ratio (the recency AUC uses all clients)
+    auc_churn_probability: float | None = None
+    auc_probability_cases: int = 0  # clients with a churn probability
     flags: dict[str, FlagScore] = field(default_factory=dict)
     churned_by_interval_source: dict[str, FlagScore] = field(default_factory=dict)
 
@@ -110,6 +116,8 @@ class Evaluation:
             "clients": self.clients,
             "lost": self.lost,
             "base_rate": self.base_rate,
+            "auc_churn_probability": self.auc_churn_probability,
+            "auc_probability_cases": self.auc_probability_cases,
             "auc_overdue_ratio": self.auc_overdue_ratio,
             "auc_recency": self.auc_recency,
             "auc_cases": self.auc_cases,
@@ -130,6 +138,7 @@ def evaluate_cases(
     """The measures over ``cases`` (pure: no I/O)."""
     lost = [c.lost for c in cases]
     with_ratio = [c for c in cases if c.overdue_ratio is not None]
+    with_probability = [c for c in cases if c.churn_probability is not None]
     sources = sorted({c.interval_source or "unknown" for c in cases})
     return Evaluation(
         as_of=as_of,
@@ -143,6 +152,10 @@ def evaluate_cases(
         ),
         auc_recency=roc_auc([float(c.days_since_last_order) for c in cases], lost),
         auc_cases=len(with_ratio),
+        auc_churn_probability=roc_auc(
+            [c.churn_probability for c in with_probability], [c.lost for c in with_probability]
+        ),
+        auc_probability_cases=len(with_probability),
         flags={name: flag_score([c.flag(name) for c in cases], lost) for name in FLAGS},
         churned_by_interval_source={
             source: flag_score(
@@ -208,11 +221,21 @@ def read_signals(warehouse: str, as_of: date) -> tuple[str | None, list[dict[str
 
     Refuses a warehouse that holds another as-of date, naming the date it holds.
     """
+    (present,) = _fetch_warehouse(
+        warehouse,
+        [
+            "select column_name from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'client_churn_signals'"
+        ],
+    )
+    names = {str(name) for (name,) in present}
+    # a warehouse published before churn_probability existed: read it as NULL
+    selected = [c if c in names or not names else f"null as {c}" for c in SIGNAL_COLUMNS]
     info, rows = _fetch_warehouse(
         warehouse,
         [
             "select run_id, as_of_date from marts.publish_info",
-            f"select {', '.join(SIGNAL_COLUMNS)} from marts.client_churn_signals "
+            f"select {', '.join(selected)} from marts.client_churn_signals "
             "where days_since_last_order is not null",
         ],
     )
@@ -279,6 +302,9 @@ def evaluate(warehouse: str, work_db: Path, as_of: date, horizon_days: int) -> E
             is_at_risk=bool(s["is_at_risk"]),
             has_volume_drop=s["has_volume_drop"],
             lost=s["client_id"] not in ordered,
+            churn_probability=(
+                None if s["churn_probability"] is None else float(s["churn_probability"])
+            ),
         )
         for s in signals
     ]
@@ -319,6 +345,8 @@ def format_evaluation(ev: Evaluation) -> str:
         "",
         "| ranking of 'no order' | ROC AUC | clients |",
         "| --- | ---: | ---: |",
+        f"| churn_probability | {_num(ev.auc_churn_probability, 3)} "
+        f"| {ev.auc_probability_cases:,} |",
         f"| overdue_ratio | {_num(ev.auc_overdue_ratio, 3)} | {ev.auc_cases:,} |",
         f"| days since last order (recency) | {_num(ev.auc_recency, 3)} | {ev.clients:,} |",
         "",

@@ -188,3 +188,36 @@ def test_evaluate_says_what_is_missing(tmp_path: Path) -> None:
         evaluate(_warehouse(tmp_path / "wh.duckdb"), tmp_path / "none.duckdb", AS_OF, 30)
     with pytest.raises(EvaluateError, match="at least 1"):
         evaluate(str(tmp_path / "wh.duckdb"), tmp_path / "none.duckdb", AS_OF, 0)
+
+
+def test_churn_probability_auc_by_hand_and_older_warehouses(tmp_path: Path) -> None:
+    cases = [
+        ClientCase("a", "EU", "segment_norm", 100, 4.0, True, False, None, True, 0.9),
+        ClientCase("b", "EU", "own_history", 90, 3.0, True, False, None, False, 0.2),
+        ClientCase("c", "EU", "segment_norm", 40, 2.0, False, True, None, True, 0.6),
+        ClientCase("d", "EU", "own_history", 10, 0.5, False, False, None, False, 0.6),
+        ClientCase("e", "EU", "segment_norm", 60, 1.0, False, False, None, True, None),
+    ]
+    ev = evaluate_cases(cases, AS_OF, 30, date(2024, 3, 1))
+    # with a probability: lost a 0.9, c 0.6 vs kept b 0.2, d 0.6: 0.9>0.2, 0.9>0.6, 0.6>0.2,
+    # 0.6=0.6 (1/2) -> 3.5 of 4; e (no probability) is left out of this AUC only
+    assert ev.auc_churn_probability == pytest.approx(3.5 / 4)
+    assert ev.auc_probability_cases == 4 and ev.clients == 5
+    assert "| churn_probability | 0.875 | 4 |" in format_evaluation(ev)
+    assert ev.to_dict()["auc_churn_probability"] == pytest.approx(0.875)
+
+    # a warehouse with the column is read; one published before it reads as NULL (above)
+    path = tmp_path / "wh.duckdb"
+    _warehouse(path)
+    con = duckdb.connect(str(path))
+    con.execute("alter table marts.client_churn_signals add column churn_probability double")
+    con.execute(
+        "update marts.client_churn_signals set churn_probability = case client_id "
+        "when 'a' then 0.9 when 'b' then 0.2 when 'c' then 0.6 when 'd' then 0.6 end"
+    )
+    con.close()
+    got = evaluate(str(path), _work_db(tmp_path / "w.duckdb"), AS_OF, 30)
+    # lost: a, c, e; e has no probability -> the same 3.5 of 4
+    assert got.auc_churn_probability == pytest.approx(3.5 / 4)
+    old = evaluate(_warehouse(tmp_path / "old.duckdb"), tmp_path / "w.duckdb", AS_OF, 30)
+    assert old.auc_churn_probability is None and old.auc_probability_cases == 0
