@@ -14,7 +14,9 @@ splits every column in two: the value when its SQLite type is the one the contra
 reads natively (text for strings, dates and timestamps; integer; real), else null; and
 ``quote(value)`` (exact text: SQL literal) for any other value. Rows with such "odd"
 values are rare; their column is then converted value by value exactly as the generic
-path does, from the original Python values decoded from the literal.
+path does, from the original Python values decoded from the literal. (One value cannot
+be told apart: ``quote(-0.0)`` is ``0.0``, so a negative zero stored in a text column
+reads ``'0'``, not ``'-0'``.)
 
 PostgreSQL types columns: a table is read fast when every column has a type whose Arrow
 form casts to the same values as psycopg2's Python objects (text, integers, double,
