@@ -273,4 +273,39 @@ MART_CHECKS: list[FrameCheck] = [
     _one_row_per("key_account_value", ["client_id"]),
     _one_row_per("manager_portfolio", ["manager_id"]),
 ]
+# issue 10, churn from evidence: the backtest marts and churn_probability
+_SOURCES = ("policy", "learned", "default")
+MART_CHECKS += [
+    _one_row_per("signal_backtest", ["period", "segment", "flag"]),
+    _in_sets(
+        "signal_backtest",
+        {
+            "flag": (
+                "churned",
+                "at_risk",
+                "churned_or_at_risk",
+                "volume_drop",
+                "decision_maker_left",
+            )
+        },
+        id_columns=("period", "segment"),
+    ),
+    _one_row_per("segment_churn_definition", ["segment"]),
+    _in_sets(
+        "segment_churn_definition",
+        {"at_risk_ratio_source": _SOURCES, "churn_ratio_source": _SOURCES},
+        id_columns=("segment",),
+    ),
+    FrameCheck(
+        _mart("client_churn_signals"),
+        "churn_probability_between_0_and_1",
+        "churn_probability between 0 and 1 (NULL: not judged)",
+        "marts.client_churn_signals",
+        ("client_id", "churn_probability"),
+        lambda _ctx: [
+            gx().ExpectColumnValuesToBeBetween(column="churn_probability", min_value=0, max_value=1)
+        ],
+        id_columns=("client_id",),
+    ),
+]
 MART_CHECKS += plausible_amount_checks(MART_CHECKS)

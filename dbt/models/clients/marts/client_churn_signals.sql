@@ -88,6 +88,12 @@ scored as (
         end as interval_text,
         -- the evidence behind a churned / overdue flag: the past cases like this client
         case
+            when churn_probability_cases = 0
+                then
+                    'no past case like it (' || coalesce(segment, 'no segment') || ', '
+                    || overdue_ratio_bucket || ' overdue, ' || order_days_bucket
+                    || '): churn probability ' || printf('%.0f', churn_probability * 100)
+                    || ' % from the wider groups'
             when churn_probability is not null
                 then
                     printf('%.0f', churn_probability * 100) || ' % of past cases like it ('
