@@ -189,7 +189,11 @@ def test_a_backfill_launched_in_dagster_is_one_run_of_the_range(
             [run] = runs
             assert run.tags[RANGE_START] == D1 and run.tags[RANGE_END] == D2, run.tags
             assert "dagster/partition" not in run.tags
-            assert run.job_name == "kam_daily" or backfill_id == "assets"
+            if backfill_id == "job":  # the job's run: its executor and one-writer tag
+                assert run.job_name == "kam_daily" and run.tags["kam/work_db"] == "writer"
+            else:  # the assets' run: every asset and the checks on them
+                assert len(run.asset_selection) == len(graph.materializable_asset_keys)
+                assert run.asset_check_selection, "the blocking checks run with the assets"
             # the run's steps derive as-of D2, rebuilt from D1, from exactly these tags
             from kam_assets.partitions import partition_dates
 
