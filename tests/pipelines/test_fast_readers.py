@@ -514,3 +514,23 @@ def test_postgres_column_of_another_type_falls_back_to_the_generic_path(pg_url: 
         assert source._pg_fast_select(source._statement(table, None)) is None
         rows = [r for b in source.iter_batches(table, None, 10) for r in b.to_pylist()]
     assert rows[0]["product_id"] == "6f1c1e0e-2f0a-4c55-9a51-0d1ad3a1e1a1"
+
+
+def test_a_fast_reader_that_cannot_start_falls_back_to_the_generic_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = write_messy_sqlite(tmp_path / "messy.sqlite")
+    table = get_table("erp", "order_lines")
+    with open_source("erp", url) as source:
+        source.fast_reader = False
+        expected = list(source.iter_batches(table, None, 3))
+
+        def broken(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            raise OSError("[SQLite] cannot open")
+            yield  # a generator, as the real reader
+
+        monkeypatch.setattr(fast_sql, "iter_sqlite", broken)
+        source.fast_reader = True
+        got = list(source.iter_batches(table, None, 3))
+    assert_same(got, expected, table)
+    assert "fast reader unavailable (OSError: [SQLite] cannot open)" in caplog.text
