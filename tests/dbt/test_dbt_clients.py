@@ -1,7 +1,9 @@
 """dbt clients/marts on a tiny raw work DB: unit tests, data tests and planted behaviours.
 
 One `dbt build --select +clients.marts` (unit tests included) at D1, then `dbt run` at D2 and
-a re-run of D1 to check that client_status_history keeps one set of rows per date.
+a re-run of D1 to check that client_status_history keeps one set of rows per date. The first
+run reconstructs the KAM_HISTORY_DAYS days before D1 (tests/dbt/test_dbt_history.py checks
+those rows against the daily models), so stage_since is a date of the history, not D1.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -266,22 +268,39 @@ def test_lifecycle_on_planted_clients(built: Path) -> None:
     assert life["drop"][:2] == ("decline", "at_risk")
     assert life["newbie"][:2] == ("acquisition", "new")
     assert life["yearly"][:2] == ("maturity", "active")
-    assert all(v[2] == date(2026, 9, 30) and v[3] for v in life.values())
+    assert all(v[3] for v in life.values())
+    # since when, from the reconstructed history of the first run (not D1 for everyone):
+    # gone was last seen 2026-08-03, churned 3 x 7 days later; newbie since its first order
+    assert life["gone"][2] == date(2026, 8, 24)
+    assert life["newbie"][2] == date(2026, 9, 10)
+    assert life["drop"][2] == date(2026, 8, 16)
 
 
 def test_status_history_two_dates_and_idempotent_rerun(built: Path) -> None:
     history_sql = "select * from marts.client_status_history order by as_of_date, client_id"
     _dbt(built, D2, "run", "--select", "+clients.marts")
-    dates = _query(built, "select distinct as_of_date from marts.client_status_history order by 1")
-    assert [d for (d,) in dates] == [date(2026, 9, 30), date(2026, 10, 31)]
+    # D1 and D2 from the daily runs; the window before D1 and the 30 days between were
+    # reconstructed (the run at D2 fills the gap)
+    daily = _query(
+        built,
+        "select distinct as_of_date from marts.client_status_history "
+        "where history_source = 'daily_run' order by 1",
+    )
+    assert [d for (d,) in daily] == [date(2026, 9, 30), date(2026, 10, 31)]
+    (days, first) = _query(
+        built, "select count(distinct as_of_date), min(as_of_date) from marts.client_status_history"
+    )[0]
+    assert days == HISTORY_DAYS + 31 and first == date(2026, 9, 30) - timedelta(HISTORY_DAYS - 1)
     before = _query(built, history_sql)
-    assert len(before) == 10  # five clients with orders, two dates
+    at_d1_d2 = [r for r in before if r[0] in (date(2026, 9, 30), date(2026, 10, 31))]
+    assert len(at_d1_d2) == 10  # five clients with orders, two dates
 
     life = _rows_by_client(
         built, "client_lifecycle", "lifecycle_stage, stage_since, previous_stage"
     )
-    assert life["gone"] == ("churn", date(2026, 9, 30), None)  # churned since D1
-    assert life["drop"] == ("churn", date(2026, 10, 31), "decline")  # 32 days late now
+    assert life["gone"] == ("churn", date(2026, 8, 24), "decline")  # churned since 08-24
+    # drop last ordered 2026-09-28: churned 21 days later (in decline by volume before)
+    assert life["drop"] == ("churn", date(2026, 10, 19), "decline")
 
     _dbt(built, D1, "run", "--select", "+clients.marts")
     assert _query(built, history_sql) == before
@@ -289,4 +308,4 @@ def test_status_history_two_dates_and_idempotent_rerun(built: Path) -> None:
     life = _rows_by_client(
         built, "client_lifecycle", "lifecycle_stage, stage_since, previous_stage"
     )
-    assert life["drop"] == ("decline", date(2026, 9, 30), None)
+    assert life["drop"] == ("decline", date(2026, 8, 16), "maturity")
