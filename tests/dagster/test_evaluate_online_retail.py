@@ -5,8 +5,13 @@ The known answers come straight from the converted source files with DuckDB, nev
 the pipeline's outputs: the cadence rule of docs/rules.md (order days = distinct dates of
 completed orders up to D; own interval = median gap with 4+ order days, else the median
 over the segment's clients with 2+ order days of their median gap, else 30;
-overdue ratio = days since last order / interval; churned from 3, at risk from 1.5) and
-the outcome (no completed order in (D, D + 91]); the AUCs by the rank formula in SQL.
+overdue ratio = days since last order / interval) and the outcome (no completed order
+in (D, D + 91]); the AUCs by the rank formula in SQL. The churn factors are learned as
+docs/rules.md "Churn from evidence" says, by this file's own SQL (``learned_factors``):
+past cases every 7 days back from D (within 730 days), horizon = ceil(clamp(3 x interval,
+30, 365)) passed by D, the lowest ratio 1.0, 1.1, ... from which 80 % (churn) / 50 %
+(at risk, below churn) of the segment's cases did not order again, with 30+ cases; else
+3 / 1.5. The same cases give the expected signal_backtest row of one backtest date.
 """
 
 from __future__ import annotations
@@ -21,11 +26,97 @@ pytestmark = pytest.mark.slow
 
 AS_OF = "2011-09-09"
 HORIZON = 91
+#: the backtest date whose signal_backtest rows are checked (D - 140 days)
+BACKTEST_DATE = "2011-04-22"
+
+
+def cadence_sql(src: Path, as_of_dates: str, cut: str) -> str:
+    """Per (as-of date, client with an order up to it): the cadence rule of docs/rules.md,
+    with the order days up to ``cut`` for the next order. ``as_of_dates`` is a query with
+    one column ``t``."""
+    return f"""
+        with orders as (
+            select distinct trim(client_id) as client_id, cast(order_date as date) as day
+            from '{src / "orders.parquet"}'
+            where trim(status) = 'completed' and cast(order_date as date) <= date '{cut}'
+        ),
+        gaps as (
+            select client_id, day,
+                day - lag(day) over (partition by client_id order by day) as gap
+            from orders
+        ),
+        dates as ({as_of_dates}),
+        hist as (
+            select d.t, g.client_id, count(*) as n_days, max(g.day) as last_day,
+                median(g.gap) as med_gap
+            from dates d join gaps g on g.day <= d.t group by d.t, g.client_id
+        ),
+        seg as (
+            select h.*, c.segment from hist h
+            join '{src / "clients.parquet"}' c on trim(c.client_id) = h.client_id
+        ),
+        norms as (
+            select t, segment, median(med_gap) as norm from seg
+            where med_gap is not null group by t, segment
+        ),
+        nxt as (
+            select d.t, o.client_id, min(o.day) as next_day
+            from dates d join orders o on o.day > d.t group by d.t, o.client_id
+        )
+        select seg.t, seg.client_id, seg.segment, seg.n_days, seg.t - seg.last_day as recency,
+            coalesce(case when n_days >= 4 then med_gap end, norm, 30.0) as expected,
+            (seg.t - seg.last_day)
+                / coalesce(case when n_days >= 4 then med_gap end, norm, 30.0) as ratio,
+            nxt.next_day
+        from seg
+        left join norms using (t, segment)
+        left join nxt using (t, client_id)
+    """
+
+
+def learned_factors(con: duckdb.DuckDBPyConnection, src: Path, as_of: str) -> None:
+    """Tables ``past_cases`` (backtest dates before D, horizon passed) and ``factors``
+    (segment, at_risk, churn) by the rule of docs/rules.md, in this test's own SQL."""
+    dates = (
+        f"select cast(date '{as_of}' - cast(k * 7 as integer) as date) as t "
+        f"from range(1, 105) r(k) where k * 7 <= 729"
+    )
+    con.execute(
+        f"""
+        create temp table past_cases as
+        with c as ({cadence_sql(src, dates, as_of)}),
+        h as (
+            select *, cast(ceil(least(greatest(3 * expected, 30), 365)) as integer) as horizon
+            from c
+        )
+        select *, (next_day is null or next_day > t + horizon) as lost
+        from h where t + horizon <= date '{as_of}'
+        """
+    )
+    con.execute(
+        """
+        create temp table factors as
+        with grid as (select r / 10.0 as r from range(10, 201) g(r)),
+        curve as (
+            select g.r, c.segment, count(*) as n, avg(c.lost::int) as share
+            from grid g join past_cases c on c.ratio >= g.r group by g.r, c.segment
+        ),
+        churn as (
+            select segment, coalesce(min(r) filter (share >= 0.8 and n >= 30), 3.0) as churn
+            from curve group by segment
+        )
+        select churn.segment, churn.churn, coalesce(
+            (select min(r) from curve where curve.segment = churn.segment
+                and share >= 0.5 and n >= 30 and r < churn.churn), 1.5) as at_risk
+        from churn
+        """
+    )
 
 
 def expected_backtest(src: Path, as_of: str, horizon: int) -> dict:
     """Counts, precision/recall of the flags and the AUCs from the converted files."""
     con = duckdb.connect()
+    learned_factors(con, src, as_of)
     con.execute(
         f"""
         create temp table cases as
@@ -60,10 +151,12 @@ def expected_backtest(src: Path, as_of: str, horizon: int) -> dict:
             date '{as_of}' - last_day as recency,
             (date '{as_of}' - last_day)
                 / coalesce(case when n_days >= 4 then med_gap end, norm, 30.0) as ratio,
-            later.client_id is null as lost
+            later.client_id is null as lost,
+            coalesce(factors.churn, 3.0) as churn, coalesce(factors.at_risk, 1.5) as at_risk
         from hist
         left join norms using (segment)
         left join later using (client_id)
+        left join factors using (segment)
         """
     )
 
@@ -96,13 +189,30 @@ def expected_backtest(src: Path, as_of: str, horizon: int) -> dict:
         ).fetchone()[0]
 
     clients, lost = con.execute("select count(*), count(*) filter (lost) from cases").fetchone()
+    day = con.execute(
+        f"""
+        select
+            count(*) filter (ratio >= churn and lost), count(*) filter (ratio >= churn),
+            count(*) filter (ratio >= at_risk and ratio < churn and lost),
+            count(*) filter (ratio >= at_risk and ratio < churn),
+            count(*) filter (lost), count(*)
+        from past_cases join factors using (segment)
+        where t = date '{BACKTEST_DATE}'
+        """
+    ).fetchone()
+    factors = dict(con.execute("select segment, churn from factors").fetchall())
     answers = {
         "clients": clients,
         "lost": lost,
-        "is_churned": flag("ratio >= 3"),
-        "is_at_risk": flag("ratio >= 1.5 and ratio < 3"),
+        "is_churned": flag("ratio >= churn"),
+        "is_at_risk": flag("ratio >= at_risk and ratio < churn"),
         "auc_overdue_ratio": auc("ratio"),
         "auc_recency": auc("recency"),
+        "past_cases": con.execute("select count(*) from past_cases").fetchone()[0],
+        "churn_factors": factors,
+        # (hits, flagged, lost, cases) of churned and at risk on BACKTEST_DATE
+        "backtest_churned": (day[0], day[1], day[4], day[5]),
+        "backtest_at_risk": (day[2], day[3], day[4], day[5]),
     }
     con.close()
     return answers
@@ -135,9 +245,39 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
         ), name
         assert g["precision"] == pytest.approx(w["precision"], abs=1e-12)
         assert g["recall"] == pytest.approx(w["recall"], abs=1e-12)
-    assert got["flags"]["is_churned"]["flagged"] > 500
+    assert got["flags"]["is_churned"]["flagged"] > 50
     assert got["auc_overdue_ratio"] == pytest.approx(want["auc_overdue_ratio"], abs=1e-9)
     assert got["auc_recency"] == pytest.approx(want["auc_recency"], abs=1e-9)
+
+    # churn_probability ranks better than recency on this data (docs/benchmarks.md)
+    assert got["auc_churn_probability"] > got["auc_recency"] + 0.02
+    assert got["auc_probability_cases"] == got["clients"]
+
+    # the run's evidence marts against this file's own SQL of the rule
+    wh = duckdb.connect(str(kam.warehouse), read_only=True)
+    try:
+        churn = dict(
+            wh.execute("select segment, churn_ratio from marts.segment_churn_definition").fetchall()
+        )
+        assert {s: churn[s] for s in want["churn_factors"]} == pytest.approx(want["churn_factors"])
+        (cases,) = wh.execute(
+            "select cases from marts.signal_backtest "
+            "where period = 'all' and segment = 'all' and flag = 'churned'"
+        ).fetchone()
+        assert cases == want["past_cases"]
+        for flag, key in (("churned", "backtest_churned"), ("at_risk", "backtest_at_risk")):
+            row = wh.execute(
+                "select hits, flagged, lost, cases, flag_precision, flag_recall "
+                "from marts.signal_backtest where period = ? and segment = 'all' and flag = ?",
+                [BACKTEST_DATE, flag],
+            ).fetchone()
+            hits, flagged, lost, n = want[key]
+            assert row[:4] == (hits, flagged, lost, n), flag
+            assert n > 1_000 and flagged > 0 and lost > 0
+            assert row[4] == pytest.approx(hits / flagged, abs=1e-12)
+            assert row[5] == pytest.approx(hits / lost, abs=1e-12)
+    finally:
+        wh.close()
 
     text = kam.kam("evaluate", "--as-of", AS_OF, "--horizon-days", str(HORIZON))
     assert text.returncode == 0 and "| is_churned |" in text.stdout
