@@ -259,6 +259,27 @@ def test_kam_backfill_refuses_a_bad_date_naming_the_argument(tmp_path: Path) -> 
     assert not (tmp_path / "data").exists()
 
 
+def _dbt_run_parameters(data: Path) -> tuple[str | None, str | None]:
+    """(as_of_date, rebuild_from) of the run's dbt build."""
+    import duckdb
+
+    results = json.loads((data / "dbt" / "target" / "run_results.json").read_text())
+    dbt_vars = results["args"].get("vars") or {}
+    if isinstance(dbt_vars, str):
+        dbt_vars = json.loads(dbt_vars)
+    if "as_of_date" in dbt_vars:
+        return dbt_vars["as_of_date"], dbt_vars.get("rebuild_from")
+    table = dbt_vars["run_parameters_table"]
+    con = duckdb.connect(str(data / "work" / "kam_work.duckdb"), read_only=True)
+    try:
+        [(as_of, rebuild_from)] = con.execute(
+            f"select as_of_date, rebuild_from from {table}"
+        ).fetchall()
+    finally:
+        con.close()
+    return as_of.isoformat(), rebuild_from.isoformat() if rebuild_from else None
+
+
 # --- kam backfill: one real run ------------------------------------------------------------
 
 
@@ -266,6 +287,9 @@ def test_kam_backfill_refuses_a_bad_date_naming_the_argument(tmp_path: Path) -> 
 def test_kam_backfill_is_one_run_as_of_its_last_date_rebuilding_from_its_first(
     dbt_manifest: Path, demo_sources: Path, tmp_path: Path
 ) -> None:
+    """`kam run --as-of D1` (its date built by the daily models), then `kam backfill --from
+    D1 --to D2`: one run, as of D2, whose history rebuilt D1 (present, so only because of
+    rebuild_from) and filled D1 + 1, published as of D2."""
     import duckdb
 
     data, warehouse = tmp_path / "data", tmp_path / "wh" / "kam.duckdb"
@@ -276,35 +300,77 @@ def test_kam_backfill_is_one_run_as_of_its_last_date_rebuilding_from_its_first(
         "KAM_WAREHOUSE": str(warehouse),
         "DBT_TARGET_PATH": str(dbt_manifest.parent),
     }
+    # the demo's 2026-09-28 revenue is outside the default band of its weekday: widened for
+    # this setup run only (the backfill, as of D2, checks D2's)
+    first = _kam({**env, "KAM_REVENUE_BAND_K": "1000"}, "run", "--as-of", D1, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert _history(warehouse, D1) == {(D1, "daily_run")}
+
     proc = _kam(env, "backfill", "--from", D1, "--to", D2, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert f"succeeded for {D1}..{D2} (3 days in one run" in proc.stdout
     assert f"warehouse: {warehouse} (as of {D2})" in proc.stdout
 
     with dg.DagsterInstance.from_config(str(data / "dagster_home")) as instance:
-        runs = instance.get_runs()
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"kam/command": "backfill"}))
         assert len(runs) == 1, [r.tags for r in runs]
+        assert len(instance.get_runs()) == 2  # kam run's and the backfill's, nothing else
         [run] = runs
         assert run.status == dg.DagsterRunStatus.SUCCESS
         assert run.job_name == "kam_daily"
         assert run.tags[RANGE_START] == D1 and run.tags[RANGE_END] == D2
-        assert run.tags["kam/command"] == "backfill" and "dagster/partition" not in run.tags
+        assert "dagster/partition" not in run.tags
         assert run.tags["kam/work_db"] == "writer"  # the one-writer queue limit applies
         backfill = instance.get_backfill(run.tags["dagster/backfill"])
         assert backfill is not None and list(backfill.partition_names) == DAYS
         assert backfill.status.value == "COMPLETED_SUCCESS"
-        # every day of the range is materialized, by that one run
+        # every day of the range is materialized (D1 by both runs)
         assert instance.get_materialized_partitions(dg.AssetKey("warehouse")) == set(DAYS)
 
-    # what dbt was run with: its own record of the invocation
-    results = json.loads((data / "dbt" / "target" / "run_results.json").read_text())
-    dbt_vars = results["args"]["vars"]
-    assert dbt_vars["as_of_date"] == D2 and dbt_vars["rebuild_from"] == D1, dbt_vars
+    # what dbt's build got: its own record of its vars, or the run parameters table its
+    # macros read when the vars stay the same every day (partial parsing)
+    assert _dbt_run_parameters(data) == (D2, D1)
 
+    # every date of the range: D1 rebuilt although present, D1 + 1 filled, D2 the daily
+    # models'; the dates before the range kept
+    assert _history(warehouse, D1) == {
+        (D1, "reconstructed"),
+        (DAYS[1], "reconstructed"),
+        (D2, "daily_run"),
+    }
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         assert con.execute("select as_of_date from marts.publish_info").fetchall() == [
             (date(2026, 9, 30),)
         ]
+        per_date = con.execute(
+            "select count(distinct client_id) from marts.client_status_history "
+            "where as_of_date between ? and ? group by as_of_date",
+            [D1, D2],
+        ).fetchall()
+        assert len(per_date) == 3 and len(set(per_date)) == 1, per_date  # same clients
+        assert (
+            con.execute(
+                "select count(*) from marts.client_status_history where as_of_date = ?",
+                ["2026-09-01"],
+            ).fetchall()[0][0]
+            > 0
+        )
     finally:
         con.close()
+
+
+def _history(warehouse: Path, since: str) -> set[tuple[str, str]]:
+    """(as_of_date, history_source) of the published client_status_history from ``since``."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            "select distinct cast(as_of_date as varchar), history_source "
+            "from marts.client_status_history where as_of_date >= ?",
+            [since],
+        ).fetchall()
+    finally:
+        con.close()
+    return set(rows)
