@@ -67,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         "backfill",
         help="backfill a range of as-of dates in one run (marts as of its last date)",
         description=(
-            "Backfill the daily partitions D1..D2 in ONE run of the daily job, as the "
-            "Dagster UI's backfill of that range does: extraction and marts as of D2 "
-            "(published like kam run --as-of D2), client_status_history rebuilt for every "
-            "date from D1. Same checks before the run as kam run."
+            "Backfill the daily partitions D1..D2 in ONE run of the daily job, as the Dagster\n"
+            "UI's backfill of that range does: extraction and marts as of D2 (published like\n"
+            "kam run --as-of D2), client_status_history rebuilt for every date from D1.\n"
+            "Same checks before the run as kam run, for both dates."
         ),
         epilog=_run_epilog().replace(
             "kam run --as-of 2026-11-22", "kam backfill --from 2026-01-01 --to 2026-11-22"
@@ -78,10 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     backfill.add_argument(
-        "--from", dest="from_date", required=True, type=_date_argument, help="YYYY-MM-DD"
+        "--from",
+        dest="from_date",
+        metavar="D1",
+        required=True,
+        type=_date_argument,
+        help="first as-of date of the range (YYYY-MM-DD)",
     )
     backfill.add_argument(
-        "--to", dest="to_date", required=True, type=_date_argument, help="YYYY-MM-DD"
+        "--to",
+        dest="to_date",
+        metavar="D2",
+        required=True,
+        type=_date_argument,
+        help="last as-of date of the range, the marts' as-of date (YYYY-MM-DD)",
     )
 
     gen = sub.add_parser("generate", help="write demo ERP/CRM sources")
