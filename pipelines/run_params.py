@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -52,7 +53,8 @@ class RunParameters:
         )
 
     def dbt_vars(self) -> dict[str, Any]:
-        """The run's dbt vars: the only way the run parameters reach the models."""
+        """Every run parameter as a dbt var (dbt by hand, ``make docs``, the benchmark, the
+        dbt tests): a var given wins over :data:`RUN_PARAMETERS_TABLE` in the macros."""
         return {
             "as_of_date": self.as_of.isoformat(),
             "has_crm": self.has_crm,
@@ -60,14 +62,70 @@ class RunParameters:
             "rebuild_from": self.rebuild_from.isoformat() if self.rebuild_from else None,
         }
 
+    def table_row(self) -> dict[str, Any]:
+        """The run's row of :data:`RUN_PARAMETERS_TABLE` (column -> value)."""
+        return {
+            "as_of_date": self.as_of,
+            "today": self.today,
+            "has_crm": self.has_crm,
+            "history_days": self.history_days,
+            "rebuild_from": self.rebuild_from,
+        }
+
+    def stable_dbt_vars(self) -> dict[str, Any]:
+        """The dbt vars of the daily run: only what does not change from one day to the next
+        (dbt re-parses the whole project when its command-line vars change). The as-of date,
+        the history window and a backfill's first date reach the models through
+        :data:`RUN_PARAMETERS_TABLE` (the macros of dbt/macros/run_parameters.sql read it).
+        ``has_crm`` stays a var: it decides the SQL's shape in Jinja, before any query."""
+        return {"has_crm": self.has_crm, "run_parameters_table": RUN_PARAMETERS_TABLE}
+
 
 #: dbt unit tests run in the test suite, not in the daily run
 DAILY_DBT_EXCLUDE = "test_type:unit"
 
+#: the one-row table of the run's parameters in the work DB, written right before dbt runs
+RUN_PARAMETERS_TABLE = "kam_run.run_parameters"
+
 
 def dbt_build_args(params: RunParameters) -> list[str]:
-    """The `dbt build` of a daily run (the job's and the benchmark's): the run's vars."""
+    """A `dbt build` with every run parameter as a var (the benchmark's, by hand, e.g.
+    ``make docs``): dbt re-parses the project whenever the as-of date changes."""
     return ["build", "--vars", json.dumps(params.dbt_vars()), "--exclude", DAILY_DBT_EXCLUDE]
+
+
+def dbt_daily_build_args(params: RunParameters) -> list[str]:
+    """The `dbt build` of the daily job: the same build as :func:`dbt_build_args`, but its
+    vars are the same every day, so dbt's partial parsing (``partial_parse.msgpack`` in the
+    data dir's target) is reused; the parameters come from :func:`write_run_parameters`."""
+    return [
+        "build",
+        "--vars",
+        json.dumps(params.stable_dbt_vars(), sort_keys=True),
+        "--exclude",
+        DAILY_DBT_EXCLUDE,
+    ]
+
+
+def write_run_parameters(work_db: str | Path, params: RunParameters) -> None:
+    """Replace :data:`RUN_PARAMETERS_TABLE` in ``work_db`` by the run's one row (before dbt
+    runs; the connection is closed on return, so dbt can take the write lock)."""
+    import duckdb
+
+    schema, _, _table = RUN_PARAMETERS_TABLE.partition(".")
+    row = params.table_row()
+    with duckdb.connect(str(work_db)) as con:
+        con.execute(f"create schema if not exists {schema}")
+        con.execute(
+            f"create or replace table {RUN_PARAMETERS_TABLE} ("
+            "as_of_date date not null, today date not null, has_crm boolean not null, "
+            "history_days integer not null, rebuild_from date, "
+            "written_at timestamp with time zone not null)"
+        )
+        con.execute(
+            f"insert into {RUN_PARAMETERS_TABLE} values (?, ?, ?, ?, ?, current_timestamp)",
+            [row[k] for k in ("as_of_date", "today", "has_crm", "history_days", "rebuild_from")],
+        )
 
 
 def parse_as_of(text: str) -> date:

@@ -1,8 +1,11 @@
 """Rules of the dbt project's layout, checked on its files (no dbt run).
 
 * The run parameters are read in one place: only the macro ``as_of_date()`` reads
-  ``var('as_of_date')`` and only the macro ``has_crm()`` reads (and parses) ``var('has_crm')``.
-  ``as_of_date`` has no default in dbt_project.yml: a run without it must fail.
+  ``var('as_of_date')``, only ``has_crm()`` reads (and parses) ``var('has_crm')``, only
+  ``history_start_date()`` / ``rebuild_from_date()`` read ``history_days`` / ``rebuild_from``,
+  and only ``run_parameter()`` reads the run parameters table (``run_parameters_table``).
+  ``as_of_date`` has no default in dbt_project.yml: a run without it (and without the
+  table) must fail; ``run_parameters_table`` has none either (the daily job passes it).
 * Folders are in build order: a model refs only models of its own folder or of an earlier one.
 * One YAML per model, beside it, named after it.
 """
@@ -29,7 +32,13 @@ BUILD_ORDER = (
     "actions/marts",
 )
 #: the macro that alone may read each run parameter
-OWNERS = {"as_of_date": "as_of_date", "has_crm": "has_crm"}
+OWNERS = {
+    "as_of_date": "as_of_date",
+    "has_crm": "has_crm",
+    "history_days": "history_start_date",
+    "rebuild_from": "rebuild_from_date",
+    "run_parameters_table": "run_parameter",
+}
 
 MACRO_BLOCK = re.compile(r"{%-?\s*macro\s+(\w+)\s*\(.*?%}(.*?){%-?\s*endmacro\s*-?%}", re.DOTALL)
 JINJA_COMMENT = re.compile(r"{#.*?#}", re.DOTALL)
@@ -98,6 +107,16 @@ def test_rule_test_catches_a_stray_var() -> None:
 def test_as_of_date_has_no_default() -> None:
     project = yaml.safe_load((DBT_DIR / "dbt_project.yml").read_text())
     assert "as_of_date" not in (project.get("vars") or {})
+    assert "run_parameters_table" not in (project.get("vars") or {})
+
+
+def test_run_parameters_table_is_read_only_while_compiling() -> None:
+    """The table is read with run_query only when execute is true: a read while dbt parses
+    would fail on a fresh work DB and tie the parse to the database."""
+    text = JINJA_COMMENT.sub("", (MACROS / "run_parameters.sql").read_text())
+    body = next(m.group(2) for m in MACRO_BLOCK.finditer(text) if m.group(1) == "run_parameter")
+    guard, query = body.find("not execute"), body.find("run_query")
+    assert 0 <= guard < query, "run_parameter() must return before run_query while parsing"
 
 
 def _folder(sql: Path) -> str:
