@@ -9,7 +9,11 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
+from collections.abc import Sequence
+from functools import cached_property
+from importlib.metadata import version as installed_version
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
@@ -51,8 +55,37 @@ def dbt_executable() -> str:
     return shutil.which("dbt") or "dbt"
 
 
+class KamDbtCliResource(DbtCliResource):
+    """``DbtCliResource`` without the work it does in this process before each dbt command.
+
+    dagster-dbt 0.29 runs ``dbt --version`` in a subprocess (to tell dbt Core from Fusion; it
+    also asks PyPI for the latest version) and builds a dbt adapter in process (profile,
+    project, base macros) before every ``cli()`` call: 3-4 s on an idle 2-core machine, up to
+    9 s loaded. Neither has an option to turn it off, so this subclass overrides the two
+    private members (tests/dagster/test_dbt_resource.py fails if dagster-dbt renames them):
+
+    * the version is the installed dbt-core's when the executable is this environment's
+      dbt (else dagster-dbt asks the executable, as before);
+    * no in-process adapter: it serves only ``fetch_row_counts`` / ``fetch_column_metadata``
+      and DuckDB's lock wait around them, which the dbt assets do not use.
+    """
+
+    @cached_property
+    def _cli_version(self) -> Any:
+        beside = Path(sys.executable).with_name("dbt")
+        used = shutil.which(self.dbt_executable)
+        if beside.exists() and used and Path(used).resolve() == beside.resolve():
+            from packaging.version import Version
+
+            return Version(installed_version("dbt-core"))
+        return super()._cli_version
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:  # type: ignore[override]
+        return None
+
+
 def build_resources() -> dict[str, object]:
     return {
         "kam": KamResource(),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": KamDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }

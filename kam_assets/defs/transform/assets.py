@@ -2,6 +2,13 @@
 
 dbt source ``erp.orders`` maps to asset key ``["erp", "orders"]`` (default translator),
 the key of the raw asset: the graph connects by itself. Models get ``[schema, name]``.
+
+Fast by default: the run's parameters go into the work DB's ``kam_run.run_parameters``
+right before dbt runs, and dbt gets only vars that are the same every day
+(:func:`pipelines.run_params.dbt_daily_build_args`), so dbt reuses its partial parse
+(``partial_parse.msgpack`` in the data dir's target folder) instead of re-parsing the whole
+project; the dbt resource skips dagster-dbt's ``dbt --version`` and adapter set-up
+(:class:`kam_assets.resources.KamDbtCliResource`).
 """
 
 import os
@@ -11,12 +18,17 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt.asset_utils import get_manifest_and_translator_from_dbt_assets
 
 from kam_assets.dbt_project import dbt_project
 from kam_assets.defs.transform.dbt_output import DbtOutput
 from kam_assets.partitions import BACKFILL_POLICY, daily_partitions, run_parameters
 from kam_assets.resources import KamResource
-from pipelines.run_params import dbt_build_args
+from pipelines.run_params import (
+    dbt_build_args,  # noqa: F401  (the same build with every parameter as a var)
+    dbt_daily_build_args,
+    write_run_parameters,
+)
 
 
 class KamDbtTranslator(DagsterDbtTranslator):
@@ -25,6 +37,21 @@ class KamDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         schema = (dbt_resource_props.get("config") or {}).get("schema")
         return schema or super().get_group_name(dbt_resource_props)
+
+
+def expected_counts(context: dg.AssetExecutionContext) -> tuple[int | None, int | None]:
+    """(models with seeds and snapshots, data tests) that this step's ``dbt build`` runs,
+    for the progress line; None where unknown. Every selected asset of the step is one dbt
+    node; a full build runs every data test of the manifest, a subset its selected checks."""
+    try:
+        models = len(context.selected_asset_keys)
+        if context.is_subset:
+            return models, len(context.selected_asset_check_keys)
+        manifest, *_ = get_manifest_and_translator_from_dbt_assets([context.assets_def])
+        tests = sum(1 for n in manifest["nodes"].values() if n.get("resource_type") == "test")
+        return models, tests
+    except Exception:  # progress only: never fail the step for it (the test checks counts)
+        return None, None
 
 
 @contextmanager
@@ -52,17 +79,30 @@ def _env(**values: str) -> Iterator[None]:
 )
 def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: KamResource):
     settings = kam.settings()
-    args = dbt_build_args(run_parameters(context, settings))
+    params = run_parameters(context, settings)
+    args = dbt_daily_build_args(params)
     # one target per data dir (never the checkout): dbt's files, logs and partial parse
     target = settings.data_dir / "dbt" / "target"
     target.mkdir(parents=True, exist_ok=True)
-    log_path = target / "dbt.log"
+    # dbt writes its own debug log (JSON, timestamps) to dbt.log there; the console lines
+    # dagster-dbt echoes go to dbt_output.log
+    log_path = target / "dbt_output.log"
+    write_run_parameters(settings.work_db, params)
     context.log.info(
-        "dbt %s (KAM_WORK_DB=%s; full log %s)", " ".join(args), settings.work_db, log_path
+        "dbt %s, run parameters in kam_run.run_parameters: as-of %s, history %s days, "
+        "rebuild from %s (KAM_WORK_DB=%s; output %s, dbt's log %s)",
+        " ".join(args),
+        params.as_of,
+        params.history_days,
+        params.rebuild_from or "-",
+        settings.work_db,
+        log_path,
+        target / "dbt.log",
     )
+    models, tests = expected_counts(context)
     with (
         _env(**settings.dbt_env()),
         log_path.open("w") as log,
-        redirect_stdout(DbtOutput(log, context.log.info)),
+        redirect_stdout(DbtOutput(log, context.log.info, models=models, tests=tests)),
     ):
         yield from dbt.cli(args, context=context, target_path=target).stream()
