@@ -109,19 +109,37 @@ def test_publish_depends_on_every_mart(kam_defs) -> None:
     assert graph.get(dg.AssetKey(["warehouse"])).parent_keys == marts
 
 
-def test_daily_dbt_build_excludes_unit_tests_and_passes_vars() -> None:
+def test_daily_dbt_build_excludes_unit_tests_and_keeps_its_vars_stable() -> None:
+    """The daily job's dbt build: unit tests excluded, and vars that do not change with the
+    as-of date (the date comes from kam_run.run_parameters), so dbt's partial parse holds."""
     import json
     from datetime import date
 
-    from kam_assets.defs.transform.assets import dbt_build_args
-    from pipelines.run_params import RunParameters
+    from pipelines.run_params import RUN_PARAMETERS_TABLE, RunParameters, dbt_daily_build_args
+
+    def build_vars(as_of: date) -> dict:
+        params = RunParameters(
+            as_of=as_of, today=date(2026, 10, 1), has_crm=False, history_days=730
+        )
+        args = dbt_daily_build_args(params)
+        assert args[0] == "build"
+        assert args[args.index("--exclude") + 1] == "test_type:unit"
+        return json.loads(args[args.index("--vars") + 1])
+
+    first, next_day = build_vars(date(2026, 9, 29)), build_vars(date(2026, 9, 30))
+    assert first == next_day == {"has_crm": False, "run_parameters_table": RUN_PARAMETERS_TABLE}
+
+
+def test_dbt_build_by_hand_passes_every_run_parameter_as_a_var() -> None:
+    import json
+    from datetime import date
+
+    from pipelines.run_params import RunParameters, dbt_build_args
 
     params = RunParameters(
         as_of=date(2026, 9, 30), today=date(2026, 10, 1), has_crm=False, history_days=730
     )
     args = dbt_build_args(params)
-    assert args[0] == "build"
-    assert args[args.index("--exclude") + 1] == "test_type:unit"
     assert json.loads(args[args.index("--vars") + 1]) == {
         "as_of_date": "2026-09-30",
         "has_crm": False,
