@@ -10,4 +10,8 @@ select
 
 from {{ ref('int_clients__churn_ratios') }}
 
-where not (at_risk_ratio < churn_ratio)
+-- (equal only where the evidence leaves no at-risk band: source 'none')
+where not (
+    at_risk_ratio < churn_ratio
+    or (at_risk_ratio_source = 'none' and at_risk_ratio = churn_ratio)
+)

@@ -274,7 +274,7 @@ MART_CHECKS: list[FrameCheck] = [
     _one_row_per("manager_portfolio", ["manager_id"]),
 ]
 # issue 10, churn from evidence: the backtest marts and churn_probability
-_SOURCES = ("policy", "learned", "default")
+_SOURCES = ("policy", "learned", "segment", "default")
 MART_CHECKS += [
     _one_row_per("signal_backtest", ["period", "segment", "flag"]),
     _in_sets(
@@ -290,11 +290,11 @@ MART_CHECKS += [
         },
         id_columns=("period", "segment"),
     ),
-    _one_row_per("segment_churn_definition", ["segment"]),
+    _one_row_per("segment_churn_definition", ["segment", "order_days_band"]),
     _in_sets(
         "segment_churn_definition",
-        {"at_risk_ratio_source": _SOURCES, "churn_ratio_source": _SOURCES},
-        id_columns=("segment",),
+        {"at_risk_ratio_source": (*_SOURCES, "none"), "churn_ratio_source": _SOURCES},
+        id_columns=("segment", "order_days_band"),
     ),
     FrameCheck(
         _mart("client_churn_signals"),

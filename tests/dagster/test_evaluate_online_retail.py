@@ -9,9 +9,14 @@ overdue ratio = days since last order / interval) and the outcome (no completed 
 in (D, D + 91]); the AUCs by the rank formula in SQL. The churn factors are learned as
 docs/rules.md "Churn from evidence" says, by this file's own SQL (``learned_factors``):
 past cases every 7 days back from D (within 730 days), horizon = ceil(clamp(3 x interval,
-30, 365)) passed by D, the lowest ratio 1.0, 1.1, ... from which 80 % (churn) / 50 %
-(at risk, below churn) of the segment's cases did not order again, with 30+ cases; else
-3 / 1.5. The same cases give the expected signal_backtest row of one backtest date.
+30, 365)) passed by D; per segment and order-days band (1, 2-3, 4+) the lowest ratio 1.0,
+1.1, ... from which 66 % (churn) of the cell's cases did not order again, with 30+ cases
+at or above it, else the same over the whole segment, else 3.0; at risk likewise below the
+churn factor with the share max(50 %, (base rate + 66 %) / 2), else no band when 30+ of the
+cell's cases are at 1.5x or more, else (a cell with fewer than 30 cases) the segment's, else
+1.5 when below churn, else (churn from evidence) no band.
+Curves in SQL, the choice in Python (``choose_factors``). The same cases give the expected
+signal_backtest row of one backtest date.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ AS_OF = "2011-09-09"
 HORIZON = 91
 #: the backtest date whose signal_backtest rows are checked (D - 140 days)
 BACKTEST_DATE = "2011-04-22"
+#: the settings of dbt/dbt_project.yml ("evidence-based churn")
+CHURN_TARGET = 0.66
+AT_RISK_FLOOR = 0.5
+MIN_CASES = 30
+BAND_SQL = "case when n_days = 1 then '1' when n_days <= 3 then '2-3' else '4+' end"
 
 
 def cadence_sql(src: Path, as_of_dates: str, cut: str) -> str:
@@ -94,23 +104,71 @@ def learned_factors(con: duckdb.DuckDBPyConnection, src: Path, as_of: str) -> No
         """
     )
     con.execute(
-        """
-        create temp table factors as
+        f"""
+        create temp table curves as
         with grid as (select r / 10.0 as r from range(10, 201) g(r)),
-        curve as (
-            select g.r, c.segment, count(*) as n, avg(c.lost::int) as share
-            from grid g join past_cases c on c.ratio >= g.r group by g.r, c.segment
-        ),
-        churn as (
-            select segment, coalesce(min(r) filter (share >= 0.8 and n >= 30), 3.0) as churn
-            from curve group by segment
-        )
-        select churn.segment, churn.churn, coalesce(
-            (select min(r) from curve where curve.segment = churn.segment
-                and share >= 0.5 and n >= 30 and r < churn.churn), 1.5) as at_risk
-        from churn
+        banded as (select segment, {BAND_SQL} as band, ratio, lost from past_cases)
+        select segment, band, r, count(*) as n, avg(lost::int) as share
+        from grid join banded on banded.ratio >= grid.r group by all
+        union all
+        select segment, null, r, count(*), avg(lost::int)
+        from grid join banded on banded.ratio >= grid.r group by all
         """
     )
+    curves: dict = {}
+    for segment, band, r, n, share in con.execute("select * from curves").fetchall():
+        curves.setdefault((segment, band), []).append((r, n, share))
+    base: dict = {}
+    for segment, band, share, n, n_late in con.execute(
+        f"select segment, {BAND_SQL}, avg(lost::int), count(*), count(*) filter (ratio >= 1.5) "
+        "from past_cases group by all union all "
+        "select segment, null, avg(lost::int), count(*), 0 from past_cases group by all"
+    ).fetchall():
+        base[(segment, band)] = (share, n, n_late)
+    rows = choose_factors(curves, base)
+    con.execute(
+        "create temp table factors (segment varchar, band varchar, churn double, at_risk double)"
+    )
+    con.executemany("insert into factors values (?, ?, ?, ?)", rows)
+
+
+def choose_factors(curves: dict, base: dict) -> list[tuple[str, str, float, float]]:
+    """(segment, band, churn, at_risk) by the rule in the module docstring; ``curves`` maps
+    (segment, band or None for the whole segment) to [(ratio, cases from it, share lost)],
+    ``base`` to (share lost, cases) over all its cases."""
+
+    def lowest(key: tuple, target: float, below: float = float("inf")) -> float | None:
+        hits = [
+            r
+            for r, n, share in curves.get(key, [])
+            if share >= target and n >= MIN_CASES and r < below
+        ]
+        return min(hits) if hits else None
+
+    rows = []
+    for segment in sorted({s for s, _ in curves}):
+        for band in ("1", "2-3", "4+"):
+            cell, whole = (segment, band), (segment, None)
+            churn = lowest(cell, CHURN_TARGET) or lowest(whole, CHURN_TARGET)
+            from_evidence = churn is not None
+            churn = churn if from_evidence else 3.0
+            _, n, n_late = base.get(cell, (None, 0, 0))
+            at_risk = None
+            if cell in base:
+                at_risk = lowest(
+                    cell, max(AT_RISK_FLOOR, (base[cell][0] + CHURN_TARGET) / 2), churn
+                )
+            if at_risk is None and n_late >= MIN_CASES:
+                at_risk = churn  # the evidence judged the default 1.5 and found it wanting
+            if at_risk is None and n < MIN_CASES and whole in base:
+                # the segment's at-risk factor only for a cell with too few cases of its own
+                at_risk = lowest(
+                    whole, max(AT_RISK_FLOOR, (base[whole][0] + CHURN_TARGET) / 2), churn
+                )
+            if at_risk is None:
+                at_risk = 1.5 if churn > 1.5 else (churn if from_evidence else churn * 1.5 / 3.0)
+            rows.append((segment, band, churn, at_risk))
+    return rows
 
 
 def expected_backtest(src: Path, as_of: str, horizon: int) -> dict:
@@ -156,7 +214,7 @@ def expected_backtest(src: Path, as_of: str, horizon: int) -> dict:
         from hist
         left join norms using (segment)
         left join later using (client_id)
-        left join factors using (segment)
+        left join factors on factors.segment = hist.segment and factors.band = ({BAND_SQL})
         """
     )
 
@@ -196,11 +254,12 @@ def expected_backtest(src: Path, as_of: str, horizon: int) -> dict:
             count(*) filter (ratio >= at_risk and ratio < churn and lost),
             count(*) filter (ratio >= at_risk and ratio < churn),
             count(*) filter (lost), count(*)
-        from past_cases join factors using (segment)
+        from past_cases join factors on factors.segment = past_cases.segment
+            and factors.band = ({BAND_SQL})
         where t = date '{BACKTEST_DATE}'
         """
     ).fetchone()
-    factors = dict(con.execute("select segment, churn from factors").fetchall())
+    factors = {(s, b): (c, a) for s, b, c, a in con.execute("select * from factors").fetchall()}
     answers = {
         "clients": clients,
         "lost": lost,
@@ -256,10 +315,17 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
     # the run's evidence marts against this file's own SQL of the rule
     wh = duckdb.connect(str(kam.warehouse), read_only=True)
     try:
-        churn = dict(
-            wh.execute("select segment, churn_ratio from marts.segment_churn_definition").fetchall()
-        )
-        assert {s: churn[s] for s in want["churn_factors"]} == pytest.approx(want["churn_factors"])
+        bands = {"1 order day": "1", "2-3 order days": "2-3", "4+ order days": "4+"}
+        factors = {
+            (s, bands[b]): (c, a)
+            for s, b, c, a in wh.execute(
+                "select segment, order_days_band, churn_ratio, at_risk_ratio "
+                "from marts.segment_churn_definition"
+            ).fetchall()
+        }
+        assert len(want["churn_factors"]) == 9  # 3 countries x 3 bands
+        for key, (churn, at_risk) in want["churn_factors"].items():
+            assert factors[key] == (pytest.approx(churn), pytest.approx(at_risk)), key
         (cases,) = wh.execute(
             "select cases from marts.signal_backtest "
             "where period = 'all' and segment = 'all' and flag = 'churned'"

@@ -1,7 +1,8 @@
 {%- set crm = 'true' if has_crm() else 'false' -%}
 
 -- The flags of each past case (int_clients__backtest_cases), judged as on its backtest
--- date: churned / at risk with the segment's factors of this run (int_clients__churn_ratios),
+-- date: churned / at risk with the factors of its segment and order-days band of this run
+-- (int_clients__churn_ratios),
 -- volume drop by the rule of int_clients__volume on the windows ending on that date,
 -- decision maker left by the rule of int_clients__crm_signals (null without a CRM).
 
@@ -44,7 +45,9 @@ factors as (
 
     from backtest_cases
     left join churn_ratios
-        on backtest_cases.segment = churn_ratios.segment
+        on
+            backtest_cases.segment = churn_ratios.segment
+            and {{ order_days_band('backtest_cases.distinct_order_days') }} = churn_ratios.order_days_band
 
 ),
 

@@ -162,7 +162,9 @@ expected as (
     left join policies
         on own_intervals.segment = policies.segment
     left join churn_ratios
-        on own_intervals.segment = churn_ratios.segment
+        on
+            own_intervals.segment = churn_ratios.segment
+            and {{ order_days_band('own_intervals.distinct_order_days') }} = churn_ratios.order_days_band
 
 ),
 

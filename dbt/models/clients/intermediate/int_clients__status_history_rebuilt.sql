@@ -205,7 +205,9 @@ flags as (
             history_points.as_of_date = abc_ranked.as_of_date
             and history_points.client_id = abc_ranked.client_id
     left join churn_ratios
-        on history_points.segment = churn_ratios.segment
+        on
+            history_points.segment = churn_ratios.segment
+            and {{ order_days_band('history_points.distinct_order_days') }} = churn_ratios.order_days_band
 
 ),
 

@@ -1,5 +1,6 @@
--- Where "churned" and "at risk" begin for each segment, where that comes from, and how
--- right it was on the past cases (docs/rules.md "Churn from evidence"). One row per segment.
+-- Where "churned" and "at risk" begin for each segment and order-days band, where that
+-- comes from, and how right it was on the past cases (docs/rules.md "Churn from evidence").
+-- One row per (segment, order-days band) of int_clients__churn_ratios.
 
 with
 
@@ -19,6 +20,7 @@ evidence as (
 
     select
         segment,
+        {{ order_days_band('distinct_order_days') }} as order_days_band,
         min(as_of_date) as first_backtest_date,
         max(as_of_date) as last_backtest_date,
         count(*) filter (where did_not_order_again) as lost_cases,
@@ -30,7 +32,7 @@ evidence as (
 
     from backtest_flags
 
-    group by segment
+    group by segment, order_days_band
 
 ),
 
@@ -38,6 +40,7 @@ final as (
 
     select
         cast(churn_ratios.segment as varchar) as segment,
+        cast(churn_ratios.order_days_band as varchar) as order_days_band,
         {{ as_of_date() }} as as_of_date,
         cast(churn_ratios.at_risk_ratio as double) as at_risk_ratio,
         cast(churn_ratios.churn_ratio as double) as churn_ratio,
@@ -45,7 +48,11 @@ final as (
         cast(churn_ratios.churn_ratio_source as varchar) as churn_ratio_source,
         cast(churn_ratios.learned_at_risk_ratio as double) as learned_at_risk_ratio,
         cast(churn_ratios.learned_churn_ratio as double) as learned_churn_ratio,
+        cast(churn_ratios.segment_at_risk_ratio as double) as segment_at_risk_ratio,
+        cast(churn_ratios.segment_churn_ratio as double) as segment_churn_ratio,
+        cast(churn_ratios.at_risk_target as double) as at_risk_target,
         cast(churn_ratios.cases as bigint) as cases,
+        cast(churn_ratios.base_rate as double) as base_rate,
         cast(coalesce(evidence.lost_cases, 0) as bigint) as lost_cases,
         cast(coalesce(evidence.churned_flagged, 0) as bigint) as churned_flagged,
         cast(evidence.churned_hits / nullif(evidence.churned_flagged, 0) as double) as churned_precision,
@@ -59,7 +66,9 @@ final as (
 
     from churn_ratios
     left join evidence
-        on churn_ratios.segment = evidence.segment
+        on
+            churn_ratios.segment = evidence.segment
+            and churn_ratios.order_days_band = evidence.order_days_band
 
 )
 
