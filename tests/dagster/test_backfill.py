@@ -324,6 +324,13 @@ def test_kam_backfill_is_one_run_as_of_its_last_date_rebuilding_from_its_first(
         backfill = instance.get_backfill(run.tags["dagster/backfill"])
         assert backfill is not None and list(backfill.partition_names) == DAYS
         assert backfill.status.value == "COMPLETED_SUCCESS"
+        # one "planned" event per asset for the whole range, not one per asset and day
+        planned = instance.all_logs(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        )
+        data_of = [e.dagster_event.event_specific_data for e in planned]
+        assert data_of and all(d.partitions_subset is not None for d in data_of)
+        assert len({d.asset_key for d in data_of}) == len(data_of)
         # every day of the range is materialized (D1 by both runs)
         assert instance.get_materialized_partitions(dg.AssetKey("warehouse")) == set(DAYS)
 
