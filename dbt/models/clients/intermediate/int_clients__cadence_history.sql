@@ -96,8 +96,10 @@ segment_norms as (
     select
         segment,
         as_of_date,
-        -- as in int_clients__cadence: every client with at least one gap counts
-        cast(median(median_gap_days) as double) as learned_norm_days
+        -- as in int_clients__cadence: every client with at least one gap counts. The same
+        -- median as median(), by list: the grouped median() took 75 s for 20,000 clients x
+        -- 730 dates in 3 GB of memory, list_median 6 s
+        cast(list_median(list(median_gap_days)) as double) as learned_norm_days
 
     from own_intervals
 
