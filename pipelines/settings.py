@@ -260,8 +260,9 @@ SETTINGS: tuple[Setting, ...] = (
         "KAM_HISTORY_DAYS",
         "730",
         _int_at_least(1),
-        "days of `client_status_history` kept: where a date in this window was never built "
-        "(the first run, gaps), its rows are reconstructed from the order history",
+        "days of `client_status_history` reconstructed: the dates of the last this many days "
+        "the history lacks (all on the first run, the missed days after a gap; a backfill's "
+        "from its first date) are rebuilt from the order history; older rows are kept",
     ),
     Setting(
         "duckdb_storage_version",

@@ -37,6 +37,8 @@ MARTS_SCHEMA = "marts"
 #: dbt data types of money and quantity columns (DuckDB names, lower case, prefixes)
 NUMERIC_DATA_TYPES = ("double", "float", "real", "decimal", "numeric")
 PLAUSIBLE_AMOUNTS_CHECK = "amounts_finite_and_plausible"
+#: the five lifecycle stages (docs/rules.md, Lifecycle)
+LIFECYCLE_STAGES = ("acquisition", "development", "maturity", "decline", "churn")
 
 
 def _mart(name: str) -> tuple[str, str]:
@@ -243,6 +245,8 @@ MART_CHECKS: list[FrameCheck] = [
         },
     ),
     _one_row_per("client_status_history", ["as_of_date", "client_id"]),
+    _one_row_per("client_stage_transitions", ["client_id", "transition_date"]),
+    _in_sets("client_stage_transitions", {"to_stage": LIFECYCLE_STAGES}),
     _one_row_per("winback_candidates", ["client_id"]),
     FrameCheck(
         _mart("winback_candidates"),
