@@ -24,6 +24,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "KAM_SCHEDULE_TIMEZONE": ["Mars/Olympus", "CEST+1"],
     "KAM_PARTITIONS_START": ["2020-13-01", "yesterday"],
     "KAM_HISTORY_DAYS": ["0", "-30", "two years"],
+    "KAM_DUCKDB_MEMORY_LIMIT": ["3", "lots", "3 G", "-1GB"],
     "KAM_DUCKDB_STORAGE_VERSION": ["1.0", "latest"],
     "KAM_WAREHOUSE_RETENTION": ["0", "seven"],
     "KAM_REPORT_RETENTION_DAYS": ["-1", "30d"],
@@ -62,6 +63,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.dbt_env() == {
         "KAM_WORK_DB": str(tmp_path.resolve() / "work" / "kam_work.duckdb"),
         "KAM_DBT_THREADS": "2",
+        "KAM_DUCKDB_MEMORY_LIMIT": "3GB",
     }
 
 
