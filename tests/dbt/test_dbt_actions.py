@@ -261,7 +261,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--exclude",
         *UPSTREAM_TESTS,
         "--vars",
-        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: true, history_days: {HISTORY_DAYS}, {NO_LEARNING}}}",
+        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: true, "
+        f"history_days: {HISTORY_DAYS}, {NO_LEARNING}}}",
     )
     assert result.returncode == 0, result.stdout[-6000:]
     # The unit tests of the action models ran (and passed, or the build would have failed).
@@ -342,7 +343,8 @@ def test_without_crm_crm_columns_are_null(built: Path, tmp_path: Path) -> None:
         "--select",
         "path:models/actions",
         "--vars",
-        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: false, history_days: {HISTORY_DAYS}, {NO_LEARNING}}}",
+        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: false, "
+        f"history_days: {HISTORY_DAYS}, {NO_LEARNING}}}",
     )
     assert result.returncode == 0, result.stdout[-6000:]
     types = _rows(built, "select distinct action_type from marts.kam_actions")
