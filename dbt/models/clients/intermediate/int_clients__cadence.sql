@@ -137,18 +137,8 @@ expected as (
         own_intervals.*,
         segment_norms.learned_norm_days,
         policies.policy_interval_days,
-        coalesce(
-            own_intervals.own_interval_days,
-            policies.policy_interval_days,
-            segment_norms.learned_norm_days,
-            cast({{ var('default_interval_days') }} as double)
-        ) as expected_interval_days,
-        case
-            when own_intervals.own_interval_days is not null then 'own_history'
-            when policies.policy_interval_days is not null then 'policy'
-            when segment_norms.learned_norm_days is not null then 'segment_norm'
-            else 'policy'
-        end as interval_source,
+        {{ expected_interval('own_intervals.own_interval_days', 'policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as expected_interval_days,
+        {{ interval_source('own_intervals.own_interval_days', 'policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as interval_source,
         coalesce(
             churn_ratios.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)
         ) as at_risk_ratio,

@@ -78,13 +78,7 @@ staged as (
 
     select
         *,
-        case
-            when is_churned then 'churn'
-            when is_at_risk or coalesce(has_volume_drop, false) then 'decline'
-            when is_new_client then 'acquisition'
-            when is_growing then 'development'
-            else 'maturity'
-        end as lifecycle_stage
+        {{ lifecycle_stage_rule() }} as lifecycle_stage
 
     from flags
 
@@ -96,13 +90,7 @@ final as (
         client_id,
         {{ as_of_date() }} as as_of_date,
         lifecycle_stage,
-        case
-            when lifecycle_stage = 'churn' then 'lost'
-            when is_reactivated then 'reactivated'
-            when lifecycle_stage = 'decline' then 'at_risk'
-            when lifecycle_stage = 'acquisition' then 'new'
-            else 'active'
-        end as status_group,
+        {{ status_group_rule() }} as status_group,
         is_reactivated,
         is_new_client,
         is_growing,
