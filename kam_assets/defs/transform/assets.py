@@ -24,11 +24,7 @@ from kam_assets.dbt_project import dbt_project
 from kam_assets.defs.transform.dbt_output import DbtOutput
 from kam_assets.partitions import BACKFILL_POLICY, daily_partitions, run_parameters
 from kam_assets.resources import KamResource
-from pipelines.run_params import (
-    dbt_build_args,  # noqa: F401  (the same build with every parameter as a var)
-    dbt_daily_build_args,
-    write_run_parameters,
-)
+from pipelines.run_params import dbt_daily_build_args, write_run_parameters
 
 
 class KamDbtTranslator(DagsterDbtTranslator):
