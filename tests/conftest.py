@@ -76,10 +76,13 @@ def dbt_target(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (`dagster-dbt project prepare-and-package`, never at import), outside dbt/target."""
     base = tmp_path_factory.mktemp("dbt")
     target = base / "target"
+    (base / "parse_only").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAM_", "DBT_", "DAGSTER_"))}
     env.update(
         DBT_TARGET_PATH=str(target),
-        KAM_WORK_DB=str(base / "parse_only.duckdb"),
+        # named like a data dir's work DB: the packaged partial parse then seeds the first
+        # run of every data dir (pipelines/dbt_partial_parse.py), as after `make setup`
+        KAM_WORK_DB=str(base / "parse_only" / "kam_work.duckdb"),
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     )
     proc = subprocess.run(

@@ -33,7 +33,7 @@ def dbt_manifest(dbt_target: Path) -> Iterator[Path]:
     base = dbt_target.parent
     saved = {k: os.environ.get(k) for k in ("DBT_TARGET_PATH", "KAM_WORK_DB", "PATH")}
     os.environ["DBT_TARGET_PATH"] = str(dbt_target)
-    os.environ.setdefault("KAM_WORK_DB", str(base / "parse_only.duckdb"))
+    os.environ.setdefault("KAM_WORK_DB", str(base / "parse_only" / "kam_work.duckdb"))
     os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     if "kam_assets.dbt_project" in sys.modules:  # imported earlier with another target
         del sys.modules["kam_assets.dbt_project"]

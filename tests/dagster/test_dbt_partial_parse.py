@@ -1,14 +1,18 @@
-"""dbt's partial parsing hits on the next day's run: the daily job's dbt step, run for two
-as-of dates in one data dir, parses the project once (issue 12, "fast by default").
+"""dbt's partial parsing hits from the first run on: the daily job's dbt step, run for two
+as-of dates in a new data dir, never parses the project (issue 12, "fast by default").
 
-The first run re-parses (the manifest's partial parse was written with another work DB, so
-the profile differs): that also shows the test sees dbt's "Unable to do partial parsing"
-message when there is one. The second run, for the next date, must not re-parse, and its
+The first run starts from the packaged partial parse, seeded for this data dir's work DB
+and vars (pipelines/dbt_partial_parse.py); what it leaves in manifest.json must be what a
+full parse gives. The second run, for the next date, must not re-parse either, and its
 marts must still be as of the new date (read from kam_run.run_parameters, not from a var).
+A seed dbt does not accept must show: without the seed, dbt says "Unable to do partial
+parsing" (the last test), the message these tests look for.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 
@@ -59,8 +63,14 @@ def test_next_days_dbt_build_reuses_the_partial_parse(
 
     _, said = _run(kam_defs, "2026-09-29")
     first = output.read_text()
-    assert REPARSE in first, "the first run in a data dir parses the whole project"
+    assert "Done. PASS=" in first, first[-2000:]
+    reparse = [line for line in first.splitlines() if REPARSE in line]
+    assert reparse == [], f"the first run in a new data dir re-parsed the project: {reparse}"
     assert (data / "dbt" / "target" / "partial_parse.msgpack").is_file()
+    # the seeded parse is the full parse: same nodes, dependencies, configs, code
+    assert _parsed(data / "dbt" / "target" / "manifest.json") == _parsed(
+        Path(os.environ["DBT_TARGET_PATH"]) / "manifest.json"
+    )
 
     _, said = _run(kam_defs, "2026-09-30")
     second = output.read_text()
@@ -82,3 +92,53 @@ def test_next_days_dbt_build_reuses_the_partial_parse(
     last = progress[-1]
     assert last["models"] == last["models_total"] and int(last["models_total"]) > 1, last[0]
     assert last["tests"] == last["tests_total"] and int(last["tests_total"]) > 1, last[0]
+
+
+#: what a node's parse decides (compiled code, timings and the macros a node's compilation
+#: called come later, from the build)
+PARSED_FIELDS = (
+    "database",
+    "schema",
+    "alias",
+    "resource_type",
+    "fqn",
+    "refs",
+    "sources",
+    "config",
+    "checksum",
+    "raw_code",
+    "original_file_path",
+    "tags",
+    "columns",
+)
+
+
+def _parsed(manifest_path: Path) -> dict:
+    manifest = json.loads(manifest_path.read_text())
+    nodes = {
+        key: {
+            **{field: node.get(field) for field in PARSED_FIELDS},
+            "depends_on_nodes": (node.get("depends_on") or {}).get("nodes"),
+        }
+        for section in ("nodes", "sources", "unit_tests", "exposures")
+        for key, node in manifest.get(section, {}).items()
+    }
+    assert len(nodes) > 100
+    return nodes
+
+
+def test_without_the_seed_the_first_run_parses_and_says_so(
+    kam_defs, demo_sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check above can fail: a run whose seed is refused (no CRM: the package was
+    parsed with one) re-parses, and dbt's message is in the output the tests read."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("KAM_DATA_DIR", str(data))
+    monkeypatch.setenv("KAM_WAREHOUSE", str(tmp_path / "warehouse" / "kam.duckdb"))
+    monkeypatch.setenv("KAM_ERP_URL", f"sqlite:///{demo_sources / 'erp.sqlite'}")
+    monkeypatch.delenv("KAM_CRM_URL", raising=False)
+    _, said = _run(kam_defs, "2026-09-29")
+    assert REPARSE in (data / "dbt" / "target" / "dbt_output.log").read_text()
+    assert any("not seeded: the package was parsed with has_crm true" in s for s in said), [
+        s for s in said if "partial parse" in s
+    ]

@@ -144,3 +144,38 @@ def test_one_yaml_per_model_beside_it() -> None:
         assert [m["name"] for m in doc.get("models", [])] == [sql.stem], yml
         tested = {u["model"] for u in doc.get("unit_tests", [])}
         assert tested <= {sql.stem}, f"{yml.name} holds unit tests of {tested - {sql.stem}}"
+
+
+# -- what the seeded partial parse relies on (pipelines/dbt_partial_parse.py) ---------------
+
+_CONFIG_CALL = re.compile(r"config\((?P<args>[^)]*)\)", re.S)
+_IF_BLOCK = re.compile(r"{%-?\s*if\b(?P<body>.*?){%-?\s*endif", re.S)
+
+
+def _parse_time_var_uses(text: str) -> list[str]:
+    """Places where a var could change what dbt's parse records: inside a ``config()`` call,
+    or a ``ref`` / ``source`` inside a Jinja ``if`` block."""
+    found = [m.group(0)[:80] for m in _CONFIG_CALL.finditer(text) if "var(" in m["args"]]
+    found += [
+        m.group(0)[:80]
+        for m in _IF_BLOCK.finditer(text)
+        if re.search(r"\b(ref|source)\(", m["body"])
+    ]
+    return found
+
+
+def test_vars_never_decide_what_the_parse_records() -> None:
+    """A seeded partial parse is valid for other vars only because vars reach the models in
+    SQL bodies alone (rendered when dbt compiles, never recorded by the parse)."""
+    offending = {
+        str(path.relative_to(DBT_DIR)): uses
+        for path in sorted(MODELS.rglob("*.sql"))
+        if (uses := _parse_time_var_uses(path.read_text()))
+    }
+    assert offending == {}
+
+
+def test_parse_time_rule_catches_a_var_in_config_and_a_conditional_ref() -> None:
+    assert _parse_time_var_uses("{{ config(materialized=var('m')) }} select 1")
+    assert _parse_time_var_uses("{% if has_crm() %} select * from {{ ref('x') }} {% endif %}")
+    assert not _parse_time_var_uses("{{ config(materialized='table') }} select {{ var('d') }}")

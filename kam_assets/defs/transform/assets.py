@@ -24,6 +24,7 @@ from kam_assets.dbt_project import dbt_project
 from kam_assets.defs.transform.dbt_output import DbtOutput
 from kam_assets.partitions import BACKFILL_POLICY, daily_partitions, run_parameters
 from kam_assets.resources import KamResource
+from pipelines.dbt_partial_parse import PARTIAL_PARSE_FILE, seed_partial_parse
 from pipelines.run_params import dbt_daily_build_args, write_run_parameters
 
 
@@ -84,6 +85,14 @@ def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: 
     # dagster-dbt echoes go to dbt_output.log
     log_path = target / "dbt_output.log"
     write_run_parameters(settings.work_db, params)
+    seeded = seed_partial_parse(
+        dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE,
+        target,
+        cli_vars=params.stable_dbt_vars(),
+        work_db=settings.work_db,
+        memory_limit=settings.duckdb_memory_limit,
+    )
+    context.log.info("dbt partial parse for this data dir: %s", seeded)
     context.log.info(
         "dbt %s, run parameters in kam_run.run_parameters: as-of %s, history %s days, "
         "rebuild from %s (KAM_WORK_DB=%s; output %s, dbt's log %s)",
