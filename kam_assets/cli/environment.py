@@ -3,13 +3,14 @@ dbt manifest. Done once per command, before the definitions load; never at impor
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 from pipelines.settings import Settings
 
-DAGSTER_YAML = """\
+_DAGSTER_YAML = """\
 # Written by `kam`: one run at a time writes the work DB (runs of kam_daily carry this tag).
 concurrency:
   runs:
@@ -19,14 +20,20 @@ concurrency:
 telemetry:
   enabled: false
 # Dagster's SQLite event log, keeping its connections (kam_assets/instance_storage.py):
-# about 8 s less per daily run on 2 cores. Runs, schedules: Dagster's defaults.
+# 1.6 ms per event instead of 8.7 ms (~1,000 events a daily run). Runs, schedules: defaults.
 event_log_storage:
   module: kam_assets.instance_storage
   class: KamSqliteEventLogStorage
   config:
-    base_dir:
-      env: DAGSTER_HOME
+    base_dir: {home}
 """
+
+
+def dagster_yaml(home: Path) -> str:
+    """kam's dagster.yaml for the instance folder ``home`` (its path is written in: a
+    process that opens the instance without DAGSTER_HOME set finds the event log too)."""
+    return _DAGSTER_YAML.format(home=json.dumps(str(home.resolve())))  # YAML-quoted
+
 
 #: the first line of every dagster.yaml `kam` wrote: such a file is kam's to update
 _WRITTEN_BY_KAM = "# Written by `kam`"
@@ -36,17 +43,19 @@ def ensure_dagster_home(settings: Settings) -> Path:
     """The instance folder (DAGSTER_HOME, default $KAM_DATA_DIR/dagster_home), with kam's
     dagster.yaml; exported so that Dagster and every child process use it.
 
-    A dagster.yaml that an older `kam` wrote is brought up to date (same runs and events:
-    only the instance's settings change); one written by anybody else is left as it is."""
+    A dagster.yaml that an older `kam` wrote, or one written before the folder moved, is
+    brought up to date (same runs and events: only the instance's settings change); one
+    written by anybody else is left as it is."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
+    wanted = dagster_yaml(home)
     if not config.exists():
-        config.write_text(DAGSTER_YAML)
+        config.write_text(wanted)
     else:
         text = config.read_text()
-        if text.startswith(_WRITTEN_BY_KAM) and text != DAGSTER_YAML:
-            config.write_text(DAGSTER_YAML)
+        if text.startswith(_WRITTEN_BY_KAM) and text != wanted:
+            config.write_text(wanted)  # an older kam's, or a folder moved since
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

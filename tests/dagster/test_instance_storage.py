@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
-from kam_assets.cli.environment import DAGSTER_YAML, ensure_dagster_home
+from kam_assets.cli.environment import dagster_yaml, ensure_dagster_home
 from kam_assets.instance_storage import KEPT_RUN_SHARDS, KamSqliteEventLogStorage
 from pipelines.settings import Settings
 
@@ -30,7 +30,8 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_kam_instance_uses_it_and_dagster_reads_what_it_wrote(tmp_path, monkeypatch) -> None:
     home = _home(tmp_path, monkeypatch)
-    with dg.DagsterInstance.get() as instance:
+    # as a process that never set DAGSTER_HOME opens it (a test, a script)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         storage = instance.event_log_storage
         assert isinstance(storage, KamSqliteEventLogStorage)
         result = dg.materialize([numbers], instance=instance)
@@ -122,13 +123,13 @@ def test_dagster_still_has_the_members_the_storage_overrides() -> None:
 def test_ensure_dagster_home_updates_only_a_yaml_kam_wrote(tmp_path, monkeypatch) -> None:
     home = _home(tmp_path, monkeypatch)
     config = home / "dagster.yaml"
-    assert config.read_text() == DAGSTER_YAML
+    assert config.read_text() == dagster_yaml(home)
     old_kam = (
         "# Written by `kam`: one run at a time writes the work DB.\ntelemetry:\n  enabled: false\n"
     )
     config.write_text(old_kam)
     ensure_dagster_home(Settings.from_env())
-    assert config.read_text() == DAGSTER_YAML
+    assert config.read_text() == dagster_yaml(home)
     users = "telemetry:\n  enabled: false\n"
     config.write_text(users)
     ensure_dagster_home(Settings.from_env())
