@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -22,28 +21,9 @@ import pandas as pd
 
 from pipelines.quality.checks import SAMPLE_SIZE, CheckOutcome
 
-#: one context per process even when :func:`warm_up` is still building it
-_CONTEXT_LOCK = threading.Lock()
-
-
-def warm_up() -> threading.Thread:
-    """Import Great Expectations and build the process's context in a background thread.
-
-    Importing GX costs ~2.7 s on the 2-core machine, paid by the first check of a process.
-    A run starts this while it extracts (waiting on the sources and DuckDB, which release
-    the GIL), so the checks find it ready; a check that comes first simply waits for it."""
-    thread = threading.Thread(target=_context, name="gx-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
-def _context():
-    with _CONTEXT_LOCK:
-        return _new_context()
-
 
 @lru_cache(maxsize=1)
-def _new_context():
+def _context():
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,

@@ -13,7 +13,6 @@ from pipelines.extract.raw_loader import extract_all
 from pipelines.extract.raw_schema import raw_table_name
 from pipelines.gate.quarantine import apply_quarantine
 from pipelines.gate.row_rules import row_rules
-from pipelines.quality import engine as gx_engine
 from pipelines.secrets import mask_url
 
 RAW_GROUP = "raw"
@@ -54,7 +53,6 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
     if not settings.erp_url:
         raise dg.Failure("KAM_ERP_URL is not set: the ERP source is required")
     params = run_parameters(context, settings)
-    gx_engine.warm_up()  # the checks' Great Expectations import, while this step waits on I/O
     context.log.info(
         "as-of %s: extracting ERP %s, CRM %s into %s",
         params.as_of.isoformat(),
