@@ -3,7 +3,8 @@
 Dagster's :class:`SqliteEventLogStorage` creates a new SQLAlchemy engine, opens the file and
 commits with a full ``fsync`` for every write, and a run writes about 1,000 events (each
 check result three times: the run's shard, the index shard, the check's row). Measured on
-the 2-core machine: 8 ms per event, about 8 s of a 25 s daily run. This subclass keeps one
+the 2-core machine: 8.7 ms per event (1.6 ms with this class); recording a run's planned
+events took 3.2 s (0.75 s), the gates step 0.64 s (0.22 s). This subclass keeps one
 engine per shard (the index and the most recent run shards) and sets
 ``synchronous=NORMAL`` on its connections, which in the WAL mode Dagster already uses
 commits without waiting for the disk (SQLite stays consistent; a power cut can lose the
@@ -11,7 +12,7 @@ last events, never corrupt the file). Tables, files and everything the UI and th
 read are Dagster's own: only how a connection is obtained differs.
 
 ``kam`` names this class in the ``dagster.yaml`` it writes (kam_assets/cli/environment.py);
-``base_dir`` is the instance folder (``{env: DAGSTER_HOME}``), as for Dagster's default.
+``base_dir`` is the instance folder (written in as a path), as for Dagster's default.
 The members overridden are private to Dagster 1.13 (pinned in pyproject.toml); a test
 fails if they move (tests/dagster/test_instance_storage.py).
 """
