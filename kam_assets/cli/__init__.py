@@ -17,7 +17,12 @@ so they show in the UI (`dagster dev -w workspace.yaml`).
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
+import sys
+import threading
 from datetime import date
+from typing import NoReturn
 
 from pipelines.run_params import parse_as_of
 
@@ -139,3 +144,23 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     return COMMANDS[args.command](args)
+
+
+def run() -> NoReturn:
+    """The ``kam`` executable: :func:`main`, then exit without tearing the interpreter down.
+
+    After a run, Python's own teardown of the modules Dagster, dbt and Great Expectations
+    loaded took 1.7 s (measured from the run's last event to the process's end; 0.1 s with
+    this). Everything a normal exit does that matters still happens first: non-daemon
+    threads are joined, every atexit handler runs (logging's flush among them), stdout and
+    stderr are flushed. Connections and files are closed by the commands themselves (no
+    DuckDB WAL is left behind). Only ``kam``'s executable exits this way; ``main()`` returns
+    normally to a caller such as a test."""
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if code is None else code)  # as sys.exit(main()) would

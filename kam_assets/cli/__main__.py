@@ -1,5 +1,3 @@
-import sys
+from kam_assets.cli import run
 
-from kam_assets.cli import main
-
-sys.exit(main())
+run()
