@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from dagster._config import StringSource
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SqliteEventLogStorage,
@@ -51,14 +50,9 @@ class KamSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, sa.engine.Engine] = OrderedDict()
-        self._home = base_dir
         super().__init__(os.path.join(base_dir, "history", "runs", ""), inst_data)
 
-    @classmethod
-    def config_type(cls) -> dict[str, Any]:
-        return {"base_dir": StringSource}
-
-    @classmethod
+    @classmethod  # Dagster's builds its own class by name, never a subclass
     def from_config_value(  # type: ignore[override]
         cls, inst_data: ConfigurableClassData | None, config_value: dict[str, str]
     ) -> KamSqliteEventLogStorage:

@@ -24,7 +24,6 @@ dbt then re-parses as before (slower, never wrong).
 from __future__ import annotations
 
 import pprint
-import shutil
 from collections.abc import Mapping
 from hashlib import sha256
 from pathlib import Path
@@ -105,5 +104,5 @@ def seed_partial_parse(
     target_dir.mkdir(parents=True, exist_ok=True)
     partial = destination.with_suffix(".seeding")
     partial.write_bytes(seeded)
-    shutil.move(partial, destination)
+    partial.replace(destination)  # atomic: dbt never reads half a file
     return "seeded"

@@ -14,6 +14,7 @@ project; the dbt resource skips dagster-dbt's ``dbt --version`` and adapter set-
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -86,7 +87,7 @@ def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: 
     log_path = target / "dbt_output.log"
     write_run_parameters(settings.work_db, params)
     seeded = seed_partial_parse(
-        dbt_project.project_dir / dbt_project.target_path / PARTIAL_PARSE_FILE,
+        Path(dbt_project.manifest_path).parent / PARTIAL_PARSE_FILE,  # packaged beside it
         target,
         cli_vars=params.stable_dbt_vars(),
         work_db=settings.work_db,
