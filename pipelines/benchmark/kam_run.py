@@ -116,7 +116,13 @@ class TreeRssSampler(threading.Thread):
 def kam_env(data_dir: Path, erp_url: str, crm_url: str | None) -> dict[str, str]:
     """The environment of a user's ``kam run`` on these sources, everything under data_dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAM_", "DAGSTER_", "DBT_"))}
-    keep = ("KAM_DBT_THREADS", "KAM_CHUNK_ROWS", "KAM_HISTORY_DAYS", "KAM_LOG_LEVEL")
+    keep = (
+        "KAM_DBT_THREADS",
+        "KAM_CHUNK_ROWS",
+        "KAM_HISTORY_DAYS",
+        "KAM_LOG_LEVEL",
+        "KAM_DUCKDB_MEMORY_LIMIT",
+    )
     env.update({k: os.environ[k] for k in keep if k in os.environ})
     env.update(KAM_DATA_DIR=str(data_dir), KAM_ERP_URL=erp_url)
     if crm_url:

@@ -5,6 +5,7 @@ its engines stay bounded, and the dagster.yaml `kam` writes selects it."""
 from __future__ import annotations
 
 import inspect
+import statistics
 import time
 from pathlib import Path
 
@@ -77,7 +78,11 @@ def test_engines_stay_bounded_as_runs_accumulate(tmp_path, monkeypatch) -> None:
 def test_it_writes_events_faster_than_dagsters_default(tmp_path) -> None:
     """Not a timing claim (benchmarks hold those): the reason the class exists must hold on
     this machine, by a margin no load could fake (pooled + NORMAL vs a new engine and an
-    fsync per write)."""
+    fsync per write).
+
+    The two storages are measured in alternation, five rounds of 60 events each, and the
+    medians compared: a burst of load (another process's run on the same cores) lands on
+    both sides or is outvoted, instead of deciding the ratio."""
 
     def seconds_per_event(storage) -> float:
         start = time.perf_counter()
@@ -88,7 +93,13 @@ def test_it_writes_events_faster_than_dagsters_default(tmp_path) -> None:
     default = SqliteEventLogStorage(str(tmp_path / "default"))
     kept = KamSqliteEventLogStorage(str(tmp_path / "kam"))
     try:
-        assert seconds_per_event(kept) * 2 < seconds_per_event(default)
+        rounds: dict[str, list[float]] = {"kept": [], "default": []}
+        for i in range(5):
+            pair = [("kept", kept), ("default", default)]
+            for name, storage in pair if i % 2 == 0 else reversed(pair):
+                rounds[name].append(seconds_per_event(storage))
+        kept_s, default_s = (statistics.median(rounds[k]) for k in ("kept", "default"))
+        assert kept_s * 2 < default_s, rounds
     finally:
         default.dispose()
         kept.dispose()

@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,18 @@ def recorded_run(dbt_manifest: Path, demo_sources: Path, tmp_path_factory) -> di
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {"env": env, "home": data / "dagster_home", "output": proc.stdout + proc.stderr}
+
+
+@pytest.fixture(autouse=True)
+def _dagster_home_restored() -> Iterator[None]:
+    """`_instance` sets DAGSTER_HOME in this process: undone after each test, so a test that
+    runs after these (in whichever order pytest runs them) never inherits it."""
+    saved = os.environ.get("DAGSTER_HOME")
+    yield
+    if saved is None:
+        os.environ.pop("DAGSTER_HOME", None)
+    else:
+        os.environ["DAGSTER_HOME"] = saved
 
 
 def _instance(home: Path):

@@ -17,7 +17,7 @@ from pipelines.benchmark.daily import PHASES as DAILY_PHASES
 from pipelines.benchmark.daily import phase_rows, ratios, run_floor_process, sqlite_sources
 from pipelines.benchmark.floor import mart_counts
 from pipelines.benchmark.floor_plan import make_plan, not_in_floor
-from pipelines.benchmark.kam_run import KamRun, phase_seconds, read_steps
+from pipelines.benchmark.kam_run import KamRun, kam_env, phase_seconds, read_steps
 from pipelines.benchmark.pipeline import PHASES, ensure_demo_sources
 
 CLIENTS, YEARS = 60, 2
@@ -183,3 +183,21 @@ def test_kam_run_phases_from_step_events(tmp_path: Path) -> None:
     assert seconds["extract"] == pytest.approx(4.0)
     assert seconds["dbt build"] == pytest.approx(10.0)
     assert seconds["outside steps (between, after)"] == pytest.approx(1.0 + 2.0)
+
+
+def test_benched_run_keeps_the_tuning_settings_and_drops_the_rest(tmp_path, monkeypatch) -> None:
+    """A benched `kam run` sees the operator's tuning knobs (so a memory limit or a thread
+    count can be benched) but none of their other KAM_/DAGSTER_/DBT_ settings: its data dir
+    and sources are the bench's own."""
+    monkeypatch.setenv("KAM_DUCKDB_MEMORY_LIMIT", "1GB")
+    monkeypatch.setenv("KAM_DBT_THREADS", "3")
+    monkeypatch.setenv("KAM_AS_OF_DATE", "2020-01-01")
+    monkeypatch.setenv("DAGSTER_HOME", "/elsewhere")
+    monkeypatch.setenv("KAM_DATA_DIR", "/elsewhere")
+    env = kam_env(tmp_path, "sqlite:///erp.db", None)
+    assert env["KAM_DUCKDB_MEMORY_LIMIT"] == "1GB"
+    assert env["KAM_DBT_THREADS"] == "3"
+    assert env["KAM_DATA_DIR"] == str(tmp_path)
+    assert env["KAM_ERP_URL"] == "sqlite:///erp.db"
+    assert "KAM_AS_OF_DATE" not in env
+    assert env.get("DAGSTER_HOME") != "/elsewhere"
