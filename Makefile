@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Dagster loads the dbt manifest at import time: build it once here (never at import).
-dbt/target/manifest.json: $(STAMP) $(shell find dbt/models dbt/seeds dbt/macros -type f 2>/dev/null) dbt/dbt_project.yml
+dbt/target/manifest.json: $(STAMP) $(shell find dbt/models dbt/seeds dbt/macros -type f 2>/dev/null) dbt/dbt_project.yml dbt/profiles.yml
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dagster-dbt project prepare-and-package --file kam_assets/dbt_project.py
 
 demo: setup

@@ -366,10 +366,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "duckdb_memory_limit",
         "KAM_DUCKDB_MEMORY_LIMIT",
-        "3GB",
+        "1GB",
         _memory_size,
         "memory DuckDB may use in the dbt build (beyond it, it spills to disk next to the work "
-        "DB); without a limit DuckDB takes up to 80 % of RAM (15 GB seen at 20,000 clients)",
+        "DB). At 20,000 clients x 3 years 1GB keeps the whole run under 2 GB of RSS; 3GB "
+        "takes ~22 % less dbt time for a 3.8 GB run; without a limit DuckDB takes up to 80 % "
+        "of RAM (15 GB seen)",
     ),
     Setting(
         "log_level",

@@ -63,7 +63,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.dbt_env() == {
         "KAM_WORK_DB": str(tmp_path.resolve() / "work" / "kam_work.duckdb"),
         "KAM_DBT_THREADS": "2",
-        "KAM_DUCKDB_MEMORY_LIMIT": "3GB",
+        "KAM_DUCKDB_MEMORY_LIMIT": "1GB",
     }
 
 
