@@ -20,7 +20,6 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,23 +56,11 @@ def recorded_run(dbt_manifest: Path, demo_sources: Path, tmp_path_factory) -> di
     return {"env": env, "home": data / "dagster_home", "output": proc.stdout + proc.stderr}
 
 
-@pytest.fixture(autouse=True)
-def _dagster_home_restored() -> Iterator[None]:
-    """`_instance` sets DAGSTER_HOME in this process: undone after each test, so a test that
-    runs after these (in whichever order pytest runs them) never inherits it."""
-    saved = os.environ.get("DAGSTER_HOME")
-    yield
-    if saved is None:
-        os.environ.pop("DAGSTER_HOME", None)
-    else:
-        os.environ["DAGSTER_HOME"] = saved
-
-
 def _instance(home: Path):
     import dagster as dg
 
-    os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    # from the folder's own dagster.yaml: no DAGSTER_HOME set in this process for later tests
+    return dg.DagsterInstance.from_config(str(home))
 
 
 def test_the_run_has_the_code_origin_queue_tag_and_partition(recorded_run: dict) -> None:
