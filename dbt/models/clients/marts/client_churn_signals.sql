@@ -168,6 +168,16 @@ final as (
         cast(overdue_ratio as double) as overdue_ratio,
         cast(is_at_risk as boolean) as is_at_risk,
         cast(is_churned as boolean) as is_churned,
+        -- the one status a manager reads (is_at_risk is false for a churned client: the
+        -- two flags are exclusive stages, not "risk yes / no")
+        cast(
+            case
+                when last_order_date is null then 'not judged'
+                when is_churned then 'churned'
+                when is_at_risk then 'at risk'
+                else 'active'
+            end as varchar
+        ) as churn_status,
         cast(revenue_last_90d as double) as revenue_last_90d,
         cast(baseline_revenue_90d as double) as baseline_revenue_90d,
         cast(volume_change_ratio as double) as volume_change_ratio,
@@ -188,7 +198,7 @@ final as (
                 else 'low'
             end as varchar
         ) as risk_level,
-        cast(nullif(reasons_text, '') as varchar) as reasons,
+        cast(coalesce(nullif(reasons_text, ''), 'no warning sign') as varchar) as reasons,
         cast(own_interval_days as double) as own_interval_days,
         cast(at_risk_ratio as double) as at_risk_ratio,
         cast(churn_ratio as double) as churn_ratio,
