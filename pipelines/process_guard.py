@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 #: written by kam before it closes the pipe: the run ended normally, nothing to end
 RELEASE = b"r"
@@ -41,14 +42,26 @@ KILL_SECONDS = 5.0
 _WATCHDOG = os.path.abspath(__file__)
 
 
-def group_members(pgid: int) -> set[int] | None:
-    """Pids of the live (not zombie) processes of process group ``pgid``; None without
-    ``/proc``."""
+@dataclass(frozen=True)
+class ProcStat:
+    """The fields of ``/proc/<pid>/stat`` kam reads."""
+
+    pid: int
+    state: str  # R, S, Z (zombie), ...
+    ppid: int
+    pgrp: int
+    rss_pages: int
+
+
+def process_table() -> dict[int, ProcStat] | None:
+    """Every process of ``/proc`` (the one reader of it: the guard, the benchmark's memory
+    sampler, the fault tests); None without ``/proc`` (not Linux). A process that ends
+    while it is read is left out."""
     try:
         entries = os.listdir("/proc")
     except OSError:
         return None
-    members = set()
+    table = {}
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -57,10 +70,47 @@ def group_members(pgid: int) -> set[int] | None:
                 stat = fh.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # state, ppid, pgrp, ...
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.add(int(entry))
-    return members
+        # after "pid (comm) ": state, ppid, pgrp, ... (comm may hold spaces and parentheses)
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry)
+        table[pid] = ProcStat(pid, fields[0], int(fields[1]), int(fields[2]), int(fields[21]))
+    return table
+
+
+def descendants(root: int, table: dict[int, ProcStat] | None = None) -> list[int]:
+    """Pids of every descendant of ``root`` (children, theirs, ...), zombies included;
+    empty without ``/proc``."""
+    table = process_table() if table is None else table
+    children: dict[int, list[int]] = {}
+    for proc in (table or {}).values():
+        children.setdefault(proc.ppid, []).append(proc.pid)
+    out: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in out:
+                out.append(child)
+                todo.append(child)
+    return out
+
+
+def is_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
+
+
+def group_members(pgid: int) -> set[int] | None:
+    """Pids of the live (not zombie) processes of process group ``pgid``; None without
+    ``/proc``."""
+    table = process_table()
+    if table is None:
+        return None
+    return {p.pid for p in table.values() if p.state != "Z" and p.pgrp == pgid}
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from pipelines.process_guard import descendants, process_table
+
 #: step key of the daily job -> benchmark phase (kam_assets/defs: ingest, transform, publish)
 STEP_PHASES = {
     "extract_sources": "extract",
@@ -82,31 +84,19 @@ class TreeRssSampler(threading.Thread):
         self.pid, self.interval, self.peak_kb = pid, interval, 0
         self._stop_event = threading.Event()
 
-    def _tree_kb(self) -> int:
-        parents: dict[int, int] = {}
-        rss: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            parents[int(entry)], rss[int(entry)] = int(fields[1]), int(fields[21]) * _PAGE_KB
-        tree, todo = set(), [self.pid]
-        while todo:
-            pid = todo.pop()
-            tree.add(pid)
-            todo += [p for p, parent in parents.items() if parent == pid and p not in tree]
-        return sum(rss.get(p, 0) for p in tree)
+    def _tree_kb(self) -> int | None:
+        table = process_table()
+        if table is None:
+            return None
+        tree = [self.pid, *descendants(self.pid, table)]
+        return sum(table[p].rss_pages for p in tree if p in table) * _PAGE_KB
 
     def run(self) -> None:
         while not self._stop_event.wait(self.interval):
-            try:
-                self.peak_kb = max(self.peak_kb, self._tree_kb())
-            except (OSError, ValueError):
+            tree_kb = self._tree_kb()
+            if tree_kb is None:
                 return  # no /proc: no sampled figure
+            self.peak_kb = max(self.peak_kb, tree_kb)
 
     def stop(self) -> None:
         self._stop_event.set()

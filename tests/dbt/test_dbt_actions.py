@@ -14,25 +14,19 @@ Scenario at D = 2026-09-30 (managers m1, m2 in team north, m3 in south, m4 north
 
 from __future__ import annotations
 
-import os
 import subprocess
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
+from dbt_support import HISTORY_DAYS, query, run_dbt
 
 from pipelines.extract.raw_schema import ensure_raw_schema
-from pipelines.settings import declared_default
 
-ROOT = Path(__file__).resolve().parents[2]
-DBT_DIR = ROOT / "dbt"
-DBT_BIN = ROOT / ".venv" / "bin" / "dbt"
 AS_OF = date(2026, 9, 30)
 LOADED = datetime(2026, 9, 30, 23, 0)
 
-#: the run parameter KAM_HISTORY_DAYS at its default (dbt needs it with as_of_date)
-HISTORY_DAYS = declared_default("history_days")
 #: These tests plant clients for the action rules at the default churn factors (1.5 / 3.0):
 #: a learned factor (docs/rules.md "Churn from evidence", tested in test_dbt_history.py and
 #: on Online Retail) would judge the few planted past cases instead. So no cell learns here.
@@ -43,7 +37,7 @@ UPSTREAM_TESTS = [
     for folder in ("staging", "core", "clients")
 ]
 
-pytestmark = pytest.mark.skipif(not DBT_BIN.exists(), reason="dbt not installed in .venv")
+pytestmark = pytest.mark.usefixtures("dbt_executable")
 
 
 def _months(start: date, end: date, day: int) -> list[date]:
@@ -219,28 +213,11 @@ def _populate(db: Path) -> None:
 
 
 def _dbt(db: Path, target: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAM_WORK_DB": str(db)}
-    cmd = [
-        str(DBT_BIN),
-        *args,
-        "--project-dir",
-        str(DBT_DIR),
-        "--profiles-dir",
-        str(DBT_DIR),
-        "--target-path",
-        str(target / "target"),
-        "--log-path",
-        str(target / "logs"),
-    ]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return run_dbt(db, *args, target=target / "target", check=False, timeout=300)
 
 
 def _rows(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return query(db, sql)
 
 
 @pytest.fixture(scope="module")

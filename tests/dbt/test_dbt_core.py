@@ -7,24 +7,19 @@ work DB created in tmp_path. dbt's target/ and logs/ go to tmp_path as well.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from dbt_support import HISTORY_DAYS, query, run_dbt
 
 from pipelines.contract import DUCKDB_TYPES, TABLES
 from pipelines.extract.raw_schema import ensure_raw_schema
-from pipelines.settings import declared_default
 
-DBT_DIR = Path(__file__).resolve().parents[2] / "dbt"
-DBT = Path(sys.executable).with_name("dbt")
 AS_OF = "2026-09-30"
 
-#: the run parameter KAM_HISTORY_DAYS at its default (dbt needs it with as_of_date)
-HISTORY_DAYS = declared_default("history_days")
+pytestmark = pytest.mark.usefixtures("dbt_executable")
+
 RAW_ROWS: dict[str, list[str]] = {
     "raw_erp.clients": [
         # client_id, client_name, segment, region, industry, account_manager_id,
@@ -87,30 +82,15 @@ def built_work_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             con.execute(f"insert into {table} values {', '.join(rows)}")
     finally:
         con.close()
-    env = {
-        **os.environ,
-        "KAM_WORK_DB": str(work_db),
-        "DBT_TARGET_PATH": str(tmp / "target"),
-        "DBT_LOG_PATH": str(tmp / "logs"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    result = subprocess.run(
-        [
-            str(DBT),
-            "build",
-            "--select",
-            "staging",
-            "core",
-            "--vars",
-            f"{{as_of_date: '{AS_OF}', history_days: {HISTORY_DAYS}}}",
-            "--project-dir",
-            str(DBT_DIR),
-            "--profiles-dir",
-            str(DBT_DIR),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
+    result = run_dbt(
+        work_db,
+        "build",
+        "--select",
+        "staging",
+        "core",
+        target=tmp / "target",
+        dbt_vars={"as_of_date": AS_OF, "history_days": HISTORY_DAYS},
+        check=False,
         timeout=180,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -120,11 +100,7 @@ def built_work_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _query(work_db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(work_db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return query(work_db, sql)
 
 
 def test_staging_has_exactly_the_contract_columns(built_work_db: Path) -> None:

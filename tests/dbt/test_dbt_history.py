@@ -17,26 +17,19 @@ defaults and the policy both builds judge with the same factors.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
-from test_dbt_clients import _populate
+from dbt_support import HISTORY_DAYS, query, run_dbt
+from planted_clients import populate_planted_clients
 
 from pipelines.extract.raw_schema import ensure_raw_schema
 from pipelines.generator.core import generate_demo
-from pipelines.settings import declared_default
 
-ROOT = Path(__file__).resolve().parents[2]
-DBT = ROOT / ".venv" / "bin" / "dbt"
-PROJECT = ROOT / "dbt"
 D = date(2026, 9, 30)
-HISTORY_DAYS = declared_default("history_days")
 #: learned churn factors off (see the module docstring)
 FIXED_FACTORS = {"churn_min_cases": 1_000_000}
 #: the daily models of one as-of date (no history model)
@@ -50,37 +43,17 @@ COMPARED = (
 #: step, a quarter, a year)
 EQUALITY_DATES = [D - timedelta(days=n) for n in (1, 7, 90, 365, HISTORY_DAYS - 1)]
 
-pytestmark = pytest.mark.skipif(not DBT.exists(), reason="dbt is not installed in .venv")
+pytestmark = pytest.mark.usefixtures("dbt_executable")
 
 
 def _dbt(work: Path, as_of: date, *args: str, **extra_vars: object) -> None:
-    env = {
-        **os.environ,
-        "KAM_WORK_DB": str(work / "work.duckdb"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
     dbt_vars = {
         "as_of_date": as_of.isoformat(),
         "history_days": HISTORY_DAYS,
         **FIXED_FACTORS,
         **extra_vars,
     }
-    cmd = [
-        str(DBT),
-        *args,
-        "--vars",
-        json.dumps(dbt_vars),
-        "--project-dir",
-        str(PROJECT),
-        "--profiles-dir",
-        str(PROJECT),
-        "--target-path",
-        str(work / "target"),
-        "--log-path",
-        str(work / "logs"),
-    ]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    run_dbt(work / "work.duckdb", *args, target=work / "target", dbt_vars=dbt_vars)
 
 
 def _build_marts(work: Path, as_of: date, **extra_vars: object) -> None:
@@ -101,11 +74,7 @@ def _build_marts(work: Path, as_of: date, **extra_vars: object) -> None:
 
 
 def _query(work: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(work / "work.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return query(work / "work.duckdb", sql)
 
 
 def _load_generated(raw_db: Path, sources: Path) -> None:
@@ -208,7 +177,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("history_planted")
     con = duckdb.connect(str(work / "work.duckdb"))
     try:
-        _populate(con)
+        populate_planted_clients(con)
     finally:
         con.close()
     _build_marts(work, D)

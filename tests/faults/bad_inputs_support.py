@@ -14,7 +14,9 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from faults_support import cmdline, descendants, is_alive, sha256
+from faults_support import cmdline, sha256
+
+from pipelines.process_guard import descendants, is_alive, process_table
 
 #: a computed amount at or above this magnitude is not a plausible money value
 MAX_PLAUSIBLE_AMOUNT = 1e12
@@ -263,15 +265,15 @@ def processes_with_env(key: str, value: str) -> dict[int, str]:
     """Live processes whose environment has ``key=value`` (read from /proc, as root)."""
     needle = f"{key}={value}".encode()
     out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
+    for pid, proc in (process_table() or {}).items():
+        if pid == os.getpid() or proc.state == "Z":
             continue
         try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if needle in environ and is_alive(int(entry)):
-            out[int(entry)] = cmdline(int(entry))
+        if needle in environ:
+            out[pid] = cmdline(pid)
     return out
 
 

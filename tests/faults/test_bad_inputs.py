@@ -70,7 +70,9 @@ from bad_inputs_support import (
     sqlite_to_csv_folder,
     table_exists,
 )
-from faults_support import AS_OF, KamRun, descendants, is_alive, kam_env, sha256
+from faults_support import AS_OF, KamRun, kam_env, sha256
+
+from pipelines.process_guard import descendants, is_alive
 
 pytestmark = [pytest.mark.slow]
 

@@ -35,7 +35,6 @@ from faults_support import (
     AS_OF_DATE,
     KamRun,
     cmdline,
-    descendants,
     duckdb_marts,
     kam_env,
     make_seed_work_db,
@@ -45,6 +44,8 @@ from faults_support import (
     published_counts_consistent,
     sha256,
 )
+
+from pipelines.process_guard import descendants
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

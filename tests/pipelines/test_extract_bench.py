@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+import source_fixtures as fx
 
 from pipelines.benchmark.extract_bench import child_read, format_reader
-
-
-def _fixtures():
-    name = "kam_ingest_source_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_sources.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 
 
 def _urls(tmp_path: Path) -> tuple[str, str]:
@@ -45,14 +29,9 @@ def test_reader_alone_reads_every_table_without_copy_on_sqlite(tmp_path: Path) -
 
 @pytest.mark.postgres
 def test_reader_alone_is_set_beside_copy_on_postgres(pg_url: str) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "kam_pg_source_tests", Path(__file__).with_name("test_sources_postgres.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     data = fx.base_data()
-    module.write_postgres(pg_url, "erp", data["erp"])
-    module.write_postgres(pg_url, "crm", data["crm"])
+    fx.write_postgres(pg_url, "erp", data["erp"])
+    fx.write_postgres(pg_url, "crm", data["crm"])
     reader = child_read(pg_url, pg_url, chunk_rows=2, repeats=1)
     assert all(t["copy_seconds"] and t["copy_seconds"] > 0 for t in reader)
     text = "\n".join(format_reader({"reader": reader, "reader_peak_rss_mb": 100.0}))

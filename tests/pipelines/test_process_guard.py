@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.process_guard import end_group, group_members
+from pipelines.process_guard import descendants, end_group, group_members, is_alive, process_table
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
 
@@ -31,21 +31,13 @@ print("left", flush=True)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
-
-
 def _gone_within(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not is_alive(pid):
             return True
         time.sleep(0.05)
-    return not _alive(pid)
+    return not is_alive(pid)
 
 
 def _start(mode: str, *, new_session: bool) -> tuple[subprocess.Popen, int, int]:
@@ -68,7 +60,7 @@ def _start(mode: str, *, new_session: bool) -> tuple[subprocess.Popen, int, int]
 def test_kill_9_of_the_guarded_process_ends_its_child(new_session: bool) -> None:
     proc, child, watchdog = _start("stay", new_session=new_session)
     try:
-        assert _alive(child) and _alive(watchdog)
+        assert is_alive(child) and is_alive(watchdog)
         assert os.getpgid(proc.pid) == proc.pid  # a group of its own either way
         assert os.getpgid(watchdog) != proc.pid  # out of reach of a kill of that group
         os.kill(proc.pid, signal.SIGKILL)
@@ -77,7 +69,7 @@ def test_kill_9_of_the_guarded_process_ends_its_child(new_session: bool) -> None
         assert _gone_within(watchdog, 5), "the watchdog did not exit"
     finally:
         for pid in (child, proc.pid):
-            if _alive(pid):
+            if is_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -89,9 +81,9 @@ def test_leaving_the_guard_normally_ends_nothing() -> None:
         assert proc.wait(timeout=10) == 0
         assert _gone_within(watchdog, 5)
         time.sleep(0.3)
-        assert _alive(child), "a release must not end the group"
+        assert is_alive(child), "a release must not end the group"
     finally:
-        if _alive(child):
+        if is_alive(child):
             os.kill(child, signal.SIGKILL)
 
 
@@ -103,7 +95,42 @@ def test_end_group_spares_the_processes_that_were_there_before() -> None:
         assert group_members(first.pid) == {first.pid, later.pid}
         assert end_group(first.pid, spare={first.pid}, grace=1.0) == [later.pid]
         later.wait(timeout=5)
-        assert _alive(first.pid)
+        assert is_alive(first.pid)
     finally:
         first.kill()
         first.wait()
+
+
+# A child that starts a grandchild and prints its pid.
+PARENT = """
+import subprocess, sys, time
+grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(grandchild.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_process_table_walks_children_of_children_and_tells_zombies() -> None:
+    child = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        grandchild = int(child.stdout.readline())
+        table = process_table()
+        assert table is not None
+        assert table[child.pid].ppid == os.getpid()
+        assert table[grandchild].ppid == child.pid
+        assert table[child.pid].pgrp == os.getpgrp()
+        assert table[grandchild].rss_pages > 0
+        family = descendants(os.getpid(), table)
+        assert child.pid in family and grandchild in family
+        assert descendants(child.pid) == [grandchild]
+        os.kill(grandchild, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while process_table()[grandchild].state != "Z" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # killed, not yet reaped by its parent: listed, but not alive
+        assert process_table()[grandchild].state == "Z"
+        assert not is_alive(grandchild) and is_alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not is_alive(child.pid)

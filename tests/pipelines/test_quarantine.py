@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
+import row_rule_cases as rr
+import source_fixtures as fx
 
 from pipelines.contract import TABLES, tables_of
 from pipelines.extract.connect import open_source
 from pipelines.extract.raw_loader import ensure_source_counts, extract_all, record_source_counts
 from pipelines.gate.batch_gates import evaluate_gates
 from pipelines.gate.quarantine import ALL_RULES, apply_quarantine
-
-
-def _load(name: str, file: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-rr = _load("kam_row_rules_cases", "test_row_rules.py")
-fx = _load("kam_ingest_source_fixtures", "test_sources.py")
 
 
 def _rows(con, sql: str, params=None) -> list[tuple]:
@@ -95,7 +82,7 @@ def test_bad_line_quarantines_its_whole_order() -> None:
 def test_audit_row_holds_the_row_its_rules_and_description() -> None:
     con = rr.good_db()
     # breaks two rules: unknown client first (contract order), then the 1990 floor
-    con.execute(rr._order("'CX' as client_id, date '1985-05-05' as order_date"))
+    con.execute(rr.order_row("'CX' as client_id, date '1985-05-05' as order_date"))
     apply_quarantine(con, "run-42", rr.AS_OF, today=rr.TODAY)
     rows = _rows(
         con,
@@ -183,7 +170,7 @@ def total_key(count) -> tuple[str, str]:
 
 def test_runs_are_appended_and_a_rerun_replaces_its_rows() -> None:
     con = rr.good_db()
-    con.execute(rr._order("'lost' as status"))
+    con.execute(rr.order_row("'lost' as status"))
     apply_quarantine(con, "r1", rr.AS_OF, today=rr.TODAY)
     apply_quarantine(con, "r2", rr.AS_OF, today=rr.TODAY)
     apply_quarantine(con, "r2", rr.AS_OF, today=rr.TODAY)
@@ -208,7 +195,7 @@ def test_runs_are_appended_and_a_rerun_replaces_its_rows() -> None:
 
 def test_fixed_row_leaves_the_quarantine() -> None:
     con = rr.good_db()
-    con.execute(rr._order("'lost' as status"))
+    con.execute(rr.order_row("'lost' as status"))
     apply_quarantine(con, "r1", rr.AS_OF, today=rr.TODAY)
     assert _rows(con, "select count(*) from valid_erp.orders")[0][0] == 2
     con.execute("update raw_erp.orders set status = 'completed' where order_id = 'O9'")
@@ -240,7 +227,7 @@ def _count_sources(con, run_id: str, counts: dict[tuple[str, str], int]) -> None
 
 def test_quarantine_share_gate_names_table_rule_and_keys() -> None:
     con = rr.good_db()
-    con.execute(rr._order("'lost' as status"))
+    con.execute(rr.order_row("'lost' as status"))
     apply_quarantine(con, "r1", rr.AS_OF, today=rr.TODAY)
     gates = _gates(con, "r1", max_share=0.5)
     assert gates[("erp", "orders", "quarantine_share")].passed  # 1 of 3 <= 50 %

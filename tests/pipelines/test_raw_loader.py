@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
+import source_fixtures as fx
 
 from pipelines.contract import TABLES, get_table, tables_of
 from pipelines.extract.base import ContractError, Source
@@ -18,20 +17,6 @@ from pipelines.extract.connect import open_source
 from pipelines.extract.raw_loader import TableLoad, extract_all, extract_system
 from pipelines.extract.raw_schema import ensure_raw_schema
 
-
-def _fixtures():
-    name = "kam_ingest_source_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_sources.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
 T = fx.T
 D = fx.D
 

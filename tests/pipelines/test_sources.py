@@ -1,7 +1,6 @@
 """Source connectors: contract check, typed streaming, files, masking, retries.
 
-The top of this module also holds the small contract-shaped data set and the writers
-(SQLite, Parquet, CSV) used by test_raw_loader.py and test_sources_postgres.py.
+The small contract-shaped data set and its writers are in source_fixtures.py.
 """
 
 from __future__ import annotations
@@ -12,13 +11,22 @@ import json
 import logging
 import sqlite3
 import time
-from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from source_fixtures import (
+    WRITERS,
+    T,
+    base_data,
+    expected_rows,
+    make_source_url,
+    sqlite_value,
+    write_csv,
+    write_parquet,
+    write_sqlite,
+)
 
 from pipelines.contract import Table, get_table, tables_of
 from pipelines.extract import base
@@ -32,315 +40,6 @@ from pipelines.extract.base import (
 from pipelines.extract.connect import open_source
 from pipelines.extract.folder_source import FolderSource
 from pipelines.secrets import mask_url
-
-# --------------------------------------------------------------------------- data set
-
-D = date.fromisoformat
-T = datetime.fromisoformat
-
-
-def base_data() -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """A small, contract-shaped ERP + CRM data set (fresh copy on every call)."""
-    erp = {
-        "clients": [
-            dict(
-                client_id="C1",
-                client_name="Acme",
-                segment="SMB",
-                region="North",
-                industry="Retail",
-                account_manager_id="M1",
-                declared_tier="key",
-                payment_terms_days=30,
-                created_at=T("2024-01-05 09:00:00"),
-                updated_at=T("2026-01-01 08:00:00"),
-            ),
-            dict(
-                client_id="C2",
-                client_name="Bolt",
-                segment="Enterprise",
-                region="South",
-                industry="Energy",
-                account_manager_id="M2",
-                declared_tier="KA",
-                payment_terms_days=60,
-                created_at=T("2024-02-01 10:30:00"),
-                updated_at=T("2026-01-02 08:00:00"),
-            ),
-            dict(
-                client_id="C3",
-                client_name=None,
-                segment="SMB",
-                region=None,
-                industry=None,
-                account_manager_id=None,
-                declared_tier=None,
-                payment_terms_days=None,
-                created_at=None,
-                updated_at=T("2026-01-03 08:00:00"),
-            ),
-        ],
-        "products": [
-            dict(
-                product_id="P1",
-                product_name="Bolt M8",
-                category="Hardware",
-                updated_at=T("2025-06-01 00:00:00"),
-            ),
-            dict(
-                product_id="P2",
-                product_name="Nut M8",
-                category="Hardware",
-                updated_at=T("2025-06-02 00:00:00"),
-            ),
-        ],
-        "orders": [
-            dict(
-                order_id="O1",
-                client_id="C1",
-                order_date=D("2026-01-10"),
-                status="completed",
-                updated_at=T("2026-01-10 10:00:00"),
-            ),
-            dict(
-                order_id="O2",
-                client_id="C2",
-                order_date=D("2026-01-11"),
-                status="returned",
-                updated_at=T("2026-01-11 10:00:00"),
-            ),
-            dict(
-                order_id="O3",
-                client_id="C3",
-                order_date=D("2026-01-12"),
-                status="cancelled",
-                updated_at=T("2026-01-12 10:00:00"),
-            ),
-        ],
-        "order_lines": [
-            dict(
-                order_id="O1",
-                line_no=1,
-                product_id="P1",
-                quantity=10.0,
-                unit_price=2.5,
-                unit_cost=1.5,
-                discount=0.0,
-            ),
-            dict(
-                order_id="O1",
-                line_no=2,
-                product_id="P2",
-                quantity=4.0,
-                unit_price=1.0,
-                unit_cost=None,
-                discount=0.5,
-            ),
-            dict(
-                order_id="O2",
-                line_no=1,
-                product_id="P2",
-                quantity=3.0,
-                unit_price=1.0,
-                unit_cost=0.4,
-                discount=None,
-            ),
-            dict(
-                order_id="O3",
-                line_no=1,
-                product_id="P1",
-                quantity=1.0,
-                unit_price=2.5,
-                unit_cost=1.5,
-                discount=0.0,
-            ),
-            dict(
-                order_id="O3",
-                line_no=2,
-                product_id="P1",
-                quantity=2.0,
-                unit_price=2.5,
-                unit_cost=1.5,
-                discount=0.0,
-            ),
-        ],
-        "invoices": [
-            dict(
-                invoice_id="I1",
-                client_id="C1",
-                order_id="O1",
-                issued_date=D("2026-01-10"),
-                due_date=D("2026-02-09"),
-                amount=27.5,
-                paid_date=D("2026-02-01"),
-                updated_at=T("2026-02-01 12:00:00"),
-            ),
-            dict(
-                invoice_id="I2",
-                client_id="C2",
-                order_id="O2",
-                issued_date=D("2026-01-11"),
-                due_date=D("2026-03-12"),
-                amount=-3.0,
-                paid_date=None,
-                updated_at=T("2026-01-11 12:00:00"),
-            ),
-        ],
-    }
-    crm = {
-        "managers": [
-            dict(
-                manager_id="M1",
-                manager_name="Ann",
-                level="specialist",
-                team="North",
-                hired_at=D("2020-01-01"),
-                left_at=None,
-            ),
-            dict(
-                manager_id="M2",
-                manager_name="Bob",
-                level="head",
-                team="South",
-                hired_at=D("2019-05-01"),
-                left_at=None,
-            ),
-            dict(
-                manager_id="M3",
-                manager_name="Cid",
-                level="director",
-                team=None,
-                hired_at=None,
-                left_at=D("2025-12-31"),
-            ),
-        ],
-        "contacts": [
-            dict(
-                contact_id="K1",
-                client_id="C1",
-                full_name="Dee",
-                position="CEO",
-                level="director",
-                is_decision_maker=True,
-                started_at=D("2023-01-01"),
-                left_at=None,
-                updated_at=T("2025-01-01 00:00:00"),
-            ),
-            dict(
-                contact_id="K2",
-                client_id="C2",
-                full_name="Eve",
-                position="Buyer",
-                level="specialist",
-                is_decision_maker=False,
-                started_at=None,
-                left_at=D("2025-11-01"),
-                updated_at=T("2025-11-01 00:00:00"),
-            ),
-        ],
-        "interactions": [
-            dict(
-                interaction_id="X1",
-                client_id="C1",
-                contact_id="K1",
-                manager_id="M1",
-                occurred_at=T("2026-01-05 14:00:00"),
-                channel="call",
-                kind="touch",
-                satisfaction=4,
-                resolved_at=None,
-                updated_at=T("2026-01-05 14:00:00"),
-            ),
-            dict(
-                interaction_id="X2",
-                client_id="C2",
-                contact_id=None,
-                manager_id="M2",
-                occurred_at=T("2026-01-06 09:15:00"),
-                channel="email",
-                kind="complaint",
-                satisfaction=None,
-                resolved_at=T("2026-01-08 10:00:00.250000"),
-                updated_at=T("2026-01-08 10:00:00.250000"),
-            ),
-        ],
-    }
-    return copy.deepcopy({"erp": erp, "crm": crm})
-
-
-SQLITE_TYPES = {
-    "string": "TEXT",
-    "integer": "INTEGER",
-    "double": "REAL",
-    "boolean": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-}
-
-
-def _sqlite_value(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.isoformat(sep=" ")
-    if isinstance(v, date):
-        return v.isoformat()
-    if isinstance(v, bool):
-        return int(v)
-    return v
-
-
-def write_sqlite(path: Path, system: str, data: dict[str, list[dict[str, Any]]]) -> str:
-    """(Re)write a SQLite source with the given rows; returns its SQLAlchemy URL."""
-    con = sqlite3.connect(path)
-    try:
-        for table in tables_of(system):
-            if table.name not in data:
-                continue
-            con.execute(f"drop table if exists {table.name}")
-            cols = ", ".join(f"{c.name} {SQLITE_TYPES[c.type]}" for c in table.columns)
-            con.execute(f"create table {table.name} ({cols})")
-            names = table.column_names
-            con.executemany(
-                f"insert into {table.name} values ({', '.join('?' for _ in names)})",
-                [[_sqlite_value(r[n]) for n in names] for r in data[table.name]],
-            )
-        con.commit()
-    finally:
-        con.close()
-    return f"sqlite:///{path}"
-
-
-def write_parquet(folder: Path, system: str, data: dict[str, list[dict[str, Any]]]) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    for table in tables_of(system):
-        if table.name in data:
-            pq.write_table(
-                pa.Table.from_pylist(data[table.name], schema=arrow_schema(table)),
-                folder / f"{table.name}.parquet",
-            )
-    return str(folder)
-
-
-def write_csv(folder: Path, system: str, data: dict[str, list[dict[str, Any]]]) -> str:
-    folder.mkdir(parents=True, exist_ok=True)
-    for table in tables_of(system):
-        if table.name not in data:
-            continue
-        with (folder / f"{table.name}.csv").open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(table.column_names)
-            for r in data[table.name]:
-                writer.writerow(
-                    ["" if r[n] is None else _sqlite_value(r[n]) for n in table.column_names]
-                )
-    return str(folder)
-
-
-def expected_rows(table: Table, rows: list[dict[str, Any]]) -> list[tuple]:
-    """Rows as sorted tuples in contract column order (what the raw layer must hold)."""
-    return sorted(
-        (tuple(r[c] for c in table.column_names) for r in rows),
-        key=lambda t: tuple(str(v) for v in t),
-    )
 
 
 def read_flagged(source: base.Source, table: Table, since=None, chunk_rows=1000) -> list[dict]:
@@ -358,15 +57,6 @@ def read_all(source: base.Source, table: Table, since=None, chunk_rows=1000) -> 
     assert [r[UNREADABLE] for r in rows] == [None] * len(rows)
     out = [tuple(r[c] for c in table.column_names) for r in rows]
     return sorted(out, key=lambda t: tuple(str(v) for v in t))
-
-
-WRITERS = {"sqlite": None, "parquet": write_parquet, "csv": write_csv}
-
-
-def make_source_url(kind: str, tmp_path: Path, system: str, data) -> str:
-    if kind == "sqlite":
-        return write_sqlite(tmp_path / f"{system}.sqlite", system, data)
-    return WRITERS[kind](tmp_path / f"{system}_{kind}", system, data)
 
 
 # --------------------------------------------------------------------------- tests
@@ -442,7 +132,7 @@ def _write_without_column(kind: str, tmp_path: Path, data, table_name: str, colu
         con.execute(f"create table {table_name} ({', '.join(names)})")
         con.executemany(
             f"insert into {table_name} values ({', '.join('?' for _ in names)})",
-            [[_sqlite_value(r[n]) for n in names] for r in data[table_name]],
+            [[sqlite_value(r[n]) for n in names] for r in data[table_name]],
         )
         con.commit()
         con.close()
@@ -548,7 +238,7 @@ def test_names_match_case_insensitively_and_extra_columns_are_ignored(tmp_path: 
     con.executemany(
         "insert into Managers values (?, ?, ?, ?, ?, ?, 'blue')",
         [
-            [_sqlite_value(r[c]) for c in get_table("crm", "managers").column_names]
+            [sqlite_value(r[c]) for c in get_table("crm", "managers").column_names]
             for r in data["managers"]
         ],
     )

@@ -3,13 +3,11 @@ incremental extraction and contract errors."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
+import source_fixtures as fx
 import sqlalchemy as sa
 
 from pipelines.contract import TABLES, tables_of
@@ -19,54 +17,6 @@ from pipelines.extract.raw_loader import extract_all
 from pipelines.extract.sql_source import SqlSource
 
 pytestmark = pytest.mark.postgres
-
-
-def _fixtures():
-    name = "kam_ingest_source_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_sources.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fx = _fixtures()
-
-PG_TYPES = {
-    "string": sa.Text,
-    "integer": sa.BigInteger,
-    "double": sa.Float,
-    "boolean": sa.Boolean,
-    "date": sa.Date,
-    "timestamp": sa.DateTime,
-}
-
-
-def write_postgres(url: str, system: str, data: dict[str, list[dict[str, Any]]]) -> None:
-    engine = sa.create_engine(url)
-    try:
-        meta = sa.MetaData()
-        tables = []
-        for table in tables_of(system):
-            if table.name in data:
-                tables.append(
-                    sa.Table(
-                        table.name,
-                        meta,
-                        *[sa.Column(c.name, PG_TYPES[c.type]()) for c in table.columns],
-                    )
-                )
-        with engine.begin() as conn:
-            meta.drop_all(conn)
-            meta.create_all(conn)
-            for t in tables:
-                if data[t.name]:
-                    conn.execute(t.insert(), data[t.name])
-    finally:
-        engine.dispose()
 
 
 def raw_content(db: Path) -> dict[str, list[tuple]]:
@@ -88,8 +38,8 @@ def raw_content(db: Path) -> dict[str, list[tuple]]:
 def test_postgres_source_extracts_incrementally(pg_url: str, tmp_path: Path) -> None:
     data = fx.base_data()
     # ERP and CRM in one database: each source only looks at its own tables.
-    write_postgres(pg_url, "erp", data["erp"])
-    write_postgres(pg_url, "crm", data["crm"])
+    fx.write_postgres(pg_url, "erp", data["erp"])
+    fx.write_postgres(pg_url, "crm", data["crm"])
     db = tmp_path / "work.duckdb"
     loads = extract_all(db, pg_url, pg_url, "run-1", chunk_rows=2)
     expected = {f"{t.system}.{t.name}": fx.expected_rows(t, data[t.system][t.name]) for t in TABLES}
@@ -102,7 +52,7 @@ def test_postgres_source_extracts_incrementally(pg_url: str, tmp_path: Path) -> 
         r for r in data["erp"]["order_lines"] if (r["order_id"], r["line_no"]) != ("O1", 2)
     ]
     data["erp"]["clients"][1].update(client_name="Bolt AG", updated_at=fx.T("2026-02-02 00:00"))
-    write_postgres(pg_url, "erp", data["erp"])
+    fx.write_postgres(pg_url, "erp", data["erp"])
     loads = {x.table: x for x in extract_all(db, pg_url, None, "run-2", chunk_rows=2)}
     assert loads["orders"].rows_read == 2  # O1 (changed) + O3 (on the watermark)
     assert loads["order_lines"].rows_read == 3  # O1's remaining line + O3's two
@@ -128,7 +78,7 @@ def test_postgres_streams_in_chunks_with_a_server_side_cursor(pg_url: str, fast:
         )
         for n in range(1, 1001)
     ]
-    write_postgres(pg_url, "erp", data["erp"])
+    fx.write_postgres(pg_url, "erp", data["erp"])
     engine = sa.create_engine(pg_url)
     try:
         with open_source("erp", pg_url) as source:
@@ -162,7 +112,7 @@ def test_postgres_streams_in_chunks_with_a_server_side_cursor(pg_url: str, fast:
 
 def test_postgres_contract_violation_is_named(pg_url: str) -> None:
     data = fx.base_data()
-    write_postgres(pg_url, "erp", data["erp"])
+    fx.write_postgres(pg_url, "erp", data["erp"])
     with sa.create_engine(pg_url).begin() as conn:
         conn.exec_driver_sql("alter table orders drop column order_date")
         conn.exec_driver_sql("alter table clients alter column payment_terms_days type text")

@@ -1,0 +1,121 @@
+"""Are two published DuckDB warehouses the same? Every table of the schemas ``marts`` and
+``audit`` compared both ways with ``EXCEPT ALL`` (duplicates count), the columns that
+legitimately differ between two runs on the same sources left out (run ids, publish and
+load times). Used to prove that a refactoring of the dbt models leaves the marts unchanged:
+
+    python -m pipelines.benchmark.same_marts before/kam.duckdb after/kam.duckdb
+
+prints one line per table (rows, rows only before, rows only after) and exits 1 when any
+table, column or row differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+SCHEMAS = ("marts", "audit")
+#: columns whose values differ between two runs on the same sources
+RUN_SPECIFIC_COLUMNS = frozenset(
+    {"run_id", "_run_id", "published_at", "loaded_at", "_loaded_at", "storage_version"}
+)
+
+
+@dataclass
+class TableDiff:
+    table: str
+    rows: int
+    only_before: int
+    only_after: int
+    problem: str = ""
+
+    @property
+    def same(self) -> bool:
+        return not self.problem and self.only_before == 0 and self.only_after == 0
+
+
+def _columns(con: duckdb.DuckDBPyConnection, db: str, schema: str, table: str) -> list[str]:
+    return [
+        name
+        for (name,) in con.execute(
+            "select column_name from duckdb_columns() where database_name = ? "
+            "and schema_name = ? and table_name = ? order by column_index",
+            [db, schema, table],
+        ).fetchall()
+    ]
+
+
+def _tables(con: duckdb.DuckDBPyConnection, db: str) -> set[str]:
+    rows = con.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = ? "
+        f"and schema_name in ({', '.join('?' for _ in SCHEMAS)})",
+        [db, *SCHEMAS],
+    ).fetchall()
+    rows += con.execute(
+        "select schema_name, view_name from duckdb_views() where database_name = ? "
+        f"and schema_name in ({', '.join('?' for _ in SCHEMAS)})",
+        [db, *SCHEMAS],
+    ).fetchall()
+    return {f"{schema}.{table}" for schema, table in rows}
+
+
+def compare(before: Path, after: Path) -> list[TableDiff]:
+    """One :class:`TableDiff` per table of either warehouse."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{before}' as b (read_only)")
+        con.execute(f"attach '{after}' as a (read_only)")
+        out = []
+        tables_b, tables_a = _tables(con, "b"), _tables(con, "a")
+        for name in sorted(tables_b | tables_a):
+            if name not in tables_a or name not in tables_b:
+                where = "after" if name not in tables_a else "before"
+                out.append(TableDiff(name, 0, 0, 0, f"missing {where}"))
+                continue
+            schema, table = name.split(".")
+            cols_b = [c for c in _columns(con, "b", schema, table) if c not in RUN_SPECIFIC_COLUMNS]
+            cols_a = [c for c in _columns(con, "a", schema, table) if c not in RUN_SPECIFIC_COLUMNS]
+            if cols_b != cols_a:
+                out.append(TableDiff(name, 0, 0, 0, f"columns {cols_b} != {cols_a}"))
+                continue
+            cols = ", ".join(f'"{c}"' for c in cols_b)
+            (rows,) = con.execute(f"select count(*) from b.{name}").fetchone()
+            (only_b,) = con.execute(
+                f"select count(*) from (select {cols} from b.{name} "
+                f"except all select {cols} from a.{name})"
+            ).fetchone()
+            (only_a,) = con.execute(
+                f"select count(*) from (select {cols} from a.{name} "
+                f"except all select {cols} from b.{name})"
+            ).fetchone()
+            out.append(TableDiff(name, rows, only_b, only_a))
+        return out
+    finally:
+        con.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    args = parser.parse_args(argv)
+    diffs = compare(args.before, args.after)
+    for d in diffs:
+        status = "same" if d.same else f"DIFFERENT {d.problem}".strip()
+        print(
+            f"{d.table:45} rows {d.rows:>8}  only before {d.only_before:>6}  "
+            f"only after {d.only_after:>6}  {status}"
+        )
+    different = [d.table for d in diffs if not d.same]
+    print(
+        f"{len(diffs)} tables, {len(different)} different" + (f": {different}" if different else "")
+    )
+    return 1 if different or not diffs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""pipelines.benchmark.same_marts: two warehouses compared table by table, both ways."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipelines.benchmark.same_marts import compare, main
+
+
+def _warehouse(path: Path, rows: list[tuple], run_id: str, extra_table: bool = False) -> Path:
+    with duckdb.connect(str(path)) as con:
+        con.execute("create schema marts; create schema audit")
+        con.execute("create table marts.t (k varchar, v double, run_id varchar)")
+        con.executemany("insert into marts.t values (?, ?, ?)", [(*r, run_id) for r in rows])
+        con.execute("create table audit.runs as select 1 as n, now() as published_at")
+        if extra_table:
+            con.execute("create table marts.extra (x int)")
+    return path
+
+
+def test_same_rows_with_other_run_ids_are_the_same(tmp_path: Path, capsys) -> None:
+    rows = [("a", 1.0), ("a", 1.0), ("b", None)]
+    before = _warehouse(tmp_path / "b.duckdb", rows, "r1")
+    after = _warehouse(tmp_path / "a.duckdb", list(reversed(rows)), "r2")
+    diffs = compare(before, after)
+    assert [(d.table, d.rows, d.same) for d in diffs] == [
+        ("audit.runs", 1, True),
+        ("marts.t", 3, True),
+    ]
+    assert main([str(before), str(after)]) == 0
+    assert "2 tables, 0 different" in capsys.readouterr().out
+
+
+def test_a_changed_duplicate_or_missing_table_is_reported(tmp_path: Path) -> None:
+    before = _warehouse(tmp_path / "b.duckdb", [("a", 1.0), ("a", 1.0)], "r1")
+    after = _warehouse(tmp_path / "a.duckdb", [("a", 1.0), ("a", 1.5)], "r1", extra_table=True)
+    by_table = {d.table: d for d in compare(before, after)}
+    assert (by_table["marts.t"].only_before, by_table["marts.t"].only_after) == (1, 1)
+    assert by_table["marts.extra"].problem == "missing before"
+    assert main([str(before), str(after)]) == 1
