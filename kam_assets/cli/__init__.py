@@ -8,6 +8,7 @@
     kam dev [--port 3000]       the Dagster UI and daemon on the same instance as kam run
     kam bench ...               benchmarks (pipelines.benchmark)
     kam evaluate --as-of D --horizon-days H   how often the churn flags of D were right
+    kam reset                   archive the data dir's state (to point it at other sources)
 
 Settings are checked before anything starts (``pipelines.settings``); runs go through
 Dagster with the persistent instance (DAGSTER_HOME; default $KAM_DATA_DIR/dagster_home),
@@ -111,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     dev = sub.add_parser("dev", help="the Dagster UI and daemon on kam's instance (DAGSTER_HOME)")
-    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument(
+        "--port", type=int, default=None, help="default 3000, or a free port when 3000 is taken"
+    )
 
     bench = sub.add_parser("bench", help="benchmarks (arguments passed to pipelines.benchmark)")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
@@ -131,6 +134,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--horizon-days", required=True, type=int, help="days after D a live client orders in"
     )
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.add_argument(
+        "--partial",
+        action="store_true",
+        help="judge a horizon the data has not passed yet ('lost' is then overstated); "
+        "without it such a horizon is refused (exit 2)",
+    )
+
+    sub.add_parser(
+        "reset",
+        help="archive the data dir's state (to build it from other sources); deletes nothing",
+        description=(
+            "Move the data dir's work DB, warehouse (when inside it), Dagster instance, "
+            "reports, dbt files and sources record into $KAM_DATA_DIR/archive/<UTC time>/. "
+            "The demo's generated sources stay. Refused while a run writes the work DB."
+        ),
+    )
     return parser
 
 
@@ -138,12 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     from kam_assets.cli.commands import COMMANDS
+    from kam_assets.cli.data_dir import capture_operator_env, forget_operator_env
 
     # Dagster's notes on its own beta parameters say nothing to an operator
     warnings.filterwarnings("ignore", message=r".* is currently in beta")
 
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    capture_operator_env()  # before a command exports DAGSTER_HOME: its printed commands
+    try:
+        return COMMANDS[args.command](args)
+    finally:
+        forget_operator_env()  # a caller in the same process (a test) starts afresh
 
 
 def run() -> NoReturn:

@@ -19,6 +19,9 @@ concurrency:
         limit: 1
 telemetry:
   enabled: false
+# no "Join the Dagster community" sign-up modal over the UI of a new instance
+nux:
+  enabled: false
 # Dagster's SQLite event log, keeping its connections (kam_assets/instance_storage.py):
 # 1.6 ms per event instead of 8.7 ms (~1,000 events a daily run). Runs, schedules: defaults.
 event_log_storage:

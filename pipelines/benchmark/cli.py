@@ -122,7 +122,8 @@ def _cmd_daily(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
-        print("\n" + format_daily(report), flush=True)
+        # the days' tables were printed as each day ended: the summary alone here
+        print("\n" + format_daily(report, with_days=False), flush=True)
         if report.get("run_dir"):
             print(f"data dirs and floors kept in {report['run_dir']}")
     return 1 if report["problems"] else 0

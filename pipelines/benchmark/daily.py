@@ -374,7 +374,9 @@ def format_day(day: Mapping[str, Any], machine: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_daily(report: Mapping[str, Any]) -> str:
+def format_daily(report: Mapping[str, Any], *, with_days: bool = True) -> str:
+    """The report; ``with_days=False`` leaves out the days' tables (already printed as each
+    day ended: `kam bench` prints each table once)."""
     m = report["machine"]
     rows = sum((report.get("source_rows") or {}).values())
     lines = [
@@ -386,7 +388,8 @@ def format_daily(report: Mapping[str, Any]) -> str:
             "next day added: "
             + ", ".join(f"{k} {v:,}" for k, v in report["added_next_day"].items())
         )
-    lines += [format_day(d, m) for d in report["days"]]
+    if with_days:
+        lines += [format_day(d, m) for d in report["days"]]
     lines += report.get("targets") or []
     lines += [f"PROBLEM: {p}" for p in report.get("stopped") or []]
     return "\n".join(lines)

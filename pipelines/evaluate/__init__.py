@@ -3,7 +3,8 @@
 The flags published for D (``marts.client_churn_signals``) against what each client did in
 the ``H`` days after D (the work DB's raw orders): ROC AUC of the overdue ratio and of
 plain recency, precision and recall of each flag, the base rate, whether the horizon has
-passed. Framework-free (never imports Dagster); ``kam_assets.cli`` only calls it.
+passed (a horizon not passed is refused unless a partial judgement is asked for).
+Framework-free (never imports Dagster); ``kam_assets.cli`` only calls it.
 
     from pipelines.evaluate import evaluate, format_evaluation
     print(format_evaluation(evaluate(warehouse, work_db, as_of, horizon_days)))
@@ -13,6 +14,7 @@ from pipelines.evaluate.backtest import (
     ClientCase,
     EvaluateError,
     Evaluation,
+    HorizonNotPassed,
     evaluate,
     evaluate_cases,
     format_evaluation,
@@ -25,6 +27,7 @@ __all__ = [
     "EvaluateError",
     "Evaluation",
     "FlagScore",
+    "HorizonNotPassed",
     "average_ranks",
     "evaluate",
     "evaluate_cases",

@@ -51,6 +51,36 @@ class EvaluateError(Exception):
     """The evaluation cannot be made (warehouse or work DB absent, another as-of date)."""
 
 
+class HorizonNotPassed(EvaluateError):
+    """The data does not reach D + H yet: every client that has not ordered *so far* would
+    count as lost, and the figures would look perfect while meaning nothing. Raised unless a
+    partial judgement is asked for; says when D can be judged and which date can be now."""
+
+    def __init__(self, as_of: date, horizon_days: int, last_data_order_date: date | None):
+        self.as_of = as_of
+        self.horizon_days = horizon_days
+        self.horizon_end = as_of + timedelta(days=horizon_days)
+        self.last_data_order_date = last_data_order_date
+        #: the latest as-of date whose horizon the data has passed (None: no order at all)
+        self.latest_judgeable = (
+            None
+            if last_data_order_date is None
+            else last_data_order_date - timedelta(days=horizon_days)
+        )
+        last = last_data_order_date.isoformat() if last_data_order_date else "none"
+        super().__init__(
+            f"the {horizon_days}-day horizon after {as_of.isoformat()} has not passed: it "
+            f"ends {self.horizon_end.isoformat()}, the data's last order date is {last}, so "
+            f"{as_of.isoformat()} can be judged from data reaching "
+            f"{self.horizon_end.isoformat()}"
+            + (
+                f"; the latest as-of date judgeable now is {self.latest_judgeable.isoformat()}"
+                if self.latest_judgeable
+                else ""
+            )
+        )
+
+
 @dataclass(frozen=True)
 class ClientCase:
     client_id: str
@@ -285,12 +315,17 @@ def read_outcomes(work_db: Path, as_of: date, horizon_days: int) -> tuple[set[st
     return {client_id for (client_id,) in ordered}, last
 
 
-def evaluate(warehouse: str, work_db: Path, as_of: date, horizon_days: int) -> Evaluation:
-    """Read the flags for D and the orders after D, and measure."""
+def evaluate(
+    warehouse: str, work_db: Path, as_of: date, horizon_days: int, *, partial: bool = False
+) -> Evaluation:
+    """Read the flags for D and the orders after D, and measure. A horizon the data has not
+    passed raises :class:`HorizonNotPassed` unless ``partial`` (then the report says so)."""
     if horizon_days < 1:
         raise EvaluateError(f"--horizon-days must be at least 1, not {horizon_days}")
     run_id, signals = read_signals(warehouse, as_of)
     ordered, last = read_outcomes(work_db, as_of, horizon_days)
+    if not partial and (last is None or last < as_of + timedelta(days=horizon_days)):
+        raise HorizonNotPassed(as_of, horizon_days, last)
     cases = [
         ClientCase(
             client_id=s["client_id"],
@@ -333,8 +368,9 @@ def format_evaluation(ev: Evaluation) -> str:
         passed = f"the data's last order date is {last}: the horizon has fully passed"
     else:
         passed = (
-            f"NOT PASSED: the data's last order date is {last}, before "
-            f"{ev.horizon_end.isoformat()}; clients may yet order, 'lost' is overstated"
+            f"NOT PASSED (partial judgement, --partial): the data's last order date is "
+            f"{last}, before {ev.horizon_end.isoformat()}; clients may yet order, 'lost' is "
+            "overstated and precision with it"
         )
     lines = [
         f"as of {ev.as_of.isoformat()}, outcome: no completed order within {ev.horizon_days} "

@@ -13,6 +13,7 @@ import pytest
 from pipelines.evaluate import (
     ClientCase,
     EvaluateError,
+    HorizonNotPassed,
     average_ranks,
     evaluate,
     evaluate_cases,
@@ -221,3 +222,23 @@ def test_churn_probability_auc_by_hand_and_older_warehouses(tmp_path: Path) -> N
     assert got.auc_churn_probability == pytest.approx(3.5 / 4)
     old = evaluate(_warehouse(tmp_path / "old.duckdb"), tmp_path / "w.duckdb", AS_OF, 30)
     assert old.auc_churn_probability is None and old.auc_probability_cases == 0
+
+
+def test_a_horizon_not_passed_is_refused_naming_the_dates(tmp_path: Path) -> None:
+    """The data's last order is 2024-03-02 (D + 31): a 40-day horizon ends 2024-03-11, after
+    it. Without --partial: refused, naming when D can be judged (data reaching D + 40) and
+    the latest as-of date judgeable now (2024-03-02 - 40 days = 2024-01-22)."""
+    warehouse, work = _warehouse(tmp_path / "wh.duckdb"), _work_db(tmp_path / "w.duckdb")
+    with pytest.raises(HorizonNotPassed) as refused:
+        evaluate(warehouse, work, AS_OF, 40)
+    exc = refused.value
+    assert exc.horizon_end == date(2024, 3, 11)
+    assert exc.latest_judgeable == date(2024, 1, 22)
+    assert "ends 2024-03-11, the data's last order date is 2024-03-02" in str(exc)
+    assert "the latest as-of date judgeable now is 2024-01-22" in str(exc)
+    # asked for explicitly: the partial judgement, saying what it is
+    ev = evaluate(warehouse, work, AS_OF, 40, partial=True)
+    assert not ev.horizon_passed
+    assert "NOT PASSED (partial judgement, --partial)" in format_evaluation(ev)
+    # exactly D + H = the last order date has passed
+    assert evaluate(warehouse, work, AS_OF, 31).horizon_passed

@@ -30,9 +30,54 @@ managers as (
 
 ),
 
+interactions as (
+
+    select * from {{ ref('stg_crm__interactions') }}
+
+),
+
 as_of as (
 
     select {{ as_of_date() }} as as_of_date
+
+),
+
+-- which complaint a manager has to resolve: the oldest one still open at D
+oldest_open_complaint as (
+
+    select
+        client_id,
+        interaction_id as complaint_id,
+        channel as complaint_channel,
+        cast(occurred_at as date) as complaint_date
+    from interactions
+    where
+        {{ crm_enabled }}
+        and kind = 'complaint'
+        and cast(occurred_at as date) <= {{ as_of_date() }}
+        and (resolved_at is null or cast(resolved_at as date) > {{ as_of_date() }})
+    qualify row_number() over (
+        partition by client_id order by occurred_at asc, interaction_id asc
+    ) = 1
+
+),
+
+-- a manager's own win-back list: "#1 of 3" counts within it, not company-wide
+winback_ranked as (
+
+    select
+        winback.*,
+        row_number() over (
+            partition by winback.suggested_manager_id
+            order by winback.priority asc, winback.client_id asc
+        ) as manager_winback_rank,
+        count(*) over (partition by winback.suggested_manager_id) as manager_winback_count,
+        coalesce(
+            lost_by.manager_name, 'manager ' || winback.lost_by_manager_id, 'nobody'
+        ) as lost_by_text
+    from winback
+    left join managers as lost_by on winback.lost_by_manager_id = lost_by.manager_id
+    where winback.suggested_manager_id is not null
 
 ),
 
@@ -79,7 +124,13 @@ key_client_at_risk as (
         2 as priority,
         3 as due_in_days,
         net_revenue_365d as client_value,
-        'Key client (' || key_reason || ') at risk: '
+        'Key client ('
+        || case key_reason
+            when 'abc_a' then 'class A: top 80 % of revenue'
+            when 'declared_tier' then 'declared key account'
+            else key_reason
+        end
+        || ') at risk: '
         || coalesce(nullif(reasons, ''), 'overdue or volume drop')
         || case
             when not {{ crm_enabled }} then '; contact history unknown (no CRM)'
@@ -103,16 +154,29 @@ key_client_at_risk as (
 open_complaint as (
 
     select
-        account_manager_id as manager_id,
-        client_id,
-        client_name,
+        clients.account_manager_id as manager_id,
+        clients.client_id,
+        clients.client_name,
         'resolve_open_complaint' as action_type,
         3 as priority,
         5 as due_in_days,
-        net_revenue_365d as client_value,
-        open_complaints || ' open complaint(s): resolve them.' as reason
+        clients.net_revenue_365d as client_value,
+        case
+            when clients.open_complaints = 1 then 'Open complaint'
+            else clients.open_complaints || ' open complaints, the oldest'
+        end
+        || coalesce(
+            ' since ' || strftime(complaint.complaint_date, '%Y-%m-%d') || ' ('
+            || date_diff('day', complaint.complaint_date, as_of.as_of_date) || ' days; by '
+            || complaint.complaint_channel || ', ' || complaint.complaint_id || ')',
+            ''
+        )
+        || case when clients.open_complaints = 1 then ': resolve it.' else ': resolve them.' end
+            as reason
     from clients
-    where {{ crm_enabled }} and open_complaints > 0
+    cross join as_of
+    left join oldest_open_complaint as complaint on clients.client_id = complaint.client_id
+    where {{ crm_enabled }} and clients.open_complaints > 0
 
 ),
 
@@ -126,14 +190,14 @@ winback_plan as (
         4 as priority,
         14 as due_in_days,
         value_before_leaving as client_value,
-        'Win-back candidate #' || priority || ': value ' || {{ format_money('value_before_leaving') }}
+        'Win-back candidate #' || manager_winback_rank || ' of your ' || manager_winback_count
+        || ': value ' || {{ format_money('value_before_leaving') }}
         || ' (class ' || value_class_before_leaving || ') in the year before leaving; lost by '
-        || coalesce(lost_by_manager_id, 'nobody') || '; reasons: ' || churn_reasons
+        || lost_by_text || '; reasons: ' || churn_reasons
         || case when requires_revised_terms then '; revised payment terms required' else '' end
         || case when not {{ crm_enabled }} then '; contact history unknown (no CRM)' else '' end
         || '. Plan the win-back.' as reason
-    from winback
-    where suggested_manager_id is not null
+    from winback_ranked
 
 ),
 
