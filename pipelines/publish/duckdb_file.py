@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.publish.comments import apply_comments, describe, read_duckdb_comments
 from pipelines.publish.publish_info import (
     INFO_SCHEMA,
     INFO_TABLE,
@@ -178,9 +179,12 @@ def _build_file(
             tables,
             run_id,
             as_of_date,
-            published_at.replace(tzinfo=None),
+            published_at,
             reported_version or storage_version,
         )
+        # the dbt descriptions (persist_docs) travel with the tables: BI tools show them
+        comments = describe(read_duckdb_comments(con, work, schemas), _columns(con, new))
+        apply_comments(con.execute, comments, lambda s, t: f"{new}.{_quote(s)}.{_quote(t)}", _quote)
         con.execute(f"checkpoint {new}")
         con.execute(f"detach {new}")
         con.execute(f"detach {work}")
@@ -207,6 +211,17 @@ def _source_relations(
         [work, schemas, work, schemas],
     ).fetchall()
     return [(str(schema), str(name)) for schema, name in rows]
+
+
+def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[tuple[str, str], set[str]]:
+    """Every table of attached ``database`` -> its column names."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for schema, table, column in con.execute(
+        "select schema_name, table_name, column_name from duckdb_columns() where database_name = ?",
+        [database],
+    ).fetchall():
+        out.setdefault((str(schema), str(table)), set()).add(str(column))
+    return out
 
 
 def _verify_file(path: Path, tables: dict[str, int], storage_version: str) -> None:

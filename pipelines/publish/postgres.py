@@ -66,7 +66,15 @@ import pyarrow.csv as pacsv
 from psycopg2 import sql
 
 from pipelines.identifiers import validate_role_name
+from pipelines.publish.comments import (
+    INFO_COMMENTS,
+    Comments,
+    apply_comments,
+    describe,
+    read_duckdb_comments,
+)
 from pipelines.publish.pg import connect_warehouse
+from pipelines.publish.postgres_indexes import create_indexes
 from pipelines.publish.postgres_swap import (
     NEW_INFIX,
     drop_previous_versions,
@@ -210,15 +218,35 @@ def _publish_info(
     cur: Any, target_schema: str, tables: dict[str, int], run_id: str, as_of_date: date
 ) -> None:
     """The publish-info tables, stamped with the server's UTC clock and version."""
-    cur.execute(
-        "SELECT clock_timestamp() AT TIME ZONE 'UTC', "
-        "'postgresql ' || current_setting('server_version')"
-    )
+    cur.execute("SELECT clock_timestamp(), 'postgresql ' || current_setting('server_version')")
     published_at, storage_version = cur.fetchone()
     schema = sql.Identifier(target_schema).as_string(cur)
     write_publish_info(
         cur.execute, schema, tables, run_id, as_of_date, published_at, storage_version, "%s"
     )
+
+
+def _work_comments(duck: duckdb.DuckDBPyConnection, names: Sequence[str]) -> dict:
+    database = str(duck.execute("select current_database()").fetchall()[0][0])
+    return read_duckdb_comments(duck, database, names)
+
+
+def _describe_and_index(
+    cur: Any,
+    schema: str,
+    new: str,
+    plans: Sequence[TablePlan],
+    comments: dict[tuple[str, str], Comments],
+    extra: Sequence[str],
+) -> None:
+    """COMMENT ON the new schema's tables (dbt descriptions) and index the marts' keys."""
+    published = {(schema, p.name): {c.name for c in p.columns} for p in plans}
+    for table in extra:  # publish_info / publish_tables, written here
+        published[(schema, table)] = set(INFO_COMMENTS.get((schema, table), Comments()).columns)
+    quote = lambda name: sql.Identifier(name).as_string(cur)  # noqa: E731
+    mine = describe(comments, published)
+    apply_comments(cur.execute, mine, lambda _s, t: f"{quote(new)}.{quote(t)}", quote)
+    create_indexes(cur, new, {p.name: [c.name for c in p.columns] for p in plans})
 
 
 def publish_postgres(
@@ -256,6 +284,7 @@ def publish_postgres(
     duck = duckdb.connect(str(work_db), read_only=True)
     try:
         plans = {schema: plan_schema(duck, schema) for schema in names}
+        comments = _work_comments(duck, names)
         if not any(plans.values()):
             raise PublishError(f"no tables in schemas {names} of {work_db}: nothing to publish")
         conn = connect_warehouse(pg_url)
@@ -285,6 +314,7 @@ def publish_postgres(
                     if schema == info_schema:
                         _publish_info(cur, new, tables, run_id, as_of_date)
                         extra = (INFO_TABLE, INFO_TABLES_TABLE)
+                    _describe_and_index(cur, schema, new, plans[schema], comments, extra)
                     _audit(cur, new, plans[schema], extra)
                 retired = swap(cur, names, run8, bi_role, int(lock_timeout_ms), int(retries))
             conn.commit()

@@ -1,7 +1,7 @@
 """``marts.publish_info`` and ``marts.publish_tables``: what a warehouse version holds.
 
 Written by both publishers with the same columns: ``publish_info`` has one row (run_id,
-as_of_date, published_at (UTC), storage_version, table_count, tables_json) and
+as_of_date, published_at (with time zone), storage_version, table_count, tables_json) and
 ``publish_tables`` one row per published table (schema_name, table_name, row_count).
 """
 
@@ -17,7 +17,7 @@ INFO_TABLE = "publish_info"
 INFO_TABLES_TABLE = "publish_tables"
 
 _INFO_COLUMNS = (
-    "run_id text not null, as_of_date date not null, published_at timestamp not null, "
+    "run_id text not null, as_of_date date not null, published_at timestamptz not null, "
     "storage_version text not null, table_count integer not null, tables_json text not null"
 )
 _TABLES_COLUMNS = "schema_name text not null, table_name text not null, row_count bigint not null"
@@ -36,7 +36,8 @@ def write_publish_info(
     """Create and fill both tables in ``schema`` (SQL text, already quoted/qualified).
 
     ``execute(sql, params)`` runs one statement: a DuckDB connection's ``execute``
-    (``placeholder`` ``?``) or a psycopg2 cursor's (``%s``). ``published_at`` is naive UTC.
+    (``placeholder`` ``?``) or a psycopg2 cursor's (``%s``). ``published_at`` is time-zone aware
+    (stored as ``timestamptz``, so BI tools show it in the reader's zone, not as a bare time).
     """
 
     def values(params: Sequence[Any]) -> str:

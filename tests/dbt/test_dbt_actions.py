@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import subprocess
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import duckdb
@@ -25,6 +26,7 @@ from dbt_support import HISTORY_DAYS, query, run_dbt
 from pipelines.extract.raw_schema import ensure_raw_schema
 
 AS_OF = date(2026, 9, 30)
+CENT = Decimal("0.01")
 LOADED = datetime(2026, 9, 30, 23, 0)
 
 #: These tests plant clients for the action rules at the default churn factors (1.5 / 3.0):
@@ -267,7 +269,7 @@ def test_winback_candidates_follow_the_rules(built: Path) -> None:
     assert lost4[1] == "m3" and lost4[2] not in (None, "m3", "m4")
     assert lost4[3] is True and "payment" in lost4[4]
     # 12 monthly orders of 3000 in the year up to 2025-12-15 for both.
-    assert lost1[6] == pytest.approx(36000.0)
+    assert lost1[6] == Decimal("36000.00")  # money is DECIMAL(18,2): exact to the cent
     assert sorted(r[5] for r in rows) == [1, 2]
 
 
@@ -307,9 +309,10 @@ def test_comb_and_value_exchange(built: Path) -> None:
     )
     dates, price, cost = ORDER_PLAN["big1"]
     in_year = [d for d in dates if AS_OF - timedelta(364) <= d <= AS_OF]
-    assert kav[0][0] == pytest.approx(price * len(in_year))
+    assert kav[0][0] == Decimal(price * len(in_year)).quantize(CENT)
     assert kav[0][1:4] == (3, 1, 1)
-    assert kav[0][4] == pytest.approx((price - cost) * len(in_year) / 3)
+    expected = (Decimal(price - cost) * len(in_year) / 3).quantize(CENT, ROUND_HALF_UP)
+    assert kav[0][4] == expected
 
 
 def test_without_crm_crm_columns_are_null(built: Path, tmp_path: Path) -> None:

@@ -121,16 +121,16 @@ select
     cast(abc_class as varchar) as abc_class,
     cast(key_reason as varchar) as key_reason,
     cast(as_of_date as date) as as_of_date,
-    cast(revenue_365d as double) as revenue_365d,
-    cast(margin_365d as double) as margin_365d,
-    cast(revenue_prev_365d as double) as revenue_prev_365d,
+    {{ to_money('revenue_365d') }} as revenue_365d,
+    {{ to_money('margin_365d') }} as margin_365d,
+    {{ to_money('revenue_prev_365d') }} as revenue_prev_365d,
     cast(revenue_growth_share as double) as revenue_growth_share,
-    cast(discounts_365d as double) as discounts_365d,
+    {{ to_money('discounts_365d') }} as discounts_365d,
     cast(discount_share as double) as discount_share,
     cast(interactions_365d as bigint) as interactions_365d,
     cast(meetings_365d as bigint) as meetings_365d,
     cast(service_interactions_365d as bigint) as service_interactions_365d,
     cast(complaints_365d as bigint) as complaints_365d,
     cast(complaints_resolved_365d as bigint) as complaints_resolved_365d,
-    cast(margin_per_interaction as double) as margin_per_interaction
+    {{ to_money('margin_per_interaction') }} as margin_per_interaction
 from final

@@ -17,8 +17,8 @@ final as (
     select
         cast(abc_ranking.client_id as varchar) as client_id,
         {{ as_of_date() }} as as_of_date,
-        cast(abc_ranking.net_revenue_365d as double) as net_revenue_365d,
-        cast(abc_ranking.margin_365d as double) as margin_365d,
+        {{ to_money('abc_ranking.net_revenue_365d') }} as net_revenue_365d,
+        {{ to_money('abc_ranking.margin_365d') }} as margin_365d,
         cast(abc_ranking.revenue_rank as bigint) as revenue_rank,
         cast(abc_ranking.revenue_share as double) as revenue_share,
         cast(abc_ranking.cumulative_share as double) as cumulative_share,

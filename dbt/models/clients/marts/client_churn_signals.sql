@@ -178,8 +178,8 @@ final as (
                 else 'active'
             end as varchar
         ) as churn_status,
-        cast(revenue_last_90d as double) as revenue_last_90d,
-        cast(baseline_revenue_90d as double) as baseline_revenue_90d,
+        {{ to_money('revenue_last_90d') }} as revenue_last_90d,
+        {{ to_money('baseline_revenue_90d') }} as baseline_revenue_90d,
         cast(volume_change_ratio as double) as volume_change_ratio,
         cast(has_volume_drop as boolean) as has_volume_drop,
         cast(decision_maker_left as boolean) as decision_maker_left,

@@ -48,7 +48,9 @@ daily_rows as (
         churn_signals.days_since_last_order,
         churn_signals.expected_interval_days,
         churn_signals.overdue_ratio,
-        'daily_run' as history_source
+        'daily_run' as history_source,
+        churn_signals.risk_score,
+        churn_signals.churn_probability
 
     from lifecycle_today
     left join churn_signals
@@ -75,7 +77,11 @@ reconstructed_rows as (
         days_since_last_order,
         expected_interval_days,
         overdue_ratio,
-        'reconstructed' as history_source
+        'reconstructed' as history_source,
+        -- the score needs CRM signals and the probability the cases learned at that date:
+        -- neither has a history to rebuild from, so both are null here
+        cast(null as integer) as risk_score,
+        cast(null as double) as churn_probability
 
     from rebuilt
 
@@ -104,7 +110,9 @@ final as (
         cast(days_since_last_order as bigint) as days_since_last_order,
         cast(expected_interval_days as double) as expected_interval_days,
         cast(overdue_ratio as double) as overdue_ratio,
-        cast(history_source as varchar) as history_source
+        cast(history_source as varchar) as history_source,
+        cast(risk_score as integer) as risk_score,
+        cast(round(churn_probability, 4) as decimal(5, 4)) as churn_probability
 
     from unioned
 
