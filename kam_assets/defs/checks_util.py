@@ -42,15 +42,15 @@ def check_spec(check: FrameCheck, asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
 
 
 def report_metadata(report: CheckReport | None, index: Path | None) -> dict[str, Any]:
-    """Links to a check's report page, its JSON copy and the run index."""
+    """Where a check's report page, its JSON copy and the run index are on disk (paths to
+    copy). No file:// link: browsers refuse one from an http page such as the UI's, so the
+    check's own Markdown ("result") carries what the report says (failures, sample rows)."""
     metadata: dict[str, Any] = {}
     if report is not None:
         metadata["report"] = dg.MetadataValue.path(str(report.html))
-        metadata["report_url"] = dg.MetadataValue.url(report.html.resolve().as_uri())
         metadata["report_json"] = dg.MetadataValue.path(str(report.json))
     if index is not None:
         metadata["report_index"] = dg.MetadataValue.path(str(index))
-        metadata["report_index_url"] = dg.MetadataValue.url(index.resolve().as_uri())
     return metadata
 
 

@@ -4,12 +4,14 @@ One `kam run` on the session's small demo, with its own DAGSTER_HOME: the record
 carries the job's code origin (so the job page and timeline list it), the run queue's tag
 and the partition; a second `kam run` while a run holds the work DB is refused naming
 it; `kam dev` serves the UI on that instance and the job page, rendered by headless
-Chromium, lists the run. Chromium (Debian's package) is required when
-KAM_REQUIRE_BROWSER=1 (set by .ci/run), else its absence skips the browser test.
+Chromium, lists the run, and no sign-up modal covers it. Chromium (Debian's package) is
+required when KAM_REQUIRE_BROWSER=1 (set by .ci/run), else its absence skips the browser
+test.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -158,6 +160,16 @@ def test_the_job_page_lists_the_run_in_a_browser(recorded_run: dict, tmp_path: P
                 assert server.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, "the Dagster UI did not start in 240 s"
                 time.sleep(2)
+        # the instance kam wrote turns Dagster's sign-up modal off (nux: enabled: false);
+        # the UI asks this query before it shows "Join the Dagster community"
+        query = json.dumps({"query": "query ShouldShowNux { shouldShowNux }"}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql",
+            data=query,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            nux = json.loads(answer.read())
         url = f"http://127.0.0.1:{port}/locations/kam/jobs/kam_daily/runs"
         browser = [chromium, "--headless", "--no-sandbox", "--disable-gpu"]
         browser += ["--virtual-time-budget=20000", "--window-size=1600,1000"]
@@ -172,6 +184,9 @@ def test_the_job_page_lists_the_run_in_a_browser(recorded_run: dict, tmp_path: P
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
+    assert nux == {"data": {"shouldShowNux": False}}, nux
+    # the page as rendered (20 s of virtual time: the modal would open after 1 s)
+    assert "Join the Dagster community" not in dom, "the sign-up modal covers the page"
     assert "kam_daily" in dom
     assert run.run_id[:8] in dom, "the job page does not list the run kam started"
     assert screenshot.exists() and screenshot.stat().st_size > 10_000
