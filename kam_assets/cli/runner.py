@@ -92,8 +92,7 @@ def run_tags(params: RunParameters, command: str) -> dict[str, str]:
     """The partition tags of a run of ``params``: its partition, or for a backfill
     (``rebuild_from`` set) the range ``rebuild_from``..``as_of``, tagged as Dagster tags
     the one run of a single-run backfill; and the command that made it."""
-    from dagster._core.storage.tags import PARTITION_NAME_TAG
-
+    from kam_assets.dagster_private import PARTITION_NAME_TAG
     from kam_assets.partitions import backfill_range_tags
 
     if params.rebuild_from is None:
@@ -106,6 +105,7 @@ def run_tags(params: RunParameters, command: str) -> dict[str, str]:
 def _create_run(instance, location, settings: Settings, tags: dict[str, str]):
     """A run of kam_daily for the partition (or range), recorded with the code location's
     origin (so the UI lists it on the job's page) and the job's tags (the run queue's limit)."""
+    from kam_assets.dagster_private import create_run_of_remote_job, reconstructable_job
     from kam_assets.defs.jobs import DAILY_JOB
 
     [repo_name] = location.get_repository_names()
@@ -116,29 +116,8 @@ def _create_run(instance, location, settings: Settings, tags: dict[str, str]):
         remote_job, run_config, step_keys_to_execute=None, known_state=None, instance=instance
     )
     tags = {**remote_job.tags, **process_tags(), **tags}
-    run = instance.create_run(
-        job_name=remote_job.name,
-        run_id=None,
-        run_config=run_config,
-        resolved_op_selection=None,
-        step_keys_to_execute=None,
-        op_selection=None,
-        status=None,
-        root_run_id=None,
-        parent_run_id=None,
-        tags=tags,
-        job_snapshot=remote_job.job_snapshot,
-        execution_plan_snapshot=plan.execution_plan_snapshot,
-        parent_job_snapshot=remote_job.parent_job_snapshot,
-        remote_job_origin=remote_job.get_remote_origin(),
-        job_code_origin=remote_job.get_python_origin(),
-        asset_selection=None,
-        asset_check_selection=None,
-        asset_graph=repo.asset_graph,
-    )
-    recon_job = location._get_reconstructable_repository(repo_name).get_reconstructable_job(
-        DAILY_JOB
-    )
+    run = create_run_of_remote_job(instance, repo, remote_job, plan, run_config, tags)
+    recon_job = reconstructable_job(location, repo_name, DAILY_JOB)
     return run, recon_job
 
 
@@ -147,9 +126,12 @@ def _record_backfill(instance, location, params: RunParameters, backfill_id: str
     run carries the backfill's id): the UI lists it under Backfills, and a daemon that
     sees it (kam dev) launches nothing for it, only marks it done when the run ends."""
     import dagster as dg
-    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-    from dagster._time import get_current_timestamp
 
+    from kam_assets.dagster_private import (
+        BulkActionStatus,
+        PartitionBackfill,
+        get_current_timestamp,
+    )
     from kam_assets.defs.jobs import DAILY_JOB
     from kam_assets.partitions import daily_partitions
 
@@ -176,8 +158,7 @@ def _record_backfill(instance, location, params: RunParameters, backfill_id: str
 
 def finish_backfill(instance, backfill_id: str, success: bool) -> None:
     """The backfill's end state, unless a daemon (or the UI) already changed it."""
-    from dagster._core.execution.backfill import BulkActionStatus
-    from dagster._time import get_current_timestamp
+    from kam_assets.dagster_private import BulkActionStatus, get_current_timestamp
 
     backfill = instance.get_backfill(backfill_id)
     if backfill is None or backfill.status != BulkActionStatus.REQUESTED:
@@ -190,7 +171,7 @@ def finish_backfill(instance, backfill_id: str, success: bool) -> None:
 
 def _finish_backfill_of(instance, run_id: str) -> None:
     """A backfill `kam backfill` recorded for an abandoned run ends as failed too."""
-    from dagster._core.storage.tags import BACKFILL_ID_TAG
+    from kam_assets.dagster_private import BACKFILL_ID_TAG
 
     run = instance.get_run_by_id(run_id)
     backfill_id = run.tags.get(BACKFILL_ID_TAG) if run is not None else None
@@ -210,10 +191,14 @@ def run_daily(params: RunParameters, settings: Settings, command: str = "run") -
     the daemon's queue waits for this run by its tag; this refuses to wait for another).
     """
     import dagster as dg
-    from dagster._core.execution.api import execute_run
-    from dagster._core.remote_origin import InProcessCodeLocationOrigin
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
+    from kam_assets.dagster_private import (
+        BACKFILL_ID_TAG,
+        InProcessCodeLocationOrigin,
+        LoadableTargetOrigin,
+        execute_run,
+        make_new_backfill_id,
+    )
     from kam_assets.defs.jobs import DAILY_JOB
 
     ensure_dagster_home(settings)
@@ -239,9 +224,6 @@ def run_daily(params: RunParameters, settings: Settings, command: str = "run") -
         tags = run_tags(params, command)
         backfill_id = None
         if params.rebuild_from is not None:
-            from dagster._core.storage.tags import BACKFILL_ID_TAG
-            from dagster._core.utils import make_new_backfill_id
-
             backfill_id = make_new_backfill_id()
             tags[BACKFILL_ID_TAG] = backfill_id
         with origin.create_location(instance) as location:
