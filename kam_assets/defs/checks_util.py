@@ -1,7 +1,7 @@
 """Turning pipelines.quality checks into blocking Dagster asset checks, with HTML reports.
 
 Every evaluation writes its validation report (one HTML page + JSON copy per check and a
-run index, see :mod:`pipelines.reports`) under ``Settings.reports_dir / <run_id>``; the
+run index, see :mod:`pipelines.quality.reports`) under ``Settings.reports_dir / <run_id>``; the
 check results link to them in their metadata and the step log prints the index path.
 """
 

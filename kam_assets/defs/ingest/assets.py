@@ -1,5 +1,5 @@
 """Extraction of both sources into the raw layer of the work DB (one step, all tables),
-then the quarantine of bad rows (``pipelines.quarantine``): dbt reads ``valid_*`` views."""
+then the quarantine of bad rows (``pipelines.gate.quarantine``): dbt reads ``valid_*`` views."""
 
 from contextlib import closing
 

@@ -1,4 +1,5 @@
-"""Batch-level quality gates: blocking checks on the raw assets (see pipelines.quarantine).
+"""Batch-level quality gates: blocking checks on the raw assets (see
+pipelines.gate.quarantine and pipelines.gate.batch_gates).
 
 * ``quarantine_share``: the share of a table's raw rows in quarantine exceeds
   ``KAM_QUARANTINE_MAX_SHARE`` (default 1 %);
