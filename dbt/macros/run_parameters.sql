@@ -14,20 +14,41 @@
 {#-
     The value of a column of the run parameters table (text, or none) while compiling;
     none without var run_parameters_table or while dbt only parses.
+
+    One lookup per dbt invocation, not one per macro call (as_of_date() alone is called
+    about 45 times in 22 models): the row is kept in `graph`, the dict dbt builds once per
+    invocation and hands to every node it compiles. Two threads compiling their first
+    nodes at once may both look it up (at most one lookup per thread); the table does not
+    change during an invocation, so they read the same row.
 -#}
 {% macro run_parameter(column) -%}
     {%- set relation = var('run_parameters_table', none) -%}
     {%- if relation is none or (relation | string | trim) == '' or not execute -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set result = run_query('select cast(' ~ column ~ ' as varchar) from ' ~ relation) -%}
-    {%- if (result.rows | length) != 1 -%}
+    {%- set cache = graph.setdefault('kam_run_parameters', {}) -%}
+    {%- set key = relation | string | trim -%}
+    {%- if key not in cache -%}
+        {%- set result = run_query('select * from ' ~ key) -%}
+        {%- if (result.rows | length) != 1 -%}
+            {{ exceptions.raise_compiler_error(
+                "the run parameters table " ~ key ~ " (var run_parameters_table) must hold "
+                ~ "exactly one row, it holds " ~ (result.rows | length)
+            ) }}
+        {%- endif -%}
+        {%- set row = {} -%}
+        {%- for name in result.column_names -%}
+            {%- set value = result.rows[0][name] -%}
+            {%- do row.update({name | lower: none if value is none else (value | string)}) -%}
+        {%- endfor -%}
+        {%- do cache.update({key: row}) -%}
+    {%- endif -%}
+    {%- if column not in cache[key] -%}
         {{ exceptions.raise_compiler_error(
-            "the run parameters table " ~ relation ~ " (var run_parameters_table) must hold "
-            ~ "exactly one row, it holds " ~ (result.rows | length)
+            "the run parameters table " ~ key ~ " has no column " ~ column
         ) }}
     {%- endif -%}
-    {{ return(result.rows[0][0]) }}
+    {{ return(cache[key][column]) }}
 {%- endmacro %}
 
 {#-

@@ -85,6 +85,10 @@ def test_next_days_dbt_build_reuses_the_partial_parse(
         params = con.execute("select as_of_date from kam_run.run_parameters").fetchall()
     assert [str(d) for (d,) in marts] == ["2026-09-30"]
     assert [str(d) for (d,) in params] == ["2026-09-30"]
+    # the models compiled their date literals from ONE lookup of the table per dbt
+    # invocation (at most one per dbt thread), not one per as_of_date() call (51 before)
+    lookups = _parameter_lookups(data / "dbt" / "target" / "dbt.log")
+    assert 1 <= lookups <= int(os.environ.get("KAM_DBT_THREADS", "2")), lookups
 
     # the console's progress: models (with seeds) and tests counted apart, all done
     progress = [m for m in map(PROGRESS.fullmatch, said) if m]
@@ -92,6 +96,19 @@ def test_next_days_dbt_build_reuses_the_partial_parse(
     last = progress[-1]
     assert last["models"] == last["models_total"] and int(last["models_total"]) > 1, last[0]
     assert last["tests"] == last["tests_total"] and int(last["tests_total"]) > 1, last[0]
+
+
+def _parameter_lookups(dbt_log: Path) -> int:
+    """Queries of kam_run.run_parameters in the last dbt invocation of ``dbt_log`` (dbt's
+    JSON log: an invocation starts with its MainReportVersion event)."""
+    events = [json.loads(line) for line in dbt_log.read_text().splitlines() if line.strip()]
+    starts = [i for i, e in enumerate(events) if e["info"]["name"] == "MainReportVersion"]
+    last = events[starts[-1] :] if starts else events
+    return sum(
+        1
+        for e in last
+        if e["info"]["name"] == "SQLQuery" and "kam_run.run_parameters" in e["data"].get("sql", "")
+    )
 
 
 #: what a node's parse decides (compiled code, timings and the macros a node's compilation
