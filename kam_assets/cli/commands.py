@@ -23,6 +23,7 @@ from kam_assets.cli.preflight import (
     run_problems,
     source_problems,
     storage_problems,
+    warehouse_problems,
 )
 from kam_assets.cli.runner import RunOutcome, WorkDbBusy, report_failure, run_daily
 from pipelines.run_params import RunParameters
@@ -156,7 +157,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         return settings
     problems: list[str] = []
     print("settings: ok")
-    checks = [("folders", storage_problems(settings)), ("sources", source_problems(settings))]
+    checks = [
+        ("folders", storage_problems(settings)),
+        ("warehouse", warehouse_problems(settings)),
+        ("sources", source_problems(settings)),
+    ]
     if not settings.erp_url:
         missing = "KAM_ERP_URL is not set (the ERP source is required)"
         checks.insert(0, ("erp", [_name_the_recorded_erp(settings, missing)]))

@@ -1,6 +1,6 @@
 """What `kam run` (and `kam backfill`) checks before any Dagster run is recorded: the
-settings, the as-of date(s) and that the warehouse and data folders can be written. Each
-problem names the setting (or the argument)."""
+settings, the as-of date(s), that the warehouse and data folders can be written and that the
+warehouse is kam's to replace. Each problem names the setting (or the argument)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,34 @@ def storage_problems(settings: Settings) -> list[str]:
     if problem := _writable_folder_problem(settings.data_dir, f"KAM_DATA_DIR={settings.data_dir}"):
         problems.append(problem)
     return problems
+
+
+def warehouse_problems(settings: Settings) -> list[str]:
+    """The warehouse is kam's to replace: never a folder, the work DB, a foreign file or a
+    foreign PostgreSQL schema (see pipelines.publish.ownership). Connects to PostgreSQL."""
+    from pipelines.publish.ownership import duckdb_warehouse_problem
+
+    if not settings.warehouse_is_postgres:
+        problem = duckdb_warehouse_problem(Path(settings.warehouse), settings.work_db)
+        return [problem] if problem else []
+    from pipelines.publish.ownership import foreign_pg_schemas
+    from pipelines.publish.pg import connect_warehouse
+    from pipelines.publish.result import PublishError
+
+    prefix = settings.pg_schema_prefix
+    targets = [f"{prefix}{schema}" for schema in ("marts", "audit")]
+    try:
+        conn = connect_warehouse(settings.warehouse)
+    except PublishError as exc:
+        return [f"KAM_WAREHOUSE: {exc}"]
+    try:
+        with conn.cursor() as cur:
+            return [
+                f"KAM_WAREHOUSE={mask_url(settings.warehouse)}: {problem}"
+                for problem in foreign_pg_schemas(cur, targets, targets[0])
+            ]
+    finally:
+        conn.close()
 
 
 def _show_source_warnings() -> None:
@@ -103,6 +131,8 @@ def run_problems(
                 problems.append(f"{argument} {day}: {problem}")
     if not problems:  # only touch the disk and the network for a run that could start
         problems.extend(storage_problems(settings))
+    if not problems:
+        problems.extend(warehouse_problems(settings))
     if not problems and check_sources:
         problems.extend(source_problems(settings))
     return problems

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.publish.comments import apply_comments, describe, read_duckdb_comments
+from pipelines.publish.ownership import duckdb_warehouse_problem
 from pipelines.publish.publish_info import (
     INFO_SCHEMA,
     INFO_TABLE,
@@ -69,6 +70,9 @@ def publish_duckdb(
         _check_identifier(schema)
     if not work_db.is_file():
         raise FileNotFoundError(f"work DB not found: {work_db}")
+    # never replace what kam did not publish (a folder, the work DB, a foreign file)
+    if problem := duckdb_warehouse_problem(warehouse, work_db):
+        raise PublishError(problem)
 
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_builds(warehouse)

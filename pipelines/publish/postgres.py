@@ -2,7 +2,7 @@
 
 How a publish works (one run, one database connection):
 
-1. Validate every name that comes from settings (schemas, BI role) before any SQL.
+1. Validate every name that comes from settings (schemas, prefix, BI role) before any SQL.
 2. Read the work DuckDB READ_ONLY; stream each table as Arrow batches rendered to
    CSV into ``COPY ... FROM STDIN`` (bounded memory), into a fresh schema
    ``<schema>__new_<run8>`` with PostgreSQL types mapped from the DuckDB types.
@@ -10,7 +10,9 @@ How a publish works (one run, one database connection):
    ...) and ``publish_tables`` (rows per table), as in the DuckDB warehouse. A schema
    absent from the work DB is published empty. The DuckDB file is closed after the load.
 3. Audit: every table in the new schema has the work DB's row and column counts.
-4. Swap: ``SET LOCAL lock_timeout``; rename ``<schema>`` -> ``<schema>__old_<run8>``
+4. Swap: ``SET LOCAL lock_timeout``; refuse (nothing changed) when a target schema exists
+   and is not kam's (:mod:`pipelines.publish.ownership`: each published schema carries a
+   marker comment); rename ``<schema>`` -> ``<schema>__old_<run8>``
    and ``<schema>__new_<run8>`` -> ``<schema>``; grant USAGE on the schema and
    SELECT on its tables to the BI role (grants made with default privileges do not
    survive a rename, so they are made here); revoke the BI role's access to the
@@ -73,6 +75,7 @@ from pipelines.publish.comments import (
     describe,
     read_duckdb_comments,
 )
+from pipelines.publish.ownership import SCHEMA_MARKER
 from pipelines.publish.pg import connect_warehouse
 from pipelines.publish.postgres_indexes import create_indexes
 from pipelines.publish.postgres_swap import (
@@ -258,6 +261,7 @@ def publish_postgres(
     bi_role: str = "kam_bi",
     lock_timeout_ms: int = 2000,
     retries: int = 5,
+    schema_prefix: str = "",
 ) -> PublishResult:
     """Publish ``schemas`` of the work DuckDB to PostgreSQL by schema swap.
 
@@ -266,9 +270,15 @@ def publish_postgres(
     ``ValueError`` for bad arguments (before any SQL) and :class:`PublishError`
     when the publish fails; in every failure case the published schemas are
     unchanged. Failing to drop previous versions afterwards is only logged.
+
+    Work DB schema ``s`` is published as PostgreSQL schema ``schema_prefix + s``. A target
+    schema that exists and was not published by kam is never replaced: the publish
+    raises :class:`PublishError` naming it (see :mod:`pipelines.publish.ownership`).
     """
     started = time.perf_counter()
     names = validate_schemas(schemas)
+    targets = validate_schemas([f"{schema_prefix}{name}" for name in names])
+    target_of = dict(zip(names, targets, strict=True))
     bi_role = validate_role_name(bi_role, "bi_role")
     if not isinstance(as_of, date):  # parsed once at the boundary, never here
         raise ValueError(f"as_of must be a date, got {as_of!r}")
@@ -297,8 +307,13 @@ def publish_postgres(
             ensure_role(conn, bi_role)
             with conn.cursor() as cur:
                 for schema in names:
-                    new = f"{schema}{NEW_INFIX}{run8}"
+                    new = f"{target_of[schema]}{NEW_INFIX}{run8}"
                     cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(new)))
+                    cur.execute(
+                        sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
+                            sql.Identifier(new), sql.Literal(SCHEMA_MARKER)
+                        )
+                    )
                     for plan in plans[schema]:
                         rows = _copy_table(cur, duck, new, plan)
                         if rows != plan.rows:
@@ -309,14 +324,22 @@ def publish_postgres(
                 duck.close()
                 info_schema = INFO_SCHEMA if INFO_SCHEMA in names else names[0]
                 for schema in names:
-                    new = f"{schema}{NEW_INFIX}{run8}"
+                    new = f"{target_of[schema]}{NEW_INFIX}{run8}"
                     extra: tuple[str, ...] = ()
                     if schema == info_schema:
                         _publish_info(cur, new, tables, run_id, as_of_date)
                         extra = (INFO_TABLE, INFO_TABLES_TABLE)
                     _describe_and_index(cur, schema, new, plans[schema], comments, extra)
                     _audit(cur, new, plans[schema], extra)
-                retired = swap(cur, names, run8, bi_role, int(lock_timeout_ms), int(retries))
+                retired = swap(
+                    cur,
+                    targets,
+                    run8,
+                    bi_role,
+                    int(lock_timeout_ms),
+                    int(retries),
+                    info_target=target_of[info_schema],
+                )
             conn.commit()
         except BaseException:
             quiet_rollback(conn)
@@ -329,7 +352,7 @@ def publish_postgres(
         conn.close()
     logger.info(
         "published %s to %s as version %s (%d tables, %d rows); retired %s",
-        ", ".join(names),
+        ", ".join(targets),
         target,
         run8,
         len(tables),
@@ -337,7 +360,7 @@ def publish_postgres(
         retired or "nothing",
     )
     try:
-        drop_previous_versions(pg_url, names, lock_timeout_ms=int(lock_timeout_ms))
+        drop_previous_versions(pg_url, targets, lock_timeout_ms=int(lock_timeout_ms))
     except Exception as exc:  # cleanup is best effort: the next publish retries it
         logger.warning("could not drop previous versions (left for next time): %s", exc)
     return PublishResult(

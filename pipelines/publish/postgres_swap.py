@@ -23,6 +23,7 @@ import psycopg2.errors
 from psycopg2 import sql
 
 from pipelines.identifiers import validate_schema_name
+from pipelines.publish.ownership import SCHEMA_MARKER, foreign_pg_schemas
 from pipelines.publish.pg import connect_warehouse
 from pipelines.publish.result import PublishError
 
@@ -34,6 +35,10 @@ OLD_INFIX = "__old_"
 _ADVISORY_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('kam.publish_postgres'))"
 _SWAP_SAVEPOINT = "kam_swap"
 _MAX_BACKOFF_S = 5.0
+
+
+class ForeignSchemaError(PublishError):
+    """A schema the publish would replace exists and was not published by kam."""
 
 
 def validate_schemas(schemas: Iterable[str] | str) -> tuple[str, ...]:
@@ -78,10 +83,18 @@ def _schema_exists(cur: Any, name: str) -> bool:
 
 
 def _swap_once(
-    cur: Any, schemas: Sequence[str], run8: str, bi_role: str, lock_timeout_ms: int
+    cur: Any,
+    schemas: Sequence[str],
+    run8: str,
+    bi_role: str,
+    lock_timeout_ms: int,
+    info_target: str,
 ) -> list[str]:
     cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{lock_timeout_ms}ms")))
     cur.execute(_ADVISORY_LOCK_SQL)
+    # under the publish lock: what exists now is what the renames below would retire
+    if problems := foreign_pg_schemas(cur, schemas, info_target):
+        raise ForeignSchemaError("; ".join(problems))
     role = sql.Identifier(bi_role)
     retired = []
     for schema in schemas:
@@ -119,12 +132,14 @@ def swap(
     bi_role: str,
     lock_timeout_ms: int,
     retries: int,
+    info_target: str = "marts",
 ) -> list[str]:
-    """Swap the new schemas in, retrying on lock timeouts; returns the retired names."""
+    """Swap the new schemas in, retrying on lock timeouts; returns the retired names.
+    Raises :class:`ForeignSchemaError` when a schema to replace is not kam's."""
     for attempt in range(retries + 1):
         cur.execute(f"SAVEPOINT {_SWAP_SAVEPOINT}")
         try:
-            retired = _swap_once(cur, schemas, run8, bi_role, lock_timeout_ms)
+            retired = _swap_once(cur, schemas, run8, bi_role, lock_timeout_ms, info_target)
         except psycopg2.errors.LockNotAvailable as exc:
             cur.execute(f"ROLLBACK TO SAVEPOINT {_SWAP_SAVEPOINT}")
             if attempt >= retries:
@@ -170,6 +185,15 @@ def drop_previous_versions(
         with conn.cursor() as cur:
             cur.execute("SELECT nspname FROM pg_namespace ORDER BY nspname")
             candidates = [r[0] for r in cur.fetchall() if pattern.match(r[0])]
+            # only versions kam retired: they carry its marker (or, retired before the
+            # marker existed, the 8-character run suffix); a foreign audit__old_x is kept
+            cur.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s) "
+                "AND (coalesce(obj_description(oid, 'pg_namespace'), '') LIKE %s "
+                "OR nspname ~ %s)",
+                (candidates, SCHEMA_MARKER.replace("%", r"\%") + "%", r"__old_[a-z0-9]{8}$"),
+            )
+            candidates = sorted(r[0] for r in cur.fetchall())
             conn.commit()
             for name in candidates:
                 try:
