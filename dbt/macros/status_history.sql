@@ -12,20 +12,3 @@
     {%- endif -%}
     {{ return(none) }}
 {%- endmacro %}
-
-{#-
-    The first as-of date whose client_status_history rows this run writes, as a SQL date
-    literal: the earliest history date of int_clients__as_of_dates, else D. Transitions
-    from that date on are recomputed by client_stage_transitions; earlier ones stand.
-    Queried (not a subquery) so that the filter on the history is a constant.
--#}
-{% macro history_first_written_date() -%}
-    {%- if execute -%}
-        {%- set result = run_query(
-            "select cast(least(" ~ as_of_date() ~ ", min(as_of_date) filter (where is_history_date))"
-            ~ " as varchar) from " ~ ref('int_clients__as_of_dates')
-        ) -%}
-        {{ return("cast('" ~ result.columns[0].values()[0] ~ "' as date)") }}
-    {%- endif -%}
-    {{ return(as_of_date()) }}
-{%- endmacro %}
