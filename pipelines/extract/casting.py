@@ -37,20 +37,33 @@ def _to_string(v: Any) -> str:
     return str(v)
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _in_int64(value: int) -> int:
+    """A whole number that fits the contract's 64-bit integers (else unreadable, not an
+    OverflowError: 99999999999999999999 in a CSV or 1e20 from SQL is one bad value)."""
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError(f"{value} is outside the 64-bit integer range")
+    return value
+
+
 def _to_int(v: Any) -> int:
     if isinstance(v, bool):
         return int(v)
     if isinstance(v, int):
-        return v
+        return _in_int64(v)
     if isinstance(v, float | Decimal):
-        if v != v or v != int(v):  # NaN or fractional
+        if v != v or v in (float("inf"), float("-inf")) or v != int(v):  # NaN, inf, fraction
             raise ValueError(v)
-        return int(v)
+        return _in_int64(int(v))
     if isinstance(v, str | bytes):
         text = _to_string(v).strip()
         try:
-            return int(text)
-        except ValueError:
+            return _in_int64(int(text))
+        except ValueError as exc:
+            if "64-bit" in str(exc):
+                raise
             return _to_int(Decimal(text))
     raise ValueError(v)
 
@@ -136,6 +149,14 @@ def python_convert(values: Sequence[Any], col: Column) -> tuple[pa.Array, BadVal
     return pa.array(out, type=ARROW_TYPES[col.type]), bad
 
 
+def _is_number_type(arrow_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(arrow_type)
+        or pa.types.is_floating(arrow_type)
+        or (pa.types.is_decimal(arrow_type))
+    )
+
+
 def cast_arrow(arr: pa.Array, col: Column) -> tuple[pa.Array, BadValues]:
     """Cast an Arrow array to the contract type; falls back to Python per value."""
     target = ARROW_TYPES[col.type]
@@ -143,6 +164,11 @@ def cast_arrow(arr: pa.Array, col: Column) -> tuple[pa.Array, BadValues]:
         return arr, {}
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
+    if col.type in ("date", "timestamp") and _is_number_type(arr.type):
+        # Arrow would read 1727654400000 as microseconds (a day of 1970): a number in a
+        # date or timestamp column is unreadable (epoch seconds or milliseconds? the
+        # contract says ISO text or a native date), quarantined naming the column
+        return python_convert(arr.to_pylist(), col)
     try:
         if pa.types.is_timestamp(arr.type) and arr.type.tz is not None:
             arr = pc.cast(arr, pa.timestamp("us", tz="UTC"))
@@ -155,11 +181,16 @@ def cast_arrow(arr: pa.Array, col: Column) -> tuple[pa.Array, BadValues]:
 def convert_values(values: Sequence[Any], col: Column) -> tuple[pa.Array, BadValues]:
     """Python values (from a DB-API cursor) to an Arrow array of the contract type."""
     target = ARROW_TYPES[col.type]
-    if col.type != "integer":  # pa.array would silently truncate floats to integers
+    numbers_as_dates = col.type in ("date", "timestamp") and any(
+        isinstance(v, int | float | Decimal) for v in values
+    )  # pa.array would read an epoch number as microseconds of 1970
+    if col.type != "integer" and not numbers_as_dates:  # nor truncate floats to integers
         try:
             return pa.array(values, type=target), {}
         except _ARROW_ERRORS:
             pass
+    if numbers_as_dates:
+        return python_convert(values, col)
     try:
         return cast_arrow(pa.array(values), col)
     except _ARROW_ERRORS:
