@@ -179,13 +179,39 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+#: kam generate's arguments: (least, most, why)
+GENERATE_BOUNDS = {
+    "clients": (60, 1_000_000, "the planted behaviours need at least 60 clients"),
+    "years": (2, 30, "the planted behaviours need a year of baseline before the last year"),
+    "seed": (0, 2**32 - 1, "a random seed"),
+}
+
+
+def generate_problems(args: argparse.Namespace) -> list[str]:
+    """kam generate's arguments out of range, one line each naming the argument."""
+    problems = []
+    for name, (least, most, why) in GENERATE_BOUNDS.items():
+        value = getattr(args, name)
+        if not least <= value <= most:
+            problems.append(f"--{name} {value}: must be from {least:,} to {most:,} ({why})")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        problems.append(f"--out {out}: is a file, not a folder")
+    return problems
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from pipelines.generator import generate_demo
 
+    if problems := generate_problems(args):
+        return _refuse("generate", problems)
     kwargs = {"clients": args.clients, "years": args.years, "seed": args.seed}
     if args.end_date:
         kwargs["end_date"] = args.end_date
-    record = generate_demo(Path(args.out), **kwargs)
+    try:
+        record = generate_demo(Path(args.out), **kwargs)
+    except (ValueError, OSError) as exc:  # a combination the generator cannot plant
+        return _refuse("generate", [str(exc)])
     print(f"demo sources written to {Path(args.out).resolve()} (end date {record['end_date']})")
     for table, rows in (record.get("row_counts") or {}).items():
         print(f"  {table:<14} {rows:>10,}")
