@@ -343,7 +343,25 @@ SETTINGS: tuple[Setting, ...] = (
         "KAM_BI_ROLE",
         "kam_bi",
         _role,
-        "PostgreSQL read-only role granted `SELECT` on `marts` at every publish",
+        "PostgreSQL read-only role (created NOLOGIN) granted `SELECT` on `marts` (only) at "
+        "every publish",
+    ),
+    Setting(
+        "audit_role",
+        "KAM_AUDIT_ROLE",
+        "kam_audit",
+        _role,
+        "PostgreSQL role (created NOLOGIN) granted `SELECT` on `audit` at every publish: "
+        "quarantined and deleted source rows, as JSON; the BI role never reads `audit`",
+    ),
+    Setting(
+        "audit_retention_days",
+        "KAM_AUDIT_RETENTION_DAYS",
+        "365",
+        _int_at_least(0),
+        "rows deleted at the source are kept (with their values) in `audit.deleted_rows` for "
+        "this many days after the run that found them gone; `0` keeps them all. Quarantined "
+        "rows stay in `audit.quarantine` as long as the source still has them",
     ),
     Setting(
         "pg_schema_prefix",
@@ -466,6 +484,8 @@ class Settings:
     warehouse_retention: int
     report_retention_days: int
     bi_role: str
+    audit_role: str
+    audit_retention_days: int
     pg_schema_prefix: str
     pg_lock_timeout_ms: int
     pg_publish_retries: int

@@ -364,9 +364,14 @@ def apply_quarantine(
     *,
     today: date,
     rules: Sequence[RowRule] | None = None,
+    deleted_retention_days: int = 0,
 ) -> QuarantineSummary:
     """Judge every raw row against the row rules; rebuild ``audit.quarantine``, append to
-    ``audit.quarantine_runs`` and (re)create the ``valid_*`` views. One transaction."""
+    ``audit.quarantine_runs`` and (re)create the ``valid_*`` views. One transaction.
+
+    ``deleted_retention_days`` (> 0): rows deleted at the source more than that many days
+    before ``today`` leave ``raw_meta.deleted_rows`` (and so ``audit.deleted_rows``);
+    0 keeps them all."""
     started = time.perf_counter()
     rules = list(ROW_RULES if rules is None else rules)
     at = _now()
@@ -374,6 +379,12 @@ def apply_quarantine(
     ensure_audit(con)
     con.begin()
     try:
+        if deleted_retention_days > 0:
+            con.execute(
+                f"delete from {DELETED_ROWS} where deleted_at < cast(? as timestamp) - "
+                "to_days(cast(? as integer))",
+                [today, deleted_retention_days],
+            )
         con.execute(
             f"create or replace temp table {_Q} (system varchar, source_table varchar, "
             "record_key varchar, rule varchar, rule_order integer)"

@@ -39,7 +39,8 @@ own login role that inherits from it, e.g.::
     CREATE ROLE alice LOGIN PASSWORD '...' IN ROLE kam_bi;
 
 It needs CONNECT on the database (PUBLIC has it by default) and gets USAGE +
-SELECT on the published schemas only: it cannot write, and it has no grant on any
+SELECT on ``marts`` only (``audit`` holds source rows as JSON: it goes to the audit role,
+``KAM_AUDIT_ROLE``, created NOLOGIN the same way): it cannot write, and it has no grant on any
 ``__new_`` or ``__old_`` schema. Since PostgreSQL 15 PUBLIC cannot create objects
 in schema ``public``; on older servers revoke that from PUBLIC yourself
 (``REVOKE CREATE ON SCHEMA public FROM PUBLIC``) - it is not done here because it
@@ -98,6 +99,8 @@ from pipelines.secrets import mask_text, mask_url, url_secrets
 
 logger = logging.getLogger(__name__)
 
+#: the schema of raw source rows (quarantine, deleted rows): never granted to the BI role
+AUDIT_SCHEMA = "audit"
 #: rows per Arrow batch read from DuckDB (one batch is rendered to CSV at a time)
 BATCH_ROWS = 65_536
 #: bytes handed to PostgreSQL per COPY data message
@@ -262,6 +265,7 @@ def publish_postgres(
     lock_timeout_ms: int = 2000,
     retries: int = 5,
     schema_prefix: str = "",
+    audit_role: str = "kam_audit",
 ) -> PublishResult:
     """Publish ``schemas`` of the work DuckDB to PostgreSQL by schema swap.
 
@@ -280,6 +284,7 @@ def publish_postgres(
     targets = validate_schemas([f"{schema_prefix}{name}" for name in names])
     target_of = dict(zip(names, targets, strict=True))
     bi_role = validate_role_name(bi_role, "bi_role")
+    audit_role = validate_role_name(audit_role, "audit_role")
     if not isinstance(as_of, date):  # parsed once at the boundary, never here
         raise ValueError(f"as_of must be a date, got {as_of!r}")
     as_of_date = as_of
@@ -305,6 +310,7 @@ def publish_postgres(
     try:
         try:
             ensure_role(conn, bi_role)
+            ensure_role(conn, audit_role)
             with conn.cursor() as cur:
                 for schema in names:
                     new = f"{target_of[schema]}{NEW_INFIX}{run8}"
@@ -339,6 +345,9 @@ def publish_postgres(
                     int(lock_timeout_ms),
                     int(retries),
                     info_target=target_of[info_schema],
+                    readers={
+                        target_of[s]: (audit_role if s == AUDIT_SCHEMA else bi_role) for s in names
+                    },
                 )
             conn.commit()
         except BaseException:

@@ -15,7 +15,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg2
@@ -89,15 +89,17 @@ def _swap_once(
     bi_role: str,
     lock_timeout_ms: int,
     info_target: str,
+    readers: Mapping[str, str] | None = None,
 ) -> list[str]:
     cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{lock_timeout_ms}ms")))
     cur.execute(_ADVISORY_LOCK_SQL)
     # under the publish lock: what exists now is what the renames below would retire
     if problems := foreign_pg_schemas(cur, schemas, info_target):
         raise ForeignSchemaError("; ".join(problems))
-    role = sql.Identifier(bi_role)
     retired = []
     for schema in schemas:
+        # marts to the BI role; audit (raw source rows as JSON) to its own role only
+        role = sql.Identifier((readers or {}).get(schema, bi_role))
         if _schema_exists(cur, schema):
             old = f"{schema}{OLD_INFIX}{run8}"
             while _schema_exists(cur, old):  # same run published twice: pick a free name
@@ -133,13 +135,15 @@ def swap(
     lock_timeout_ms: int,
     retries: int,
     info_target: str = "marts",
+    readers: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Swap the new schemas in, retrying on lock timeouts; returns the retired names.
-    Raises :class:`ForeignSchemaError` when a schema to replace is not kam's."""
+    ``readers`` maps a schema to the role granted USAGE + SELECT on it (default: the BI
+    role). Raises :class:`ForeignSchemaError` when a schema to replace is not kam's."""
     for attempt in range(retries + 1):
         cur.execute(f"SAVEPOINT {_SWAP_SAVEPOINT}")
         try:
-            retired = _swap_once(cur, schemas, run8, bi_role, lock_timeout_ms, info_target)
+            retired = _swap_once(cur, schemas, run8, bi_role, lock_timeout_ms, info_target, readers)
         except psycopg2.errors.LockNotAvailable as exc:
             cur.execute(f"ROLLBACK TO SAVEPOINT {_SWAP_SAVEPOINT}")
             if attempt >= retries:

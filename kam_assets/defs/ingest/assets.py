@@ -79,6 +79,7 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
             params.as_of,
             today=params.today,
             rules=row_rules(max_line_amount=settings.max_line_amount),
+            deleted_retention_days=settings.audit_retention_days,
         )
     for line in summary.log_lines():
         context.log.info(line)

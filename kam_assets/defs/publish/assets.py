@@ -105,6 +105,7 @@ def _publish(settings: Settings, run_id: str, as_of: date):
             lock_timeout_ms=settings.pg_lock_timeout_ms,
             retries=settings.pg_publish_retries,
             schema_prefix=settings.pg_schema_prefix,
+            audit_role=settings.audit_role,
         )
     from pipelines.publish.duckdb_file import publish_duckdb
 
