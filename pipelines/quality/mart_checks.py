@@ -280,7 +280,7 @@ MART_CHECKS: list[FrameCheck] = [
 # issue 10, churn from evidence: the backtest marts and churn_probability
 _SOURCES = ("policy", "learned", "segment", "default")
 MART_CHECKS += [
-    _one_row_per("signal_backtest", ["period", "segment", "flag"]),
+    _one_row_per("signal_backtest", ["period", "segment", "is_all_segments", "flag"]),
     _in_sets(
         "signal_backtest",
         {

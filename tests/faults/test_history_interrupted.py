@@ -78,10 +78,9 @@ def _rows(work: Path, table: str, order: str) -> list[tuple]:
         con.close()
 
 
-@pytest.fixture(scope="module")
-def last_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A work DB after the run of D (60 generated clients, 3 years)."""
-    base = tmp_path_factory.mktemp("interrupted_base")
+def build_last_run(base: Path, dbt: bool = True) -> Path:
+    """A work DB (``base/work.duckdb``) with the raw layer of 60 generated clients x 3 years,
+    and (``dbt``) after the run of D."""
     sources = base / "sources"
     generate_demo(sources, clients=60, years=3, seed=7, end_date=D, fmt="parquet")
     con = duckdb.connect(str(base / "work.duckdb"))
@@ -96,8 +95,15 @@ def last_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 )
     finally:
         con.close()
-    _dbt(base, D, "build", "--select", "+clients.marts")
+    if dbt:
+        _dbt(base, D, "build", "--select", "+clients.marts")
     return base
+
+
+@pytest.fixture(scope="module")
+def last_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A work DB after the run of D (60 generated clients, 3 years)."""
+    return build_last_run(tmp_path_factory.mktemp("interrupted_base"))
 
 
 def _copy(last_run: Path, tmp_path: Path, name: str) -> Path:

@@ -1,7 +1,8 @@
 {%- set crm = 'true' if has_crm() else 'false' -%}
 
 -- How often each flag was right on past dates (docs/rules.md "Churn from evidence"): per
--- period (every backtest date, and 'all' of them pooled) x segment (and 'all') x flag,
+-- period (every backtest date, and 'all' of them pooled) x segment (and 'all', marked by
+-- is_all_segments: a real segment may be named 'all') x flag,
 -- the clients flagged on a backtest date and how many of them did not order again within
 -- their horizon. decision_maker_left only with a CRM (absent, not wrong, without one).
 
@@ -92,6 +93,9 @@ counted as (
         backtest_date,
         segment,
         flag,
+        -- pooled over segments: told by the grouping, not by the label, so a segment that
+        -- is itself named 'all' keeps rows of its own
+        grouping(segment) = 1 as is_all_segments,
         min(backtest_date) as first_backtest_date,
         max(backtest_date) as last_backtest_date,
         count(*) as cases,
@@ -118,7 +122,8 @@ lead_times as (
         segment,
         'at_risk' as flag,
         median(lead_days) as median_lead_days,
-        count(*) as lead_cases
+        count(*) as lead_cases,
+        grouping(segment) = 1 as is_all_segments
 
     from leads
 
@@ -132,7 +137,8 @@ final as (
         {{ as_of_date() }} as as_of_date,
         cast(coalesce(strftime(counted.backtest_date, '%Y-%m-%d'), 'all') as varchar) as period,
         cast(counted.backtest_date as date) as backtest_date,
-        cast(coalesce(counted.segment, 'all') as varchar) as segment,
+        cast(case when counted.is_all_segments then 'all' else counted.segment end as varchar) as segment,
+        cast(counted.is_all_segments as boolean) as is_all_segments,
         cast(counted.flag as varchar) as flag,
         cast(counted.first_backtest_date as date) as first_backtest_date,
         cast(counted.last_backtest_date as date) as last_backtest_date,
@@ -155,6 +161,7 @@ final as (
             counted.flag = lead_times.flag
             and counted.backtest_date is not distinct from lead_times.backtest_date
             and counted.segment is not distinct from lead_times.segment
+            and counted.is_all_segments = lead_times.is_all_segments
 
 )
 
