@@ -6,7 +6,9 @@ load times). Used to prove that a refactoring of the dbt models leaves the marts
     python -m pipelines.benchmark.same_marts before/kam.duckdb after/kam.duckdb
 
 prints one line per table (rows, rows only before, rows only after) and exits 1 when any
-table, column or row differs.
+table, column or row differs. ``--round-doubles N`` compares DOUBLE/FLOAT columns rounded to
+N decimals: DuckDB's parallel sums of doubles may differ in the last bit from one build to
+the next (the same project built twice differs so), which says nothing about a rule.
 """
 
 from __future__ import annotations
@@ -38,15 +40,15 @@ class TableDiff:
         return not self.problem and self.only_before == 0 and self.only_after == 0
 
 
-def _columns(con: duckdb.DuckDBPyConnection, db: str, schema: str, table: str) -> list[str]:
-    return [
-        name
-        for (name,) in con.execute(
-            "select column_name from duckdb_columns() where database_name = ? "
-            "and schema_name = ? and table_name = ? order by column_index",
-            [db, schema, table],
-        ).fetchall()
-    ]
+def _columns(
+    con: duckdb.DuckDBPyConnection, db: str, schema: str, table: str
+) -> list[tuple[str, str]]:
+    """(name, data type) of the table's columns, in order."""
+    return con.execute(
+        "select column_name, data_type from duckdb_columns() where database_name = ? "
+        "and schema_name = ? and table_name = ? order by column_index",
+        [db, schema, table],
+    ).fetchall()
 
 
 def _tables(con: duckdb.DuckDBPyConnection, db: str) -> set[str]:
@@ -63,7 +65,13 @@ def _tables(con: duckdb.DuckDBPyConnection, db: str) -> set[str]:
     return {f"{schema}.{table}" for schema, table in rows}
 
 
-def compare(before: Path, after: Path) -> list[TableDiff]:
+def _select(name: str, data_type: str, round_doubles: int | None) -> str:
+    if round_doubles is not None and data_type in ("DOUBLE", "FLOAT"):
+        return f'round("{name}", {round_doubles}) as "{name}"'
+    return f'"{name}"'
+
+
+def compare(before: Path, after: Path, round_doubles: int | None = None) -> list[TableDiff]:
     """One :class:`TableDiff` per table of either warehouse."""
     con = duckdb.connect()
     try:
@@ -77,12 +85,16 @@ def compare(before: Path, after: Path) -> list[TableDiff]:
                 out.append(TableDiff(name, 0, 0, 0, f"missing {where}"))
                 continue
             schema, table = name.split(".")
-            cols_b = [c for c in _columns(con, "b", schema, table) if c not in RUN_SPECIFIC_COLUMNS]
-            cols_a = [c for c in _columns(con, "a", schema, table) if c not in RUN_SPECIFIC_COLUMNS]
+            cols_b = [
+                c for c in _columns(con, "b", schema, table) if c[0] not in RUN_SPECIFIC_COLUMNS
+            ]
+            cols_a = [
+                c for c in _columns(con, "a", schema, table) if c[0] not in RUN_SPECIFIC_COLUMNS
+            ]
             if cols_b != cols_a:
                 out.append(TableDiff(name, 0, 0, 0, f"columns {cols_b} != {cols_a}"))
                 continue
-            cols = ", ".join(f'"{c}"' for c in cols_b)
+            cols = ", ".join(_select(c, t, round_doubles) for c, t in cols_b)
             (rows,) = con.execute(f"select count(*) from b.{name}").fetchone()
             (only_b,) = con.execute(
                 f"select count(*) from (select {cols} from b.{name} "
@@ -102,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
+    parser.add_argument("--round-doubles", type=int, default=None, metavar="N")
     args = parser.parse_args(argv)
-    diffs = compare(args.before, args.after)
+    diffs = compare(args.before, args.after, args.round_doubles)
     for d in diffs:
         status = "same" if d.same else f"DIFFERENT {d.problem}".strip()
         print(

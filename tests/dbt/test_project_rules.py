@@ -8,6 +8,9 @@
   table) must fail; ``run_parameters_table`` has none either (the daily job passes it).
 * Folders are in build order: a model refs only models of its own folder or of an earlier one.
 * One YAML per model, beside it, named after it.
+* Each client rule's setting is read by one macro, named after the rule, alone in a file of
+  that name (e.g. ``has_volume_drop`` reads ``volume_drop_share``): the rule is written once
+  and every model that applies it calls the macro.
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ OWNERS = {
     "history_days": "history_start_date",
     "rebuild_from": "rebuild_from_date",
     "run_parameters_table": "run_parameter",
+}
+
+#: the setting of a client rule -> the one macro (and file) that applies it
+RULE_OWNERS = {
+    "volume_drop_share": "has_volume_drop",
+    "volume_max_interval_days": "is_volume_cadence",
+    "abc_a_threshold": "abc_class",
+    "abc_b_threshold": "abc_class",
+    "growth_share": "is_growing",
+    "default_interval_days": "expected_interval",
 }
 
 MACRO_BLOCK = re.compile(r"{%-?\s*macro\s+(\w+)\s*\(.*?%}(.*?){%-?\s*endmacro\s*-?%}", re.DOTALL)
@@ -179,3 +192,20 @@ def test_parse_time_rule_catches_a_var_in_config_and_a_conditional_ref() -> None
     assert _parse_time_var_uses("{{ config(materialized=var('m')) }} select 1")
     assert _parse_time_var_uses("{% if has_crm() %} select * from {{ ref('x') }} {% endif %}")
     assert not _parse_time_var_uses("{{ config(materialized='table') }} select {{ var('d') }}")
+
+
+@pytest.mark.parametrize("var", sorted(RULE_OWNERS))
+def test_each_rule_setting_is_read_by_the_one_macro_of_its_rule(var: str) -> None:
+    pattern = _var_pattern(var)
+    readers = [
+        str(path.relative_to(DBT_DIR))
+        for path in _sql_files()
+        if pattern.search(JINJA_COMMENT.sub("", path.read_text()))
+    ]
+    owner = RULE_OWNERS[var]
+    assert readers == [f"macros/{owner}.sql"], (
+        f"var('{var}') must be read only by the macro {owner}() in macros/{owner}.sql "
+        f"(call {{{{ {owner}(...) }}}} instead), found in {readers}"
+    )
+    macros = [m.group(1) for m in MACRO_BLOCK.finditer((MACROS / f"{owner}.sql").read_text())]
+    assert macros == [owner]

@@ -40,3 +40,11 @@ def test_a_changed_duplicate_or_missing_table_is_reported(tmp_path: Path) -> Non
     assert (by_table["marts.t"].only_before, by_table["marts.t"].only_after) == (1, 1)
     assert by_table["marts.extra"].problem == "missing before"
     assert main([str(before), str(after)]) == 1
+
+
+def test_doubles_rounded_on_request_only(tmp_path: Path) -> None:
+    before = _warehouse(tmp_path / "b.duckdb", [("a", 0.1 + 0.2)], "r1")
+    after = _warehouse(tmp_path / "a.duckdb", [("a", 0.3)], "r1")
+    assert not {d.table: d for d in compare(before, after)}["marts.t"].same
+    assert all(d.same for d in compare(before, after, round_doubles=9))
+    assert main([str(before), str(after), "--round-doubles", "9"]) == 0

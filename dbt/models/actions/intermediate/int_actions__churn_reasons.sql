@@ -167,9 +167,10 @@ flags as (
                     )
         end as reason_payment,
         coalesce(
-            volume.baseline_revenue_90d_before_leaving > 0
-            and volume.revenue_last_90d_before_leaving
-            <= (1 - {{ var('volume_drop_share', 0.3333) }}) * volume.baseline_revenue_90d_before_leaving,
+            {{ has_volume_drop(
+                'volume.revenue_last_90d_before_leaving',
+                'volume.baseline_revenue_90d_before_leaving'
+            ) }},
             false
         ) as reason_volume_decline
     from churned

@@ -201,10 +201,8 @@ final as (
         own_rank.ranked_clients as ranked_clients_before_leaving,
         own_rank.cumulative_share_before,
         case
-            when own_rank.revenue_rank is null then null
-            when own_rank.cumulative_share_before < {{ var('abc_a_threshold', 0.80) }} then 'A'
-            when own_rank.cumulative_share_before < {{ var('abc_b_threshold', 0.95) }} then 'B'
-            else 'C'
+            when own_rank.revenue_rank is not null
+                then {{ abc_class('own_rank.cumulative_share_before') }}
         end as value_class_before_leaving
     from own
     left join ranked as own_rank

@@ -1,6 +1,3 @@
-{%- set a_threshold = "cast(" ~ var('abc_a_threshold') ~ " as double)" -%}
-{%- set b_threshold = "cast(" ~ var('abc_b_threshold') ~ " as double)" -%}
-
 with
 
 clients as (
@@ -96,11 +93,7 @@ final as (
         revenue_ranked.revenue_rank,
         revenue_ranked.revenue_share,
         revenue_ranked.cumulative_share,
-        case
-            when revenue_ranked.share_before < {{ a_threshold }} then 'A'
-            when revenue_ranked.share_before < {{ b_threshold }} then 'B'
-            when revenue_ranked.share_before is not null then 'C'
-        end as abc_class,
+        {{ abc_class('revenue_ranked.share_before') }} as abc_class,
         revenue_ranked.client_id is not null as is_ranked,
         case
             when revenue_ranked.client_id is not null then null
@@ -109,11 +102,7 @@ final as (
         end as unranked_reason,
         margin_ranked.margin_rank,
         margin_ranked.cumulative_margin_share,
-        case
-            when margin_ranked.margin_share_before < {{ a_threshold }} then 'A'
-            when margin_ranked.margin_share_before < {{ b_threshold }} then 'B'
-            when margin_ranked.margin_share_before is not null then 'C'
-        end as abc_class_margin
+        {{ abc_class('margin_ranked.margin_share_before') }} as abc_class_margin
 
     from client_totals
     left join revenue_ranked

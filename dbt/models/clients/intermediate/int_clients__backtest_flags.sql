@@ -68,7 +68,7 @@ volume_windows as (
             factors.client_id = orders.client_id
             and orders.order_date between factors.as_of_date - 359 and factors.as_of_date
 
-    where factors.expected_interval_days <= {{ var('volume_max_interval_days') }}
+    where {{ is_volume_cadence('factors.expected_interval_days') }}
 
     group by factors.as_of_date, factors.client_id
 
@@ -103,15 +103,11 @@ flagged as (
             and factors.overdue_ratio < factors.churn_ratio,
             false
         ) as is_at_risk,
-        case
-            when
-                factors.expected_interval_days <= {{ var('volume_max_interval_days') }}
-                and volume_windows.revenue_prior_270d / 3.0 > 0
-                then
-                    volume_windows.revenue_last_90d
-                    <= (1 - cast({{ var('volume_drop_share') }} as double))
-                    * (volume_windows.revenue_prior_270d / 3.0)
-        end as has_volume_drop,
+        {{ has_volume_drop(
+            'volume_windows.revenue_last_90d',
+            '(volume_windows.revenue_prior_270d / 3.0)',
+            'factors.expected_interval_days'
+        ) }} as has_volume_drop,
         case when {{ crm }} then decision_makers_left.client_id is not null end as decision_maker_left
 
     from factors

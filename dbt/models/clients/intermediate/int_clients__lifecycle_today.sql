@@ -50,13 +50,8 @@ flags as (
         volume.has_volume_drop,
         coalesce(growth_windows.revenue_recent_period, 0) as revenue_recent_period,
         coalesce(growth_windows.revenue_prior_period, 0) as revenue_prior_period,
-        cadence.first_order_date > {{ as_of_date() }} - {{ var('new_client_days') }} as is_new_client,
-        coalesce(
-            growth_windows.revenue_prior_period > 0
-            and growth_windows.revenue_recent_period
-            >= (1 + cast({{ var('growth_share') }} as double)) * growth_windows.revenue_prior_period,
-            false
-        ) as is_growing,
+        {{ is_new_client('cadence.first_order_date', as_of_date()) }} as is_new_client,
+        {{ is_growing('growth_windows.revenue_recent_period', 'growth_windows.revenue_prior_period') }} as is_growing,
         coalesce(
             not cadence.is_churned
             and cadence.last_order_date > {{ as_of_date() }} - {{ var('new_client_days') }}

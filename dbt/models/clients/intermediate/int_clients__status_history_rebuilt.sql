@@ -5,8 +5,6 @@
 -- cum(d) - cum(d - n), taken by lag() over one day-by-day series per client, rounded like
 -- money_sum (one sort instead of an ASOF join per window: 3x faster at 20,000 clients).
 {%- set growth_days = var('growth_window_days') | int -%}
-{%- set a_threshold = "cast(" ~ var('abc_a_threshold') ~ " as double)" -%}
-{%- set b_threshold = "cast(" ~ var('abc_b_threshold') ~ " as double)" -%}
 {%- set money = "decimal(38, 10)" -%}
 {%- set lookback = [360, 2 * growth_days, var('abc_window_days') | int] | max %}
 
@@ -191,23 +189,13 @@ flags as (
             < coalesce(churn_ratios.churn_ratio, cast({{ var('churn_ratio') }} as double)),
             false
         ) as is_at_risk,
-        case
-            when
-                revenue_windows.expected_interval_days <= {{ var('volume_max_interval_days') }}
-                and revenue_windows.baseline_revenue_90d > 0
-                then
-                    revenue_windows.revenue_last_90d
-                    <= (1 - cast({{ var('volume_drop_share') }} as double))
-                    * revenue_windows.baseline_revenue_90d
-        end as has_volume_drop,
-        revenue_windows.first_order_date
-        > revenue_windows.as_of_date - {{ var('new_client_days') }} as is_new_client,
-        coalesce(
-            revenue_windows.revenue_prior_period > 0
-            and revenue_windows.revenue_recent_period
-            >= (1 + cast({{ var('growth_share') }} as double)) * revenue_windows.revenue_prior_period,
-            false
-        ) as is_growing,
+        {{ has_volume_drop(
+            'revenue_windows.revenue_last_90d',
+            'revenue_windows.baseline_revenue_90d',
+            'revenue_windows.expected_interval_days'
+        ) }} as has_volume_drop,
+        {{ is_new_client('revenue_windows.first_order_date', 'revenue_windows.as_of_date') }} as is_new_client,
+        {{ is_growing('revenue_windows.revenue_recent_period', 'revenue_windows.revenue_prior_period') }} as is_growing,
         coalesce(
             revenue_windows.overdue_ratio
             < coalesce(churn_ratios.churn_ratio, cast({{ var('churn_ratio') }} as double))
@@ -218,11 +206,7 @@ flags as (
             * revenue_windows.expected_interval_days,
             false
         ) as is_reactivated,
-        case
-            when abc_ranked.share_before < {{ a_threshold }} then 'A'
-            when abc_ranked.share_before < {{ b_threshold }} then 'B'
-            when abc_ranked.share_before is not null then 'C'
-        end as abc_class
+        {{ abc_class('abc_ranked.share_before') }} as abc_class
 
     from revenue_windows
     left join abc_ranked

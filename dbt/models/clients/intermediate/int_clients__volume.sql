@@ -52,18 +52,8 @@ final as (
         case
             when baseline_revenue_90d > 0 then revenue_last_90d / baseline_revenue_90d - 1
         end as volume_change_ratio,
-        (
-            expected_interval_days <= {{ var('volume_max_interval_days') }}
-            and baseline_revenue_90d > 0
-        ) as is_volume_judged,
-        case
-            when
-                expected_interval_days <= {{ var('volume_max_interval_days') }}
-                and baseline_revenue_90d > 0
-                then
-                    revenue_last_90d
-                    <= (1 - cast({{ var('volume_drop_share') }} as double)) * baseline_revenue_90d
-        end as has_volume_drop
+        {{ is_volume_judged('baseline_revenue_90d', 'expected_interval_days') }} as is_volume_judged,
+        {{ has_volume_drop('revenue_last_90d', 'baseline_revenue_90d', 'expected_interval_days') }} as has_volume_drop
 
     from baseline
 
