@@ -3,7 +3,8 @@
 The partition key is the as-of date of the run (a day is complete once it is over). Steps
 get the run's :class:`~pipelines.run_params.RunParameters` from :func:`run_parameters`: the
 as-of date from the partition key, "today" from the moment the run was created (so every
-step of one run agrees on it), has-CRM from the settings.
+step of one run agrees on it), has-CRM from the settings; derived once per run and reused
+by its other steps.
 
 A backfill of a range of dates D1..D2 is ONE run (every asset of the daily job has a
 single-run backfill policy, :data:`BACKFILL_POLICY`): Dagster tags it with the range
@@ -16,6 +17,7 @@ checks) get the same parameters as the partitioned ones.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, date, datetime
 from functools import lru_cache
 
@@ -85,13 +87,35 @@ def _run_created(
     return created if created.tzinfo else created.replace(tzinfo=UTC)
 
 
+#: the parameters of the runs this process executed lately, derived once per run (every
+#: step of a run reads the same object; an in-process run's steps share the process)
+_DERIVED: OrderedDict[tuple, RunParameters] = OrderedDict()
+_DERIVED_KEPT = 8
+
+
 def run_parameters(
     context: dg.OpExecutionContext | dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
     settings: Settings,
 ) -> RunParameters:
     """The run's parameters (also for unpartitioned check steps of a partitioned run): as-of
-    the partition; for a backfilled range, as-of its last date, rebuilt from its first."""
-    first, last, is_range = partition_dates(context)
-    return RunParameters.derive(
-        last, settings, now=_run_created(context), rebuild_from=first if is_range else None
+    the partition; for a backfilled range, as-of its last date, rebuilt from its first.
+    Derived once per run (its id, partition tags and the settings they depend on) and
+    reused by the run's other steps."""
+    tags = context.run.tags
+    key = (
+        context.run.run_id,
+        tuple(tags.get(tag) for tag in (PARTITION_TAG, RANGE_START_TAG, RANGE_END_TAG)),
+        settings.schedule_timezone,
+        settings.has_crm,
+        settings.history_days,
     )
+    params = _DERIVED.get(key)
+    if params is None:
+        first, last, is_range = partition_dates(context)
+        params = RunParameters.derive(
+            last, settings, now=_run_created(context), rebuild_from=first if is_range else None
+        )
+        _DERIVED[key] = params
+        while len(_DERIVED) > _DERIVED_KEPT:
+            _DERIVED.popitem(last=False)
+    return params

@@ -100,6 +100,7 @@ def test_assets_and_unpartitioned_checks_of_a_range_run_get_the_same_parameters(
     )
     assert result.success
     assert seen["asset"] == seen["check"]
+    assert seen["asset"] is seen["check"]  # derived once for the run, reused by the check
     params = seen["check"]
     assert (params.as_of, params.rebuild_from) == (date(2026, 9, 30), date(2026, 9, 28))
     # one materialization per day of the range: the UI shows the range as materialized
