@@ -29,6 +29,8 @@ class RunParameters:
     history_days: int
     #: first date whose history rows are rebuilt even when present (a backfill), or None
     rebuild_from: date | None = None
+    #: the currency written after amounts in reason texts (KAM_CURRENCY), or None
+    currency: str | None = None
 
     @classmethod
     def derive(
@@ -50,6 +52,7 @@ class RunParameters:
             has_crm=settings.has_crm,
             history_days=settings.history_days,
             rebuild_from=rebuild_from,
+            currency=settings.currency,
         )
 
     def dbt_vars(self) -> dict[str, Any]:
@@ -60,7 +63,13 @@ class RunParameters:
             "has_crm": self.has_crm,
             "history_days": self.history_days,
             "rebuild_from": self.rebuild_from.isoformat() if self.rebuild_from else None,
+            **self._currency_var(),
         }
+
+    def _currency_var(self) -> dict[str, Any]:
+        """The currency as a dbt var, only when set: the daily run's vars stay those of the
+        packaged partial parse otherwise (a var changed re-parses the whole project)."""
+        return {"currency": self.currency} if self.currency else {}
 
     def table_row(self) -> dict[str, Any]:
         """The run's row of :data:`RUN_PARAMETERS_TABLE` (column -> value)."""
@@ -77,8 +86,13 @@ class RunParameters:
         (dbt re-parses the whole project when its command-line vars change). The as-of date,
         the history window and a backfill's first date reach the models through
         :data:`RUN_PARAMETERS_TABLE` (the macros of dbt/macros/run_parameters.sql read it).
-        ``has_crm`` stays a var: it decides the SQL's shape in Jinja, before any query."""
-        return {"has_crm": self.has_crm, "run_parameters_table": RUN_PARAMETERS_TABLE}
+        ``has_crm`` stays a var: it decides the SQL's shape in Jinja, before any query; so
+        does the currency when set (it is written into the reason texts' SQL)."""
+        return {
+            "has_crm": self.has_crm,
+            "run_parameters_table": RUN_PARAMETERS_TABLE,
+            **self._currency_var(),  # in the SQL's text, like has_crm
+        }
 
 
 #: dbt unit tests run in the test suite, not in the daily run

@@ -156,6 +156,19 @@ def _role(name: str, raw: str) -> str:
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
+#: a currency as the reason texts show it after an amount: an ISO 4217 code or a sign
+#: (it is written into the dbt SQL: nothing else may pass)
+_CURRENCY = re.compile(r"^(?:[A-Z]{3}|[$€£¥₹₽₩₺₴₪₫฿₦₱])$")
+
+
+def _currency(_name: str, raw: str) -> str:
+    if not _CURRENCY.match(raw):
+        raise ValueError(
+            "must be a three-letter currency code such as EUR, GBP or USD, or a sign such as €"
+        )
+    return raw
+
+
 def _log_level(_name: str, raw: str) -> str:
     if raw.upper() not in LOG_LEVELS:
         raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
@@ -443,6 +456,16 @@ SETTINGS: tuple[Setting, ...] = (
         "of RAM (15 GB seen)",
     ),
     Setting(
+        "currency",
+        "KAM_CURRENCY",
+        None,
+        _currency,
+        "currency of the source's amounts (ISO code such as `GBP`, or a sign such as `€`), "
+        "written after every amount in the marts' reason texts (`value 1,069,745.00 GBP`); "
+        "unset: amounts without a currency",
+        "unset",
+    ),
+    Setting(
         "log_level",
         "KAM_LOG_LEVEL",
         "INFO",
@@ -496,6 +519,7 @@ class Settings:
     revenue_band_k: float
     dbt_threads: int
     duckdb_memory_limit: str
+    currency: str | None
     log_level: str
 
     @classmethod

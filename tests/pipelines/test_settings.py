@@ -41,6 +41,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "KAM_REVENUE_BAND_K": ["0", "-1", "inf", "ten"],
     "KAM_DBT_THREADS": ["0", "two"],
     "KAM_LOG_LEVEL": ["LOUD"],
+    "KAM_CURRENCY": ["pounds", "gbp", "GBP'; drop table marts.kam_actions; --", "€€", "US$"],
 }
 #: free-form settings: any text is a URL or a path to be tried by the run itself
 FREE_FORM = {"KAM_ERP_URL", "KAM_CRM_URL", "KAM_DATA_DIR", "DAGSTER_HOME"}
@@ -123,3 +124,16 @@ def test_a_refused_url_is_shown_masked() -> None:
     [problem] = exc.value.problems
     assert problem.startswith("KAM_WAREHOUSE='mysql://kam:***@db.example/kam?api_key=***' ")
     assert "cr3t" not in problem and "Zk4Qw" not in problem
+
+
+def test_the_currency_reaches_dbt_only_when_set() -> None:
+    """KAM_CURRENCY is a dbt var of the run (format_money writes it into the SQL) only when
+    set: otherwise the daily run's vars are those of the packaged partial parse."""
+    from pipelines.run_params import RunParameters
+
+    with_it = RunParameters.derive(date(2026, 9, 30), Settings.from_env({"KAM_CURRENCY": "GBP"}))
+    assert with_it.stable_dbt_vars()["currency"] == "GBP"
+    assert with_it.dbt_vars()["currency"] == "GBP"
+    without = RunParameters.derive(date(2026, 9, 30), Settings.from_env({}))
+    assert "currency" not in without.stable_dbt_vars() and "currency" not in without.dbt_vars()
+    assert Settings.from_env({"KAM_CURRENCY": "€"}).currency == "€"
