@@ -39,6 +39,8 @@ RELEASE = b"r"
 TERM_GRACE_SECONDS = 2.0
 #: seconds the watchdog keeps sending SIGKILL to a group that does not empty
 KILL_SECONDS = 5.0
+#: the only variables the watchdog process inherits
+_WATCHDOG_ENV = frozenset({"PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR"})
 _WATCHDOG = os.path.abspath(__file__)
 
 
@@ -197,6 +199,8 @@ def guarded_children(grace: float = TERM_GRACE_SECONDS) -> Iterator[int | None]:
             [sys.executable, "-I", _WATCHDOG, str(pgid), str(read_end), str(grace)]
             + [str(p) for p in sorted(spare)],
             pass_fds=(read_end,),
+            # the watchdog needs no setting: none of the source URLs (passwords) reach it
+            env={k: v for k, v in os.environ.items() if k in _WATCHDOG_ENV},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # neither Ctrl-C nor a kill of kam's group reaches it

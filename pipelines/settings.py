@@ -18,7 +18,8 @@ from __future__ import annotations
 import codecs
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -524,8 +525,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate every setting; :class:`SettingsError` lists every bad one."""
-        environ = os.environ if environ is None else environ
+        """Read and validate every setting; :class:`SettingsError` lists every bad one.
+        Without ``environ``: the process environment and the URLs :func:`held_urls` took
+        out of it."""
+        environ = {**_HELD_URLS, **os.environ} if environ is None else environ
         values: dict[str, Any] = {}
         problems: list[str] = []
         for setting in SETTINGS:
@@ -578,6 +581,26 @@ class Settings:
             "KAM_DBT_THREADS": str(self.dbt_threads),
             "KAM_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
         }
+
+
+#: URL settings taken out of os.environ by :func:`held_urls` (read by Settings.from_env)
+_HELD_URLS: dict[str, str] = {}
+
+
+@contextmanager
+def held_urls() -> Iterator[None]:
+    """Take the source and warehouse URLs (which may carry passwords) out of the process
+    environment for the duration, so that no child process started meanwhile (dbt, its
+    helpers, Dagster's log watchers) has them in /proc/<pid>/environ; this process still
+    reads them through :meth:`Settings.from_env`. Restored afterwards."""
+    taken = {name: os.environ.pop(name) for name in sorted(URL_SETTINGS) if name in os.environ}
+    _HELD_URLS.update(taken)
+    try:
+        yield
+    finally:
+        for name, value in taken.items():
+            _HELD_URLS.pop(name, None)
+            os.environ.setdefault(name, value)
 
 
 def declared_default(field: str) -> Any:

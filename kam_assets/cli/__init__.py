@@ -27,6 +27,11 @@ from typing import NoReturn
 
 from pipelines.run_params import parse_as_of
 
+ALLOW_OLDER_HELP = (
+    "publish an as-of date older than the one the warehouse holds (refused without it); "
+    "nothing dated after it is published"
+)
+
 
 def _date_argument(value: str) -> date:
     try:
@@ -68,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--as-of", required=True, type=_date_argument, help="YYYY-MM-DD")
+    run.add_argument("--allow-older", action="store_true", help=ALLOW_OLDER_HELP)
 
     backfill = sub.add_parser(
         "backfill",
@@ -99,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_date_argument,
         help="last as-of date of the range, the marts' as-of date (YYYY-MM-DD)",
     )
+    backfill.add_argument("--allow-older", action="store_true", help=ALLOW_OLDER_HELP)
 
     gen = sub.add_parser("generate", help="write demo ERP/CRM sources")
     gen.add_argument("--out", required=True, help="output folder")

@@ -74,7 +74,7 @@ def _remember_sources(settings: Settings, command: str) -> None:
 
 
 def _start(
-    command: str, as_of: date | None, first: date | None = None
+    command: str, as_of: date | None, first: date | None = None, allow_older: bool = False
 ) -> tuple[Settings, RunParameters] | int:
     """Settings and run parameters (a backfill of ``first``..``as_of`` when ``first`` is
     given), or the exit code of a refused start."""
@@ -88,7 +88,7 @@ def _start(
             [f"--from {first} is after --to {as_of}: the range's first date comes first"],
         )
     params = RunParameters.derive(as_of, settings, rebuild_from=first)
-    if problems := run_problems(settings, params):
+    if problems := run_problems(settings, params, allow_older=allow_older):
         return _refuse(command, [_name_the_recorded_erp(settings, p) for p in problems])
     _remember_sources(settings, command)
     return settings, params
@@ -107,10 +107,10 @@ def _name_the_recorded_erp(settings: Settings, problem: str) -> str:
 
 
 def _start_and_run(
-    command: str, as_of: date, first: date | None = None
+    command: str, as_of: date, first: date | None = None, allow_older: bool = False
 ) -> tuple[Settings, RunParameters, RunOutcome] | int:
     """The preflight, then the run; the exit code when it was refused or failed."""
-    started = _start(command, as_of, first)
+    started = _start(command, as_of, first, allow_older)
     if isinstance(started, int):
         return started
     settings, params = started
@@ -125,7 +125,7 @@ def _start_and_run(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    done = _start_and_run("run", args.as_of)
+    done = _start_and_run("run", args.as_of, allow_older=args.allow_older)
     if isinstance(done, int):
         return done
     settings, params, outcome = done
@@ -136,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """One run for the range --from D1 --to D2: marts as of D2, history rebuilt from D1."""
-    done = _start_and_run("backfill", args.to_date, args.from_date)
+    done = _start_and_run("backfill", args.to_date, args.from_date, args.allow_older)
     if isinstance(done, int):
         return done
     settings, params, outcome = done

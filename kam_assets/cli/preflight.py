@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 
 from pipelines.run_params import RunParameters, as_of_problem
@@ -75,6 +76,55 @@ def warehouse_problems(settings: Settings) -> list[str]:
         conn.close()
 
 
+def published_as_of(settings: Settings) -> tuple[date, str] | None:
+    """(as_of_date, run_id) the warehouse holds, or None (nothing published, unreadable)."""
+    from pipelines.publish.publish_info import INFO_SCHEMA, read_published
+
+    if not settings.warehouse_is_postgres:
+        import duckdb
+
+        path = Path(settings.warehouse)
+        if not path.is_file():
+            return None
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error:
+            return None
+        try:
+            return read_published(con.execute, con.fetchall, INFO_SCHEMA)
+        finally:
+            con.close()
+    from pipelines.publish.pg import connect_warehouse
+    from pipelines.publish.result import PublishError
+
+    try:
+        conn = connect_warehouse(settings.warehouse)
+    except PublishError:
+        return None  # warehouse_problems says why
+    try:
+        with conn.cursor() as cur:
+            return read_published(
+                cur.execute, cur.fetchall, f'"{settings.pg_schema_prefix}{INFO_SCHEMA}"'
+            )
+    finally:
+        conn.close()
+
+
+def older_as_of_problem(settings: Settings, params: RunParameters, argument: str) -> str | None:
+    """A run for an as-of date older than the one the warehouse holds would replace newer
+    marts by older ones: refused unless asked for (--allow-older)."""
+    published = published_as_of(settings)
+    if published is None or params.as_of >= published[0]:
+        return None
+    day, run_id = published
+    return (
+        f"{argument} {params.as_of} is older than the as-of date the warehouse holds ({day}, "
+        f"run {run_id}): publishing it would replace newer marts by older ones. Run {day} "
+        f"or later, or pass --allow-older to publish {params.as_of} on purpose (nothing "
+        f"dated after it is published)"
+    )
+
+
 def _show_source_warnings() -> None:
     """Connection retries (logged by pipelines.extract) reach the operator's console."""
     logger = logging.getLogger("pipelines")
@@ -114,11 +164,16 @@ def source_problems(settings: Settings) -> list[str]:
 
 
 def run_problems(
-    settings: Settings, params: RunParameters, *, check_sources: bool = True
+    settings: Settings,
+    params: RunParameters,
+    *,
+    check_sources: bool = True,
+    allow_older: bool = False,
 ) -> list[str]:
     """Everything that would stop a run of ``params`` before its first step: settings
-    that contradict each other, the as-of date (both ends of a backfill's range), the
-    folders it writes, the sources."""
+    that contradict each other, the as-of date (both ends of a backfill's range; older
+    than the published one only with ``allow_older``), the folders it writes, the
+    sources."""
     problems = []
     if not settings.erp_url:
         problems.append("KAM_ERP_URL is not set (the ERP source is required)")
@@ -133,6 +188,10 @@ def run_problems(
         problems.extend(storage_problems(settings))
     if not problems:
         problems.extend(warehouse_problems(settings))
+    if not problems and not allow_older:
+        argument = "--as-of" if params.rebuild_from is None else "--to"
+        if problem := older_as_of_problem(settings, params, argument):
+            problems.append(problem)
     if not problems and check_sources:
         problems.extend(source_problems(settings))
     return problems

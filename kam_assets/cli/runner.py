@@ -10,7 +10,7 @@ from kam_assets.cli.abandoned import fail_abandoned_runs, process_tags
 from kam_assets.cli.environment import ensure_dagster_home, ensure_manifest, prepare_process_env
 from pipelines.process_guard import guarded_children
 from pipelines.run_params import RunParameters
-from pipelines.settings import Settings
+from pipelines.settings import Settings, held_urls
 
 
 @dataclass
@@ -180,6 +180,13 @@ def _finish_backfill_of(instance, run_id: str) -> None:
 
 
 def run_daily(params: RunParameters, settings: Settings, command: str = "run") -> RunOutcome:
+    """Run kam_daily (see :func:`_run_daily`) with the source and warehouse URLs held out of
+    the process environment: no child process (dbt, Dagster's helpers) gets one."""
+    with held_urls():
+        return _run_daily(params, settings, command)
+
+
+def _run_daily(params: RunParameters, settings: Settings, command: str = "run") -> RunOutcome:
     """Run kam_daily for the partition ``params.as_of`` in this process, recorded in
     DAGSTER_HOME as a run of the code location (job page, timeline, run queue tags).
 

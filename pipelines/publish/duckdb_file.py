@@ -28,6 +28,7 @@ from pipelines.publish.publish_info import (
     INFO_SCHEMA,
     INFO_TABLE,
     INFO_TABLES_TABLE,
+    as_of_filter,
     write_publish_info,
 )
 from pipelines.publish.result import PublishError, PublishResult
@@ -168,8 +169,11 @@ def _build_file(
             con.execute(f"create schema if not exists {new}.{_quote(schema)}")
         for schema, name in sources:
             qualified = f"{_quote(schema)}.{_quote(name)}"
-            con.execute(f"create table {new}.{qualified} as select * from {work}.{qualified}")
-            source_rows = _count(con, f"{work}.{qualified}")
+            cut = as_of_filter(schema, name, as_of_date)  # nothing dated after D
+            con.execute(f"create table {new}.{qualified} as select * from {work}.{qualified}{cut}")
+            source_rows = int(
+                con.execute(f"select count(*) from {work}.{qualified}{cut}").fetchall()[0][0]
+            )
             copied_rows = _count(con, f"{new}.{qualified}")
             if source_rows != copied_rows:
                 raise PublishError(

@@ -92,6 +92,7 @@ from pipelines.publish.publish_info import (
     INFO_SCHEMA,
     INFO_TABLE,
     INFO_TABLES_TABLE,
+    as_of_filter,
     write_publish_info,
 )
 from pipelines.publish.result import PublishError, PublishResult
@@ -126,7 +127,9 @@ def _export_sql(plan: TablePlan) -> str:
         else:
             exprs.append(q)
     select_list = ", ".join(exprs) if exprs else "null"
-    return f"select {select_list} from {quote_duck(plan.schema)}.{quote_duck(plan.name)}"
+    return (
+        f"select {select_list} from {quote_duck(plan.schema)}.{quote_duck(plan.name)}{plan.where}"
+    )
 
 
 class _CsvStream:
@@ -298,7 +301,10 @@ def publish_postgres(
 
     duck = duckdb.connect(str(work_db), read_only=True)
     try:
-        plans = {schema: plan_schema(duck, schema) for schema in names}
+        plans = {
+            schema: plan_schema(duck, schema, lambda s, t: as_of_filter(s, t, as_of_date))
+            for schema in names
+        }
         comments = _work_comments(duck, names)
         if not any(plans.values()):
             raise PublishError(f"no tables in schemas {names} of {work_db}: nothing to publish")

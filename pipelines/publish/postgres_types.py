@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -82,14 +83,21 @@ class TablePlan:
     name: str
     columns: tuple[PlanColumn, ...]
     rows: int
+    #: SQL ``where`` clause (with the keyword) of the rows published, or ""
+    where: str = ""
 
 
 def quote_duck(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def plan_schema(con: duckdb.DuckDBPyConnection, schema: str) -> list[TablePlan]:
-    """Tables (and views) of ``schema`` in the work DB with their columns and row counts."""
+def plan_schema(
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    where: Callable[[str, str], str] | None = None,
+) -> list[TablePlan]:
+    """Tables (and views) of ``schema`` in the work DB with their columns and row counts;
+    ``where(schema, table)`` gives the ``where`` clause of the rows to publish."""
     found = con.execute(
         "select count(*) from information_schema.schemata "
         "where catalog_name = current_database() and schema_name = ?",
@@ -117,6 +125,7 @@ def plan_schema(con: duckdb.DuckDBPyConnection, schema: str) -> list[TablePlan]:
             [schema, table],
         ).fetchall()
         columns = tuple(PlanColumn(n, t, *pg_type_for(t)) for n, t in cols)
-        rows = con.execute(f"select count(*) from {quote_duck(schema)}.{quote_duck(table)}")
-        plans.append(TablePlan(schema, table, columns, int(rows.fetchall()[0][0])))
+        cut = where(schema, table) if where else ""
+        rows = con.execute(f"select count(*) from {quote_duck(schema)}.{quote_duck(table)}{cut}")
+        plans.append(TablePlan(schema, table, columns, int(rows.fetchall()[0][0]), cut))
     return plans

@@ -16,6 +16,38 @@ INFO_SCHEMA = "marts"
 INFO_TABLE = "publish_info"
 INFO_TABLES_TABLE = "publish_tables"
 
+#: marts whose rows are dated: a warehouse as of D publishes none dated after D, even when
+#: the work DB holds later dates (a run for an older D after a newer one, --allow-older)
+DATED_MARTS = {
+    "client_status_history": "as_of_date",
+    "client_stage_transitions": "transition_date",
+}
+
+
+def as_of_filter(schema: str, table: str, as_of_date: date) -> str:
+    """SQL ``where`` clause (with the keyword) cutting ``schema.table`` at ``as_of_date``,
+    or ``""`` for a table that is not dated."""
+    column = DATED_MARTS.get(table) if schema == INFO_SCHEMA else None
+    if column is None:
+        return ""
+    return f" where \"{column}\" <= date '{as_of_date.isoformat()}'"
+
+
+def read_published(
+    execute: Callable[..., Any], fetch: Callable[[], Any], schema: str
+) -> tuple[date, str] | None:
+    """(as_of_date, run_id) of the published version, or None when there is none."""
+    try:
+        execute(f"select as_of_date, run_id from {schema}.{INFO_TABLE}")
+        rows = fetch()
+    except Exception:  # no warehouse yet, or not one of ours: nothing published
+        return None
+    if not rows:
+        return None
+    day = rows[0][0]
+    return (day if isinstance(day, date) else date.fromisoformat(str(day)), str(rows[0][1]))
+
+
 _INFO_COLUMNS = (
     "run_id text not null, as_of_date date not null, published_at timestamptz not null, "
     "storage_version text not null, table_count integer not null, tables_json text not null"

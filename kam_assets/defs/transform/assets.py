@@ -27,6 +27,7 @@ from kam_assets.partitions import BACKFILL_POLICY, daily_partitions, run_paramet
 from kam_assets.resources import KamResource
 from pipelines.dbt_partial_parse import PARTIAL_PARSE_FILE, seed_partial_parse
 from pipelines.run_params import dbt_daily_build_args, write_run_parameters
+from pipelines.settings import URL_SETTINGS, Settings
 
 
 class KamDbtTranslator(DagsterDbtTranslator):
@@ -53,10 +54,15 @@ def expected_counts(context: dg.AssetExecutionContext) -> tuple[int | None, int 
 
 
 @contextmanager
-def _env(**values: str) -> Iterator[None]:
-    """Set environment variables for the dbt subprocess, restoring them afterwards."""
+def _env(**values: str | None) -> Iterator[None]:
+    """Set (or, with None, remove) environment variables for the dbt subprocess, restoring
+    them afterwards (dagster-dbt gives dbt a copy of os.environ)."""
     saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         yield
     finally:
@@ -65,6 +71,13 @@ def _env(**values: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _dbt_environment(settings: Settings) -> dict[str, str | None]:
+    """What dbt gets: the variables its profile reads, and none of the source or warehouse
+    URLs (they may carry passwords; dbt reads only the work DB), so no password is in
+    /proc/<pid>/environ of dbt or of the processes it starts."""
+    return {**settings.dbt_env(), **dict.fromkeys(sorted(URL_SETTINGS))}
 
 
 @dbt_assets(
@@ -107,7 +120,7 @@ def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: 
     )
     models, tests = expected_counts(context)
     with (
-        _env(**settings.dbt_env()),
+        _env(**_dbt_environment(settings)),
         log_path.open("w") as log,
         redirect_stdout(DbtOutput(log, context.log.info, models=models, tests=tests)),
     ):
