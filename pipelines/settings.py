@@ -144,6 +144,14 @@ def _iso_date(_name: str, raw: str) -> date:
         raise ValueError("must be a date YYYY-MM-DD") from None
 
 
+def _yes_no(_name: str, raw: str) -> bool:
+    if raw.lower() in ("true", "yes", "1"):
+        return True
+    if raw.lower() in ("false", "no", "0"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _storage_version(_name: str, raw: str) -> str:
     if not re.fullmatch(r"v\d+\.\d+\.\d+", raw):
         raise ValueError("must be a DuckDB storage version such as v1.0.0")
@@ -230,6 +238,15 @@ SETTINGS: tuple[Setting, ...] = (
         "CRM source, same forms. Unset: the pipeline runs orders-only, CRM-based signals are "
         "NULL (absent, not false)",
         "unset",
+    ),
+    Setting(
+        "crm_removed",
+        "KAM_CRM_REMOVED",
+        "false",
+        _yes_no,
+        "`true`: the CRM is gone on purpose. Without it, a run with `KAM_CRM_URL` unset on a "
+        "work DB built with a CRM is refused (it would remove every CRM row); with it the CRM "
+        "rows are removed and kept in `audit.deleted_rows`",
     ),
     Setting(
         "data_dir",
@@ -493,6 +510,7 @@ class Settings:
 
     erp_url: str | None
     crm_url: str | None
+    crm_removed: bool
     data_dir: Path
     warehouse: str
     dagster_home: Path

@@ -19,6 +19,7 @@ from kam_assets.cli.data_dir import (
     write_record,
 )
 from kam_assets.cli.preflight import (
+    crm_gone_problems,
     load_settings,
     run_problems,
     source_problems,
@@ -160,7 +161,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     checks = [
         ("folders", storage_problems(settings)),
         ("warehouse", warehouse_problems(settings)),
-        ("sources", source_problems(settings)),
+        ("sources", source_problems(settings) + crm_gone_problems(settings)),
     ]
     if not settings.erp_url:
         missing = "KAM_ERP_URL is not set (the ERP source is required)"

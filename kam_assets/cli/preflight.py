@@ -76,6 +76,36 @@ def warehouse_problems(settings: Settings) -> list[str]:
         conn.close()
 
 
+def crm_gone_problem(settings: Settings) -> str | None:
+    """KAM_CRM_URL unset on a work DB built with a CRM (every CRM row would be removed),
+    unless KAM_CRM_REMOVED says it is on purpose. Read-only; a busy work DB is not judged
+    here (the extraction refuses the same way)."""
+    if settings.crm_url or settings.crm_removed or not settings.work_db.is_file():
+        return None
+    import duckdb
+
+    from pipelines.extract.raw_loader import SourceRemovedError, check_not_gone
+
+    try:
+        con = duckdb.connect(str(settings.work_db), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        check_not_gone(con, "crm", removed=False)
+    except SourceRemovedError as exc:
+        return f"KAM_CRM_URL: {exc}"
+    except duckdb.Error:  # a work DB without raw_meta yet
+        return None
+    finally:
+        con.close()
+    return None
+
+
+def crm_gone_problems(settings: Settings) -> list[str]:
+    problem = crm_gone_problem(settings)
+    return [problem] if problem else []
+
+
 def published_as_of(settings: Settings) -> tuple[date, str] | None:
     """(as_of_date, run_id) the warehouse holds, or None (nothing published, unreadable)."""
     from pipelines.publish.publish_info import INFO_SCHEMA, read_published
@@ -188,6 +218,8 @@ def run_problems(
         problems.extend(storage_problems(settings))
     if not problems:
         problems.extend(warehouse_problems(settings))
+    if not problems and (problem := crm_gone_problem(settings)):
+        problems.append(problem)
     if not problems and not allow_older:
         argument = "--as-of" if params.rebuild_from is None else "--to"
         if problem := older_as_of_problem(settings, params, argument):

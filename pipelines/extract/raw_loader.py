@@ -563,14 +563,49 @@ def _load_table(
     return out
 
 
-def _clear_system(con: duckdb.DuckDBPyConnection, system: str) -> list[TableLoad]:
-    """An unconfigured system: its raw tables are left empty, its watermarks forgotten."""
+class SourceRemovedError(RuntimeError):
+    """A system that was configured (its rows are in the raw layer) is not configured now."""
+
+
+def _stored_rows(con: duckdb.DuckDBPyConnection, system: str) -> int:
+    return sum(
+        _count(con, f"select count(*) from {raw_table_name(t)}")
+        for t in tables_of(system)  # type: ignore[arg-type]
+    )
+
+
+def check_not_gone(con: duckdb.DuckDBPyConnection, system: str, removed: bool) -> None:
+    """Refuse to empty a system the work DB was built with, unless it was removed on purpose:
+    unsetting KAM_CRM_URL by mistake wiped every CRM row silently."""
+    if removed:
+        return
+    was = con.execute(
+        "select configured, source from raw_meta.source_systems where system = ?", [system]
+    ).fetchall()
+    stored = _stored_rows(con, system)
+    if was and was[0][0] and stored:
+        env = f"KAM_{system.upper()}_URL"
+        raise SourceRemovedError(
+            f"{system}: the work DB was built with a {system.upper()} ({was[0][1]}) and holds "
+            f"{stored:,} of its rows, but {env} is not set: a run without it would remove "
+            f"them all. Set {env} again, or set KAM_{system.upper()}_REMOVED=true if the "
+            f"{system.upper()} is gone on purpose (its rows are then removed and kept in "
+            "audit.deleted_rows)"
+        )
+
+
+def _clear_system(
+    con: duckdb.DuckDBPyConnection, system: str, run_id: str | None = None
+) -> list[TableLoad]:
+    """An unconfigured system: its raw tables are left empty, its watermarks forgotten; the
+    rows removed are kept in raw_meta.deleted_rows (run ``run_id``), like source deletes."""
     loads = []
     for table in tables_of(system):  # type: ignore[arg-type]
         started = time.perf_counter()
         raw = raw_table_name(table)
 
         def clear(table: Table = table) -> None:
+            con.execute(_tombstones_sql(table, "true"), [run_id, _now()])
             con.execute(f"delete from {raw_table_name(table)}")
             con.execute(f"delete from {rejected_rows_of(table)}")
             con.execute(
@@ -627,11 +662,14 @@ def extract_system(
     reconcile: bool = True,
     max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
     reconcile_max_rows: int = DEFAULT_RECONCILE_MAX_ROWS,
+    removed: bool = False,
 ) -> list[TableLoad]:
     """Extract every contract table of ``system`` from ``source`` into ``raw_<system>``.
 
-    ``source`` None means the system is not configured: its raw tables are emptied and
-    ``raw_meta.source_systems`` says configured=false. The contract is checked first
+    ``source`` None means the system is not configured: its raw tables are emptied (their
+    rows kept as deletes) and ``raw_meta.source_systems`` says configured=false. A system
+    that was configured and has rows raises :class:`SourceRemovedError` instead, unless
+    ``removed`` (it is gone on purpose). The contract is checked first
     (``check=False`` skips it when the caller already did) so that nothing is written
     from a source that breaks it.
 
@@ -646,10 +684,12 @@ def extract_system(
     if source is not None and check:
         source.check_contract()
     ensure_raw_schema(con)
+    if source is None:
+        check_not_gone(con, system, removed)
     record_source_system(con, system, source)
     if source is None:
         log.info("%s not configured: raw_%s left empty", system, system)
-        return _clear_system(con, system)
+        return _clear_system(con, system, run_id)
 
     clock = run_clock(clock_skew_minutes, now)
     options = {
@@ -758,6 +798,7 @@ def extract_all(
     max_delete_share: float = DEFAULT_MAX_DELETE_SHARE,
     reconcile_max_rows: int = DEFAULT_RECONCILE_MAX_ROWS,
     now: datetime | None = None,
+    crm_removed: bool = False,
 ) -> list[TableLoad]:
     """Open both sources, check BOTH contracts, then extract them into ``work_db``.
 
@@ -805,6 +846,7 @@ def extract_all(
                     reconcile=reconcile,
                     max_delete_share=max_delete_share,
                     reconcile_max_rows=reconcile_max_rows,
+                    removed=crm_removed and system == "crm",
                 ):
                     load.source_rows = counts.get(load.table)
                     loads.append(load)

@@ -14,7 +14,7 @@ import source_fixtures as fx
 from pipelines.contract import TABLES, get_table, tables_of
 from pipelines.extract.base import ContractError, Source
 from pipelines.extract.connect import open_source
-from pipelines.extract.raw_loader import TableLoad, extract_all, extract_system
+from pipelines.extract.raw_loader import SourceRemovedError, TableLoad, extract_all, extract_system
 from pipelines.extract.raw_schema import ensure_raw_schema
 
 T = fx.T
@@ -330,14 +330,27 @@ def test_crash_during_first_load_then_rerun(tmp_path: Path) -> None:
     assert raw_content(db) == expected_content({"erp": data["erp"], "crm": {}})
 
 
-def test_crm_absent_leaves_crm_tables_empty_and_marks_it(tmp_path: Path) -> None:
+def test_crm_removed_on_purpose_leaves_crm_tables_empty_and_marks_it(tmp_path: Path) -> None:
     data = fx.base_data()
     erp_url, crm_url = write_sources(tmp_path, data)
     db = tmp_path / "work.duckdb"
     extract_all(db, erp_url, crm_url, "run-1", chunk_rows=10)
     assert query(db, "select count(*) from raw_crm.contacts") == [(2,)]
+    before = raw_content(db)
 
-    loads = by_table(extract_all(db, erp_url, None, "run-2", chunk_rows=10))
+    # issue 22: unsetting the CRM by mistake would remove every CRM row: refused, unchanged
+    with pytest.raises(SourceRemovedError, match=r"KAM_CRM_URL is not set.*KAM_CRM_REMOVED"):
+        extract_all(db, erp_url, None, "run-2", chunk_rows=10)
+    assert raw_content(db) == before
+
+    # gone on purpose: the CRM rows are removed and kept as deletes
+    stored = sum(
+        query(db, f"select count(*) from raw_crm.{t.name}")[0][0] for t in tables_of("crm")
+    )
+    loads = by_table(extract_all(db, erp_url, None, "run-2", chunk_rows=10, crm_removed=True))
+    assert query(db, "select count(*) from raw_meta.deleted_rows where system = 'crm'") == [
+        (stored,)
+    ]
     for table in tables_of("crm"):
         assert query(db, f"select count(*) from raw_crm.{table.name}") == [(0,)]
         assert loads[f"crm.{table.name}"].rows_read == 0
@@ -530,7 +543,7 @@ def test_unconfigured_crm_clears_its_rejections(tmp_path: Path) -> None:
     extract_all(db, *_day(tmp_path, "d1", data), "run1", 100)
     assert [t for t, *_ in _rejected(db)] == ["contacts"]
     erp_url, _ = _day(tmp_path, "d2", data)
-    extract_all(db, erp_url, None, "run2", 100)
+    extract_all(db, erp_url, None, "run2", 100, crm_removed=True)  # gone on purpose
     assert _rejected(db) == []
 
 

@@ -29,6 +29,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "KAM_WAREHOUSE_RETENTION": ["0", "seven"],
     "KAM_REPORT_RETENTION_DAYS": ["-1", "30d"],
     "KAM_BI_ROLE": ["kam_bi; drop schema marts", "public", "Kam-BI"],
+    "KAM_CRM_REMOVED": ["maybe", "2"],
     "KAM_AUDIT_ROLE": ["kam_audit; drop schema audit", "public"],
     "KAM_AUDIT_RETENTION_DAYS": ["-1", "a year"],
     "KAM_PG_SCHEMA_PREFIX": ["Kam_", "kam-", "1kam_", "pg_", "kam_; drop schema audit"],

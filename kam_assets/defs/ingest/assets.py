@@ -71,6 +71,7 @@ def extract_sources(context: dg.AssetExecutionContext, kam: KamResource):
         # key reconciliation never removes more of a table than the row-count gate accepts
         max_delete_share=settings.row_drop_max_share,
         reconcile_max_rows=settings.delete_check_max_rows,
+        crm_removed=settings.crm_removed,
     )
     with closing(duckdb.connect(str(settings.work_db))) as con:
         summary = apply_quarantine(
