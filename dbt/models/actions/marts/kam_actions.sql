@@ -3,6 +3,10 @@
     need the CRM (decision maker, complaints) are absent without it; key-client-at-risk and
     win-back actions stay, their reason saying the contact history is unknown. -#}
 {%- set crm_enabled = 'true' if has_crm() else 'false' -%}
+{#- The action log is built from this model (it refs kam_actions), so it is read here by name,
+    not ref: at this point it holds the state of the previous run, which is what an action's
+    age needs. Absent on a first build (and while dbt only parses): every action opens today. -#}
+{%- set action_log = existing_relation('kam_action_log') -%}
 
 with
 
@@ -39,6 +43,31 @@ interactions as (
 as_of as (
 
     select {{ as_of_date() }} as as_of_date
+
+),
+
+-- open rows of the log (and an expired one still listed on the log's last run: it stays
+-- expired, so it keeps its age)
+opened_before as (
+
+    {% if action_log is not none %}
+        select
+            action_id,
+            max(opened_on) as opened_on
+        from {{ action_log }}
+        where
+            closed_on is null
+            or (
+                closed_how = 'expired'
+                and last_listed_on = (select max(all_rows.last_listed_on) from {{ action_log }} as all_rows)
+            )
+        group by action_id
+    {% else %}
+        select
+            cast(null as varchar) as action_id,
+            cast(null as date) as opened_on
+        where false
+    {% endif %}
 
 ),
 
@@ -235,6 +264,16 @@ final as (
     cross join as_of
     left join managers on actions.manager_id = managers.manager_id
 
+),
+
+with_age as (
+
+    select
+        final.*,
+        least(coalesce(opened_before.opened_on, final.as_of_date), final.as_of_date) as opened_on
+    from final
+    left join opened_before on final.action_id = opened_before.action_id
+
 )
 
 select
@@ -248,5 +287,7 @@ select
     cast(priority as integer) as priority,
     cast(manager_rank as bigint) as manager_rank,
     cast(due_date as date) as due_date,
-    cast(reason as varchar) as reason
-from final
+    cast(reason as varchar) as reason,
+    cast(opened_on as date) as opened_on,
+    cast(as_of_date - opened_on as integer) as age_days
+from with_age

@@ -29,9 +29,32 @@ comb as (
 
 ),
 
+action_log as (
+
+    select * from {{ ref('kam_action_log') }}
+
+),
+
 as_of as (
 
     select {{ as_of_date() }} as as_of_date
+
+),
+
+-- the action log: actions open past their due date, and what closed actions led to
+actions_per_manager as (
+
+    select
+        action_log.manager_id,
+        count(*) filter (
+            where action_log.closed_on is null and action_log.due_date < as_of.as_of_date
+        ) as overdue_action_count,
+        count(*) filter (where action_log.outcome = 'ordered') as actions_ordered,
+        count(*) filter (where action_log.outcome is not null) as actions_judged
+    from action_log
+    cross join as_of
+    where action_log.opened_on <= as_of.as_of_date
+    group by action_log.manager_id
 
 ),
 
@@ -107,11 +130,15 @@ final as (
         case
             when {{ crm_enabled }} then comb_per_manager.with_full_comb / nullif(comb_per_manager.key_clients, 0)
         end as comb_full_share,
-        case when {{ crm_enabled }} then comb_per_manager.avg_levels_covered end as avg_levels_covered
+        case when {{ crm_enabled }} then comb_per_manager.avg_levels_covered end as avg_levels_covered,
+        coalesce(actions_per_manager.overdue_action_count, 0) as overdue_action_count,
+        actions_per_manager.actions_ordered / nullif(actions_per_manager.actions_judged, 0)
+            as action_order_share
     from managers
     cross join as_of
     left join portfolio on managers.manager_id = portfolio.manager_id
     left join comb_per_manager on managers.manager_id = comb_per_manager.manager_id
+    left join actions_per_manager on managers.manager_id = actions_per_manager.manager_id
 
 )
 
@@ -135,5 +162,7 @@ select
     cast(comb_head_share as double) as comb_head_share,
     cast(comb_specialist_share as double) as comb_specialist_share,
     cast(comb_full_share as double) as comb_full_share,
-    cast(avg_levels_covered as double) as avg_levels_covered
+    cast(avg_levels_covered as double) as avg_levels_covered,
+    cast(overdue_action_count as bigint) as overdue_action_count,
+    cast(round(action_order_share, 4) as decimal(5, 4)) as action_order_share
 from final
