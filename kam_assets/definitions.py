@@ -11,13 +11,14 @@ import dagster as dg
 
 def build_defs() -> dg.Definitions:
     from kam_assets.console import kam_console
-    from kam_assets.defs import ingest, jobs, publish, transform
+    from kam_assets.defs import brief, ingest, jobs, publish, transform
     from kam_assets.resources import build_resources
 
     return dg.Definitions.merge(
         ingest.build_defs(),
         transform.build_defs(),
         publish.build_defs(),
+        brief.build_defs(),
         jobs.build_defs(),
         dg.Definitions(resources=build_resources(), loggers={"console": kam_console}),
     )

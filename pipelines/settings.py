@@ -205,6 +205,30 @@ def _warehouse(_name: str, raw: str) -> str:
     return raw if raw.startswith(POSTGRES_PREFIXES) else str(Path(raw).expanduser().resolve())
 
 
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
+
+
+def _smtp_url(_name: str, raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        port, parts = -1, None
+    if parts is None or parts.scheme not in SMTP_SCHEMES or not parts.hostname or port == -1:
+        raise ValueError(
+            "must be a URL like smtp://[user:password@]host[:port] (or smtps://, smtp+starttls://)"
+        )
+    return raw
+
+
+def _email(_name: str, raw: str) -> str:
+    if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", raw.strip()):
+        raise ValueError("must be an e-mail address such as kam-brief@example.com")
+    return raw.strip()
+
+
 # --------------------------------------------------------------------------- declaration
 
 
@@ -490,11 +514,38 @@ SETTINGS: tuple[Setting, ...] = (
         _log_level,
         "console log level of `kam run` / `kam demo` (`DEBUG` shows every Dagster event)",
     ),
+    Setting(
+        "smtp_url",
+        "KAM_SMTP_URL",
+        None,
+        _smtp_url,
+        "e-mail the daily brief through this server (`smtp://user:password@host:587`, "
+        "`smtps://`, `smtp+starttls://`); unset: no e-mail. A failed delivery is reported "
+        "and retried by the next run; it never fails the run",
+        "unset",
+    ),
+    Setting(
+        "brief_sender",
+        "KAM_BRIEF_SENDER",
+        None,
+        _email,
+        "From address of the brief's e-mails (required with `KAM_SMTP_URL`)",
+        "unset",
+    ),
+    Setting(
+        "brief_recipients",
+        "KAM_BRIEF_RECIPIENTS",
+        None,
+        _path,
+        "CSV file `manager_id,email`: who gets which manager's brief (managers not listed get "
+        "no e-mail)",
+        "unset",
+    ),
 )
 
 SETTINGS_BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
 #: settings whose value may be a URL with credentials: shown masked in every message
-URL_SETTINGS = frozenset({"KAM_ERP_URL", "KAM_CRM_URL", "KAM_WAREHOUSE"})
+URL_SETTINGS = frozenset({"KAM_ERP_URL", "KAM_CRM_URL", "KAM_WAREHOUSE", "KAM_SMTP_URL"})
 
 
 def _raw(environ: Mapping[str, str], name: str) -> str | None:
@@ -540,6 +591,9 @@ class Settings:
     duckdb_memory_limit: str
     currency: str | None
     log_level: str
+    smtp_url: str | None = None
+    brief_sender: str | None = None
+    brief_recipients: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -561,6 +615,8 @@ class Settings:
             except ValueError as exc:
                 shown = mask_url(raw) if setting.env in URL_SETTINGS else raw
                 problems.append(f"{setting.env}={shown!r} {_reason(setting.env, exc)}")
+        if values.get("smtp_url") and not values.get("brief_sender"):
+            problems.append("KAM_BRIEF_SENDER is required when KAM_SMTP_URL is set (From address)")
         if problems:
             raise SettingsError(problems)
         data_dir: Path = values["data_dir"]
@@ -583,6 +639,12 @@ class Settings:
     def reports_dir(self) -> Path:
         """Per-run validation reports (HTML) and quarantine extracts."""
         return self.data_dir / "reports"
+
+    @property
+    def briefs_dir(self) -> Path:
+        """Daily briefs per manager (``<as_of>/<manager>.html``, ``index.html``), kept as
+        long as the run reports (KAM_REPORT_RETENTION_DAYS)."""
+        return self.data_dir / "briefs"
 
     @property
     def warehouse_is_postgres(self) -> bool:

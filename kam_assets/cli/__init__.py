@@ -9,6 +9,7 @@
     kam bench ...               benchmarks (pipelines.benchmark)
     kam evaluate --as-of D --horizon-days H   how often the churn flags of D were right
     kam reset                   archive the data dir's state (to point it at other sources)
+    kam brief [--as-of D] [--manager M]   rebuild the daily brief from the published warehouse
 
 Settings are checked before anything starts (``pipelines.settings``); runs go through
 Dagster with the persistent instance (DAGSTER_HOME; default $KAM_DATA_DIR/dagster_home),
@@ -157,6 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
             "The demo's generated sources stay. Refused while a run writes the work DB."
         ),
     )
+
+    brief = sub.add_parser(
+        "brief",
+        help="rebuild the daily brief per manager from the published warehouse",
+        description=(
+            "Write the daily brief (one HTML page per manager and an index) of the published "
+            "warehouse's as-of date under $KAM_DATA_DIR/briefs/<as_of>/. Reads the published "
+            "warehouse only; --as-of must be the date it holds."
+        ),
+    )
+    brief.add_argument("--as-of", type=_date_argument, default=None, help="YYYY-MM-DD")
+    brief.add_argument("--manager", default=None, help="only this manager's page (and the index)")
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The `kam` commands: demo, run, backfill, generate, bench, evaluate."""
+"""The `kam` commands: demo, run, backfill, generate, bench, evaluate, brief."""
 
 from __future__ import annotations
 
@@ -499,6 +499,32 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_brief(args: argparse.Namespace) -> int:
+    """The daily brief of the published warehouse (as kam run's brief step writes it)."""
+    from pipelines.brief.build import build_briefs
+    from pipelines.brief.warehouse import BriefError
+
+    settings, problems = load_settings()
+    if settings is None:
+        return _refuse("brief", problems)
+    try:
+        result = build_briefs(
+            settings.warehouse,
+            settings.briefs_dir,
+            as_of=args.as_of,
+            manager=args.manager,
+            retention_days=settings.report_retention_days,
+        )
+    except BriefError as exc:
+        return _refuse("brief", [str(exc)])
+    print(
+        f"kam brief: {len(result.managers)} manager pages and the index for {result.as_of} "
+        f"in {result.folder} ({result.bytes / 1024:.0f} kB, {result.seconds:.1f} s)"
+    )
+    print(f"  open {result.index}")
+    return 0
+
+
 COMMANDS = {
     "demo": cmd_demo,
     "run": cmd_run,
@@ -507,6 +533,7 @@ COMMANDS = {
     "bench": cmd_bench,
     "dev": cmd_dev,
     "check": cmd_check,
+    "brief": cmd_brief,
     "evaluate": cmd_evaluate,
     "reset": cmd_reset,
 }

@@ -117,6 +117,10 @@ def test_orders_only_company_gets_actions_managers_and_unjudged_payment(
             sum(n for *_, n in managers.values())
             == one("select count(*) from marts.dim_clients where account_manager_id is not null")[0]
         )
+        # the brief is written without a CRM too: one page per ERP account manager
+        briefs = tmp_path / "data" / "briefs" / DEMO_END
+        assert (briefs / "index.html").is_file()
+        assert account_managers <= {p.stem for p in briefs.glob("*.html")} - {"index"}
         print(
             f"orders-only run: {clients} clients, {candidates} win-back candidates,"
             f" actions {actions}, {len(managers)} managers"

@@ -51,6 +51,39 @@ def _leftover_schemas(conn) -> list[str]:
         return [r[0] for r in cur.fetchall()]
 
 
+def _assert_described_typed_and_indexed(conn, tables: list[str]) -> None:
+    """Every published table and column of marts carries its dbt description (COMMENT ON),
+    money is numeric(18,2), the marts' keys are indexed, published_at has a time zone."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "select c.relname, a.attname, obj_description(c.oid), col_description(c.oid, a.attnum)"
+            " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped"
+            " where n.nspname = 'marts' and c.relkind = 'r'"
+        )
+        rows = cur.fetchall()
+        cur.execute(
+            "select table_name, column_name, data_type, numeric_precision, numeric_scale"
+            " from information_schema.columns where table_schema = 'marts'"
+        )
+        types = {(r[0], r[1]): r[2:] for r in cur.fetchall()}
+        cur.execute("select tablename, indexdef from pg_indexes where schemaname = 'marts'")
+        indexes = cur.fetchall()
+    assert {r[0] for r in rows} >= set(tables)
+    assert [r[0] for r in rows if not r[2]] == [], "tables without a description"
+    assert [f"{r[0]}.{r[1]}" for r in rows if not r[3]] == [], "columns without a description"
+    assert types[("client_abc", "net_revenue_365d")] == ("numeric", 18, 2)
+    assert types[("client_overview", "revenue_at_stake")] == ("numeric", 18, 2)
+    assert types[("publish_info", "published_at")][0] == "timestamp with time zone"
+    indexed = {(t, d.split(" USING btree ")[1]) for t, d in indexes}
+    assert {
+        ("client_status_history", "(as_of_date)"),
+        ("client_status_history", "(client_id)"),
+        ("client_overview", "(client_id)"),
+        ("manager_portfolio", "(manager_id)"),
+    } <= indexed
+
+
 def test_daily_job_publishes_to_postgres(
     kam_defs,
     demo_sources: Path,
@@ -113,6 +146,11 @@ def test_daily_job_publishes_to_postgres(
     assert pg_counts["dim_clients"] == 120
     first_version = _published_version(conn)
     assert first_version == result.run_id
+    _assert_described_typed_and_indexed(conn, tables)
+    # the brief read the PostgreSQL warehouse (never the work DB)
+    [brief] = result.asset_materializations_for_node("manager_brief")
+    assert Path(brief.metadata["index"].value).is_file()
+    assert brief.metadata["managers"].value > 0
     assert _leftover_schemas(conn) == []
 
     # the BI role reads every mart and writes none

@@ -43,9 +43,11 @@ BAD_VALUES: dict[str, list[str]] = {
     "KAM_DBT_THREADS": ["0", "two"],
     "KAM_LOG_LEVEL": ["LOUD"],
     "KAM_CURRENCY": ["pounds", "gbp", "GBP'; drop table marts.kam_actions; --", "€€", "US$"],
+    "KAM_SMTP_URL": ["http://mail.example.com", "smtp://", "smtp://mail:notaport"],
+    "KAM_BRIEF_SENDER": ["nobody", "a@b@c"],
 }
 #: free-form settings: any text is a URL or a path to be tried by the run itself
-FREE_FORM = {"KAM_ERP_URL", "KAM_CRM_URL", "KAM_DATA_DIR", "DAGSTER_HOME"}
+FREE_FORM = {"KAM_ERP_URL", "KAM_CRM_URL", "KAM_DATA_DIR", "DAGSTER_HOME", "KAM_BRIEF_RECIPIENTS"}
 
 
 def test_every_setting_is_covered_by_a_bad_value_or_free_form() -> None:
@@ -138,3 +140,16 @@ def test_the_currency_reaches_dbt_only_when_set() -> None:
     without = RunParameters.derive(date(2026, 9, 30), Settings.from_env({}))
     assert "currency" not in without.stable_dbt_vars() and "currency" not in without.dbt_vars()
     assert Settings.from_env({"KAM_CURRENCY": "€"}).currency == "€"
+
+
+def test_smtp_needs_a_sender_and_its_password_is_masked() -> None:
+    with pytest.raises(SettingsError, match="KAM_BRIEF_SENDER is required") as caught:
+        Settings.from_env({"KAM_SMTP_URL": "smtp://kam:secret@mail.example.com:587"})
+    assert "secret" not in str(caught.value)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"KAM_SMTP_URL": "http://kam:secret@mail.example.com"})
+    assert "KAM_SMTP_URL" in str(caught.value) and "secret" not in str(caught.value)
+    ok = Settings.from_env(
+        {"KAM_SMTP_URL": "smtp+starttls://mail:587", "KAM_BRIEF_SENDER": "kam@example.com"}
+    )
+    assert ok.smtp_url == "smtp+starttls://mail:587" and ok.brief_sender == "kam@example.com"
