@@ -205,7 +205,11 @@ def render_index(
         "<h2>How often the flags were right (backtest)</h2>",
     ]
     # pooled over every backtest date and segment (signal_backtest period 'all', segment 'all')
-    overall = [r for r in backtest if r.get("period") == "all" and r.get("segment") == "all"]
+    overall = [
+        r
+        for r in backtest
+        if r.get("period") == "all" and r.get("is_all_segments", r.get("segment") == "all")
+    ]
     if overall:
         parts.append(
             _table(
