@@ -112,6 +112,13 @@ def _swap_once(
             cur.execute(
                 sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(sql.Identifier(old), role)
             )
+            # checked as kam's above: marked so that drop_previous_versions may drop it
+            # (even when someone overwrote the comment meanwhile)
+            cur.execute(
+                sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
+                    sql.Identifier(old), sql.Literal(SCHEMA_MARKER)
+                )
+            )
             retired.append(old)
         cur.execute(
             sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
@@ -189,15 +196,21 @@ def drop_previous_versions(
         with conn.cursor() as cur:
             cur.execute("SELECT nspname FROM pg_namespace ORDER BY nspname")
             candidates = [r[0] for r in cur.fetchall() if pattern.match(r[0])]
-            # only versions kam retired: they carry its marker (or, retired before the
-            # marker existed, the 8-character run suffix); a foreign audit__old_x is kept
+            # only versions kam retired: they carry its marker comment (it follows the
+            # schema through the rename); a foreign audit__old_x, or a version retired before
+            # the marker existed, is left alone (logged) rather than dropped
             cur.execute(
                 "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s) "
-                "AND (coalesce(obj_description(oid, 'pg_namespace'), '') LIKE %s "
-                "OR nspname ~ %s)",
-                (candidates, SCHEMA_MARKER.replace("%", r"\%") + "%", r"__old_[a-z0-9]{8}$"),
+                "AND coalesce(obj_description(oid, 'pg_namespace'), '') LIKE %s",
+                (candidates, SCHEMA_MARKER.replace("%", r"\%") + "%"),
             )
-            candidates = sorted(r[0] for r in cur.fetchall())
+            marked = {r[0] for r in cur.fetchall()}
+            for name in sorted(set(candidates) - marked):
+                logger.warning(
+                    "schema %s looks like a retired version but has no kam marker: left in place",
+                    name,
+                )
+            candidates = sorted(marked)
             conn.commit()
             for name in candidates:
                 try:

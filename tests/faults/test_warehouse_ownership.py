@@ -114,9 +114,16 @@ def test_foreign_audit_schema_is_refused_by_check_and_publish_and_kept(
     assert _scalar(pg_url, "select count(*) from kam_marts.dim_clients") == 3
     check = _kam_check(tmp_path, sqlite_sources, KAM_WAREHOUSE=pg_url, KAM_PG_SCHEMA_PREFIX="kam_")
     assert check.returncode == 0, check.stdout + check.stderr
-    # and a second publish replaces its own schemas, never the foreign one
+    # and a second publish replaces its own schemas, never the foreign one, nor a foreign
+    # schema named like a retired version
+    conn = pg_connect(pg_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("create schema kam_audit__old_archive1")
+        cur.execute("create table kam_audit__old_archive1.kept as select 1 as x")
+    conn.close()
     publish_postgres(seed, pg_url, "own-3", AS_OF_DATE, bi_role=role, schema_prefix="kam_")
-    assert _schemas(pg_url) == ["audit", "kam_audit", "kam_marts"]
+    assert _schemas(pg_url) == ["audit", "kam_audit", "kam_audit__old_archive1", "kam_marts"]
     assert _scalar(pg_url, "select run_id from kam_marts.publish_info") == "own-3"
     assert _scalar(pg_url, "select count(*) from audit.logged_actions") == FOREIGN_ROWS
 
