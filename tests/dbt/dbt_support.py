@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 PROJECT = REPO / "dbt"
 #: the dbt of the interpreter running the tests (the venv's, as `make test` runs it)
 DBT = Path(sys.executable).with_name("dbt")
+#: the work DB's file name in a test's folder
+WORK_DB = "work.duckdb"
 #: the run parameter KAM_HISTORY_DAYS at its default (dbt needs it with as_of_date)
 HISTORY_DAYS = declared_default("history_days")
 

@@ -218,10 +218,6 @@ def _dbt(db: Path, target: Path, *args: str) -> subprocess.CompletedProcess[str]
     return run_dbt(db, *args, target=target / "target", check=False, timeout=300)
 
 
-def _rows(db: Path, sql: str) -> list[tuple]:
-    return query(db, sql)
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("dbt_actions")
@@ -250,7 +246,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_winback_candidates_follow_the_rules(built: Path) -> None:
-    rows = _rows(
+    rows = query(
         built,
         "select client_id, lost_by_manager_id, suggested_manager_id, requires_revised_terms,"
         " churn_reasons, priority, value_before_leaving"
@@ -274,7 +270,7 @@ def test_winback_candidates_follow_the_rules(built: Path) -> None:
 
 
 def test_kam_actions_lists_the_expected_todos(built: Path) -> None:
-    rows = _rows(
+    rows = query(
         built,
         "select manager_id, client_id, action_type, priority, due_date from marts.kam_actions",
     )
@@ -289,20 +285,20 @@ def test_kam_actions_lists_the_expected_todos(built: Path) -> None:
 
 
 def test_comb_and_value_exchange(built: Path) -> None:
-    comb = _rows(
+    comb = query(
         built,
         "select has_director_reached, has_head_reached, has_specialist_reached, levels_covered"
         " from intermediate.int_actions__comb_coverage where client_id = 'big1'",
     )
     # The decision maker who left does not count; the new director and the head do.
     assert comb == [(True, True, False, 2)]
-    m3 = _rows(
+    m3 = query(
         built,
         "select key_client_count, key_clients_contacted_recent_share, comb_full_share"
         " from marts.manager_portfolio where manager_id = 'm3'",
     )
     assert m3[0][0] >= 1 and m3[0][1] == 0.0 and m3[0][2] == 0.0
-    kav = _rows(
+    kav = query(
         built,
         "select revenue_365d, interactions_365d, complaints_365d, meetings_365d,"
         " margin_per_interaction from marts.key_account_value where client_id = 'big1'",
@@ -327,14 +323,14 @@ def test_without_crm_crm_columns_are_null(built: Path, tmp_path: Path) -> None:
         f"history_days: {HISTORY_DAYS}, {NO_LEARNING}}}",
     )
     assert result.returncode == 0, result.stdout[-6000:]
-    types = _rows(built, "select distinct action_type from marts.kam_actions")
+    types = query(built, "select distinct action_type from marts.kam_actions")
     assert {t[0] for t in types} == {"call_key_client_at_risk", "plan_winback"}
-    assert _rows(built, "select count(*) from marts.kam_actions where client_id = 'risk1'") == [
+    assert query(built, "select count(*) from marts.kam_actions where client_id = 'risk1'") == [
         (1,)
     ]
     # Without CRM the managers are the ERP's account managers (no teams, all active): the
     # win-back goes to the one with the fewest A clients other than the one who lost it.
-    suggested = _rows(
+    suggested = query(
         built,
         "select client_id, lost_by_manager_id, suggested_manager_id, is_same_team_suggestion,"
         " reason_silence from marts.winback_candidates order by client_id",
@@ -343,7 +339,7 @@ def test_without_crm_crm_columns_are_null(built: Path, tmp_path: Path) -> None:
     for _client, lost_by, suggested_id, same_team, silence in suggested:
         assert suggested_id is not None and suggested_id != lost_by
         assert same_team is None and silence is None
-    winback = _rows(
+    winback = query(
         built,
         "select manager_id, manager_name, reason from marts.kam_actions"
         " where action_type = 'plan_winback' order by client_id",
@@ -352,7 +348,7 @@ def test_without_crm_crm_columns_are_null(built: Path, tmp_path: Path) -> None:
     assert all(w[1] is None for w in winback)
     assert all("contact history unknown (no CRM)" in w[2] for w in winback)
     assert "value 36,000.00 (class" in winback[0][2]
-    comb = _rows(
+    comb = query(
         built,
         "select count(*) from marts.manager_portfolio where comb_director_share is not null"
         " or key_clients_contacted_recent is not null",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dbt_support import HISTORY_DAYS, query, run_dbt
+from dbt_support import HISTORY_DAYS, WORK_DB, query, run_dbt
 from planted_clients import populate_planted_clients
 
 D1 = "2026-09-30"
@@ -28,7 +28,7 @@ def _dbt(work: Path, as_of: str, *args: str) -> subprocess.CompletedProcess:
     """Run dbt at one as-of date. One target path per date: dbt re-parses the whole project when
     vars change, so a re-run of a date reuses that date's partial-parse state."""
     return run_dbt(
-        work / "work.duckdb",
+        work / WORK_DB,
         *args,
         target=work / f"target-{as_of}",
         dbt_vars={"as_of_date": as_of, "history_days": HISTORY_DAYS},
@@ -36,19 +36,15 @@ def _dbt(work: Path, as_of: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def _query(work: Path, sql: str) -> list[tuple]:
-    return query(work / "work.duckdb", sql)
-
-
 def _rows_by_client(work: Path, table: str, columns: str) -> dict[str, tuple]:
-    rows = _query(work, f"select client_id, {columns} from marts.{table}")
+    rows = query(work / WORK_DB, f"select client_id, {columns} from marts.{table}")
     return {row[0]: row[1:] for row in rows}
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("dbt_clients")
-    con = duckdb.connect(str(work / "work.duckdb"))
+    con = duckdb.connect(str(work / WORK_DB))
     try:
         populate_planted_clients(con)
     finally:
@@ -83,9 +79,11 @@ def test_abc_on_planted_clients(built: Path) -> None:
     assert abc["noorders"] == (None, False, "no orders in the window", None)
     ranked = [v for v in abc.values() if v[1]]
     assert sorted(v[3] for v in ranked) == list(range(1, len(ranked) + 1))
-    (total,) = _query(built, "select sum(revenue_share) from marts.client_abc where is_ranked")[0]
+    (total,) = query(
+        built / WORK_DB, "select sum(revenue_share) from marts.client_abc where is_ranked"
+    )[0]
     assert total == pytest.approx(1.0)
-    (as_of,) = _query(built, "select distinct as_of_date from marts.client_abc")[0]
+    (as_of,) = query(built / WORK_DB, "select distinct as_of_date from marts.client_abc")[0]
     assert as_of == date(2026, 9, 30)
 
 
@@ -133,17 +131,18 @@ def test_status_history_two_dates_and_idempotent_rerun(built: Path) -> None:
     _dbt(built, D2, "run", "--select", "+clients.marts")
     # D1 and D2 from the daily runs; the window before D1 and the 30 days between were
     # reconstructed (the run at D2 fills the gap)
-    daily = _query(
-        built,
+    daily = query(
+        built / WORK_DB,
         "select distinct as_of_date from marts.client_status_history "
         "where history_source = 'daily_run' order by 1",
     )
     assert [d for (d,) in daily] == [date(2026, 9, 30), date(2026, 10, 31)]
-    (days, first) = _query(
-        built, "select count(distinct as_of_date), min(as_of_date) from marts.client_status_history"
+    (days, first) = query(
+        built / WORK_DB,
+        "select count(distinct as_of_date), min(as_of_date) from marts.client_status_history",
     )[0]
     assert days == HISTORY_DAYS + 31 and first == date(2026, 9, 30) - timedelta(HISTORY_DAYS - 1)
-    before = _query(built, history_sql)
+    before = query(built / WORK_DB, history_sql)
     at_d1_d2 = [r for r in before if r[0] in (date(2026, 9, 30), date(2026, 10, 31))]
     assert len(at_d1_d2) == 10  # five clients with orders, two dates
 
@@ -155,7 +154,7 @@ def test_status_history_two_dates_and_idempotent_rerun(built: Path) -> None:
     assert life["drop"] == ("churn", date(2026, 10, 19), "decline")
 
     _dbt(built, D1, "run", "--select", "+clients.marts")
-    assert _query(built, history_sql) == before
+    assert query(built / WORK_DB, history_sql) == before
     # Back at D1, the later D2 rows are ignored by client_lifecycle.
     life = _rows_by_client(
         built, "client_lifecycle", "lifecycle_stage, stage_since, previous_stage"

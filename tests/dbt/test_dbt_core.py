@@ -99,13 +99,9 @@ def built_work_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work_db
 
 
-def _query(work_db: Path, sql: str) -> list[tuple]:
-    return query(work_db, sql)
-
-
 def test_staging_has_exactly_the_contract_columns(built_work_db: Path) -> None:
     for table in TABLES:
-        rows = _query(
+        rows = query(
             built_work_db,
             "select column_name, data_type from information_schema.columns "
             f"where table_schema = 'staging' and table_name = 'stg_{table.system}__{table.name}' "
@@ -118,30 +114,30 @@ def test_staging_has_exactly_the_contract_columns(built_work_db: Path) -> None:
 
 
 def test_staging_trims_text_and_defaults_discount(built_work_db: Path) -> None:
-    assert _query(
+    assert query(
         built_work_db, "select client_id from staging.stg_erp__orders where order_id = 'o1'"
     ) == [("c1",)]
-    assert _query(
+    assert query(
         built_work_db,
         "select discount from staging.stg_erp__order_lines where order_id = 'o1' and line_no = 2",
     ) == [(0.0,)]
 
 
 def test_fct_orders_values(built_work_db: Path) -> None:
-    rows = _query(
+    rows = query(
         built_work_db,
         "select order_id, client_id, line_count, gross_revenue, discount_amount, net_revenue, "
         "cost_known, margin, has_unknown_cost, is_revenue_bearing "
         "from marts.fct_orders order by order_id",
     )
     assert rows == EXPECTED_ORDERS
-    assert _query(built_work_db, "select max(order_date)::varchar from marts.fct_orders") == [
+    assert query(built_work_db, "select max(order_date)::varchar from marts.fct_orders") == [
         (AS_OF,)
     ]
 
 
 def test_dim_clients_values(built_work_db: Path) -> None:
-    rows = _query(
+    rows = query(
         built_work_db,
         "select client_id, account_manager_name, manager_team, first_order_date::varchar, "
         "last_order_date::varchar, order_count from marts.dim_clients order by client_id",

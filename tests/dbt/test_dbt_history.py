@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dbt_support import HISTORY_DAYS, query, run_dbt
+from dbt_support import HISTORY_DAYS, WORK_DB, query, run_dbt
 from planted_clients import populate_planted_clients
 
 from pipelines.extract.raw_schema import ensure_raw_schema
@@ -53,7 +53,7 @@ def _dbt(work: Path, as_of: date, *args: str, **extra_vars: object) -> None:
         **FIXED_FACTORS,
         **extra_vars,
     }
-    run_dbt(work / "work.duckdb", *args, target=work / "target", dbt_vars=dbt_vars)
+    run_dbt(work / WORK_DB, *args, target=work / "target", dbt_vars=dbt_vars)
 
 
 def _build_marts(work: Path, as_of: date, **extra_vars: object) -> None:
@@ -71,10 +71,6 @@ def _build_marts(work: Path, as_of: date, **extra_vars: object) -> None:
         "cautious",
         **extra_vars,
     )
-
-
-def _query(work: Path, sql: str) -> list[tuple]:
-    return query(work / "work.duckdb", sql)
 
 
 def _load_generated(raw_db: Path, sources: Path) -> None:
@@ -103,7 +99,7 @@ def raw_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _fresh(tmp_path_factory: pytest.TempPathFactory, name: str, raw: Path) -> Path:
     work = tmp_path_factory.mktemp(name)
-    shutil.copy(raw, work / "work.duckdb")
+    shutil.copy(raw, work / WORK_DB)
     return work
 
 
@@ -115,8 +111,8 @@ def history(tmp_path_factory: pytest.TempPathFactory, raw_template: Path) -> Pat
 
 
 def test_first_run_reconstructs_the_window(history: Path) -> None:
-    rows = _query(
-        history,
+    rows = query(
+        history / WORK_DB,
         "select history_source, count(distinct as_of_date), min(as_of_date), max(as_of_date) "
         "from marts.client_status_history group by 1 order by 1",
     )
@@ -125,8 +121,8 @@ def test_first_run_reconstructs_the_window(history: Path) -> None:
         ("reconstructed", HISTORY_DAYS - 1, D - timedelta(days=HISTORY_DAYS - 1), D - timedelta(1)),
     ]
     # risk_level (CRM signals) only on the daily rows
-    assert _query(
-        history,
+    assert query(
+        history / WORK_DB,
         "select count(*) from marts.client_status_history "
         "where history_source = 'reconstructed' and risk_level is not null",
     ) == [(0,)]
@@ -148,8 +144,8 @@ def test_reconstructed_rows_equal_the_daily_models(
         "--select",
         *DAILY_SELECT,
     )
-    expected = _query(
-        daily,
+    expected = query(
+        daily / WORK_DB,
         f"""
         select life.client_id, {COMPARED}
         from intermediate.int_clients__lifecycle_today as life
@@ -158,8 +154,8 @@ def test_reconstructed_rows_equal_the_daily_models(
         order by 1
         """,
     )
-    got = _query(
-        history,
+    got = query(
+        history / WORK_DB,
         f"""
         select client_id, {COMPARED} from marts.client_status_history
         where as_of_date = date '{as_of}' order by 1
@@ -175,7 +171,7 @@ def test_reconstructed_rows_equal_the_daily_models(
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("history_planted")
-    con = duckdb.connect(str(work / "work.duckdb"))
+    con = duckdb.connect(str(work / WORK_DB))
     try:
         populate_planted_clients(con)
     finally:
@@ -187,8 +183,8 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_planted_weekly_buyer_that_stops(planted: Path) -> None:
     # gone buys weekly from 2025-09-01 until 2026-08-03 (expected 7 days, factors 1.5 / 3.0):
     # at risk from 08-03 + ceil(1.5 x 7) = 08-14, churned from 08-03 + ceil(3 x 7) = 08-24
-    transitions = _query(
-        planted,
+    transitions = query(
+        planted / WORK_DB,
         "select from_stage, to_stage, transition_date, days_in_previous_stage "
         "from marts.client_stage_transitions where client_id = 'gone' "
         "and transition_date >= date '2026-08-01' order by transition_date",
@@ -198,8 +194,8 @@ def test_planted_weekly_buyer_that_stops(planted: Path) -> None:
         ("decline", "churn", date(2026, 8, 24), 10),
     ]
     stages = dict(
-        _query(
-            planted,
+        query(
+            planted / WORK_DB,
             "select as_of_date, lifecycle_stage from marts.client_status_history "
             "where client_id = 'gone' and as_of_date between date '2026-08-13' and "
             "date '2026-08-24'",
@@ -208,14 +204,14 @@ def test_planted_weekly_buyer_that_stops(planted: Path) -> None:
     assert stages[date(2026, 8, 13)] != "decline"
     assert all(stages[date(2026, 8, 14) + timedelta(n)] == "decline" for n in range(10))
     assert stages[date(2026, 8, 24)] == "churn"
-    life = _query(
-        planted,
+    life = query(
+        planted / WORK_DB,
         "select stage_since, previous_stage from marts.client_lifecycle where client_id = 'gone'",
     )
     assert life == [(date(2026, 8, 24), "decline")]
     # the first row of every client is "first seen" (no previous stage, no duration)
-    firsts = _query(
-        planted,
+    firsts = query(
+        planted / WORK_DB,
         "select client_id, count(*) from marts.client_stage_transitions "
         "where from_stage is null group by 1 having count(*) != 1 "
         "or min(days_in_previous_stage) is not null",
@@ -224,16 +220,16 @@ def test_planted_weekly_buyer_that_stops(planted: Path) -> None:
 
 
 def _snapshot(work: Path, before: date) -> list[tuple]:
-    return _query(
-        work,
+    return query(
+        work / WORK_DB,
         f"select * from marts.client_status_history where as_of_date < date '{before}' "
         "order by as_of_date, client_id",
     )
 
 
 def _rows_per_source(work: Path, since: date) -> list[tuple]:
-    return _query(
-        work,
+    return query(
+        work / WORK_DB,
         "select as_of_date, history_source, count(*) from marts.client_status_history "
         f"where as_of_date >= date '{since}' group by 1, 2 order by 1, 2",
     )
@@ -242,23 +238,24 @@ def _rows_per_source(work: Path, since: date) -> list[tuple]:
 def test_incremental_runs_gaps_and_backfill(planted: Path) -> None:
     d1, d3 = D + timedelta(1), D + timedelta(3)
     older = _snapshot(planted, d1)
-    transitions_before = _query(
-        planted,
+    transitions_before = query(
+        planted / WORK_DB,
         f"select * from marts.client_stage_transitions where transition_date < date '{d1}' "
         "order by 1, 4",
     )
     # the next day: only its own rows, from the daily models; nothing rebuilt
     _build_marts(planted, d1)
-    assert _query(
-        planted, "select count(*) from intermediate.int_clients__as_of_dates where is_history_date"
+    assert query(
+        planted / WORK_DB,
+        "select count(*) from intermediate.int_clients__as_of_dates where is_history_date",
     ) == [(0,)]
     rebuilt = "select count(*) from intermediate.int_clients__status_history_rebuilt"
-    assert _query(planted, rebuilt) == [(0,)]
+    assert query(planted / WORK_DB, rebuilt) == [(0,)]
     assert _rows_per_source(planted, D) == [(D, "daily_run", 5), (d1, "daily_run", 5)]
     assert _snapshot(planted, d1) == older
     assert (
-        _query(
-            planted,
+        query(
+            planted / WORK_DB,
             f"select * from marts.client_stage_transitions where transition_date < date '{d1}' "
             "order by 1, 4",
         )
@@ -284,13 +281,13 @@ def test_incremental_runs_gaps_and_backfill(planted: Path) -> None:
     ] + [(d3, "daily_run", 5)]
     assert _snapshot(planted, start) == before_backfill
     # the rebuilt D rows carry the same stages as the daily run of D wrote
-    assert _query(
-        planted,
+    assert query(
+        planted / WORK_DB,
         f"select client_id, lifecycle_stage from marts.client_status_history "
         f"where as_of_date = date '{D}' order by 1",
     ) == sorted(_stages_at(older, D))
     # transitions are the same as those recomputed from the whole history
-    assert _query(planted, _TRANSITIONS_FROM_SCRATCH) == []
+    assert query(planted / WORK_DB, _TRANSITIONS_FROM_SCRATCH) == []
 
 
 def _stages_at(rows: list[tuple], day: date) -> list[tuple]:
