@@ -353,7 +353,9 @@ SETTINGS: tuple[Setting, ...] = (
         "KAM_PARTITIONS_START",
         "2020-01-01",
         _iso_date,
-        "first as-of date that can be run or backfilled",
+        "first as-of date that can be run or backfilled; unset, a data dir takes the month "
+        "of its first order after its first successful run (`sources.json`), so the UI's "
+        "partitions begin with the data",
     ),
     Setting(
         "history_days",

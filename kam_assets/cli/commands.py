@@ -15,6 +15,7 @@ from kam_assets.cli.data_dir import (
     make_record,
     mismatch,
     read_record,
+    remember_first_order_month,
     reuse_recorded_sources,
     write_record,
 )
@@ -122,6 +123,11 @@ def _start_and_run(
     if not outcome.success:
         report_failure(outcome)
         return 1
+    if start := remember_first_order_month(settings):
+        print(
+            f"kam {command}: the data's first order month {start} is now this data dir's "
+            "first partition (the UI of `kam dev`; set KAM_PARTITIONS_START to choose another)"
+        )
     return settings, params, outcome
 
 

@@ -21,7 +21,7 @@ import json
 import os
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -195,6 +195,31 @@ def reuse_recorded_sources(settings: Settings) -> SourcesRecord | None:
     else:
         os.environ.pop("KAM_CRM_URL", None)
     return record
+
+
+def remember_first_order_month(settings: Settings) -> str | None:
+    """After a data dir's first successful run: the first day of the month of its first
+    order (the work DB's raw orders) becomes the data dir's first partition, unless one was
+    given (KAM_PARTITIONS_START, recorded) — so the UI's partitions, started by `kam dev` in
+    this data dir, begin with the data and its "missing" counts mean something. The date
+    recorded, or None."""
+    import duckdb
+
+    record = read_record(settings.data_dir)
+    if record is None or record.partitions_start or not settings.work_db.is_file():
+        return None
+    try:
+        with duckdb.connect(str(settings.work_db), read_only=True) as con:
+            (first,) = con.execute(
+                "select min(cast(order_date as date)) from raw_erp.orders"
+            ).fetchall()[0]
+    except duckdb.Error:
+        return None  # no raw orders to learn from: the default stays
+    if first is None:
+        return None
+    start = first.replace(day=1).isoformat()
+    write_record(settings.data_dir, replace(record, partitions_start=start))
+    return start
 
 
 def archive_state(settings: Settings) -> tuple[Path, list[str]]:

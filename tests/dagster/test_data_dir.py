@@ -158,3 +158,28 @@ def test_the_default_data_dir_is_printed_absolute(
     del os.environ["KAM_DATA_DIR"]
     monkeypatch.chdir(tmp_path)
     assert command_line("check").startswith(f"KAM_DATA_DIR={tmp_path / 'data'} ")
+
+
+def test_the_first_order_month_becomes_the_first_partition(clean_env: Path, tmp_path: Path) -> None:
+    """After the first successful run (raw orders in the work DB), unless one was given."""
+    import duckdb
+
+    from kam_assets.cli.data_dir import remember_first_order_month
+
+    settings = _settings(kam_data_dir=str(clean_env), kam_erp_url=str(tmp_path / "export"))
+    write_record(clean_env, make_record(settings, "run", None))
+    settings.work_db.parent.mkdir(parents=True)
+    with duckdb.connect(str(settings.work_db)) as con:
+        con.execute("create schema raw_erp")
+        con.execute(
+            "create table raw_erp.orders as select * from (values "
+            "('o1', date '2024-05-01'), ('o2', date '2024-03-15'), ('o3', date '2026-09-30')"
+            ") t(order_id, order_date)"
+        )
+    assert remember_first_order_month(settings) == "2024-03-01"
+    record = read_record(clean_env)
+    assert record is not None and record.partitions_start == "2024-03-01"
+    assert remember_first_order_month(settings) is None  # recorded once; a given one wins
+    # the next command in this data dir starts its partitions there (KAM_PARTITIONS_START unset)
+    reuse_recorded_sources(_settings(kam_data_dir=str(clean_env)))
+    assert os.environ["KAM_PARTITIONS_START"] == "2024-03-01"
