@@ -1,8 +1,9 @@
--- churn_probability of each client at D: the share of comparable past cases (same segment,
--- overdue ratio bucket and order days bucket; int_clients__backtest_cases, horizons passed
--- by D) that did not order again within their horizon, smoothed towards the same buckets
--- over all segments, and those towards all past cases, with weight
--- probability_prior_cases: p = (lost + k x p_wider) / (cases + k).
+-- churn_probability and the churned / at-risk flags of each client at D (docs/rules.md
+-- "Churn score"): the probability is the chosen score's (int_clients__churn_model, fitted
+-- on the company's own past); the flags come from it where the score sets them, and from
+-- the cadence rule (int_clients__cadence with int_clients__churn_ratios) where the
+-- segment's policy sets a factor (the policy always wins) or where the score had too few
+-- past cases to set them (flags_from = 'cadence_rule').
 
 with
 
@@ -12,98 +13,69 @@ cadence as (
 
 ),
 
-backtest_cases as (
+churn_ratios as (
 
-    select * from {{ ref('int_clients__backtest_cases') }}
-
-),
-
-overall as (
-
-    select
-        count(*) as cases,
-        count(*) filter (where did_not_order_again) as lost
-
-    from backtest_cases
+    select * from {{ ref('int_clients__churn_ratios') }}
 
 ),
 
-by_buckets as (
+churn_model as (
 
-    select
-        overdue_ratio_bucket,
-        order_days_bucket,
-        count(*) as cases,
-        count(*) filter (where did_not_order_again) as lost
-
-    from backtest_cases
-
-    group by overdue_ratio_bucket, order_days_bucket
+    select * from {{ ref('int_clients__churn_model') }}
 
 ),
 
-by_segment_buckets as (
+scores as (
 
-    select
-        segment,
-        overdue_ratio_bucket,
-        order_days_bucket,
-        count(*) as cases,
-        count(*) filter (where did_not_order_again) as lost
+    select * from churn_model
 
-    from backtest_cases
-
-    group by segment, overdue_ratio_bucket, order_days_bucket
+    where row_kind = 'client'
 
 ),
 
-clients as (
+joined as (
 
     select
-        client_id,
-        segment,
-        overdue_ratio,
-        distinct_order_days,
-        {{ overdue_ratio_bucket('overdue_ratio') }} as overdue_ratio_bucket,
-        {{ order_days_bucket('distinct_order_days') }} as order_days_bucket
+        cadence.client_id,
+        cadence.segment,
+        cadence.last_order_date,
+        cadence.is_churned as cadence_is_churned,
+        cadence.is_at_risk as cadence_is_at_risk,
+        scores.churn_probability,
+        scores.score_is_churned,
+        scores.score_is_at_risk,
+        scores.flags_from,
+        scores.chosen_candidate,
+        scores.churned_level,
+        scores.churned_precision,
+        scores.at_risk_level,
+        scores.at_risk_precision,
+        scores.horizon_days,
+        coalesce(churn_ratios.churn_ratio_source = 'policy', false) as has_policy_churn,
+        coalesce(churn_ratios.at_risk_ratio_source = 'policy', false) as has_policy_at_risk
 
     from cadence
+    left join scores
+        on cadence.client_id = scores.client_id
+    left join churn_ratios
+        on
+            cadence.segment = churn_ratios.segment
+            and {{ order_days_band('cadence.distinct_order_days') }} = churn_ratios.order_days_band
 
 ),
 
-smoothed as (
-
-    select
-        clients.*,
-        coalesce(by_segment_buckets.cases, 0) as segment_cases,
-        coalesce(by_segment_buckets.lost, 0) as segment_lost,
-        coalesce(by_buckets.cases, 0) as all_segments_cases,
-        coalesce(by_buckets.lost, 0) as all_segments_lost,
-        overall.cases as overall_cases,
-        cast(overall.lost as double) / nullif(overall.cases, 0) as overall_share
-
-    from clients
-    cross join overall
-    left join by_buckets
-        on
-            clients.overdue_ratio_bucket = by_buckets.overdue_ratio_bucket
-            and clients.order_days_bucket = by_buckets.order_days_bucket
-    left join by_segment_buckets
-        on
-            clients.segment = by_segment_buckets.segment
-            and clients.overdue_ratio_bucket = by_segment_buckets.overdue_ratio_bucket
-            and clients.order_days_bucket = by_segment_buckets.order_days_bucket
-
-),
-
-all_segments as (
+decided as (
 
     select
         *,
-        (all_segments_lost + {{ var('probability_prior_cases') }} * overall_share)
-        / (all_segments_cases + {{ var('probability_prior_cases') }}) as all_segments_probability
+        case
+            when last_order_date is null then 'not_judged'
+            when has_policy_churn or has_policy_at_risk then 'policy'
+            when flags_from = 'score' then 'score'
+            else 'cadence_rule'
+        end as flag_source
 
-    from smoothed
+    from joined
 
 ),
 
@@ -112,24 +84,25 @@ final as (
     select
         client_id,
         segment,
-        overdue_ratio_bucket,
-        order_days_bucket,
-        -- null: not judged (no order yet) or no past case at all to learn from
+        -- null: no completed order yet, or no past case to calibrate on
+        case when last_order_date is not null then churn_probability end as churn_probability,
+        flag_source,
         case
-            when overdue_ratio_bucket is not null and order_days_bucket is not null
-                then
-                    (segment_lost + {{ var('probability_prior_cases') }} * all_segments_probability)
-                    / (segment_cases + {{ var('probability_prior_cases') }})
-        end as churn_probability,
+            when flag_source = 'score' then coalesce(score_is_churned, false)
+            else coalesce(cadence_is_churned, false)
+        end as is_churned,
         case
-            when overdue_ratio_bucket is not null and order_days_bucket is not null then segment_cases
-        end as churn_probability_cases,
-        case
-            when overdue_ratio_bucket is not null and order_days_bucket is not null then all_segments_cases
-        end as all_segments_cases,
-        overall_cases
+            when flag_source = 'score' then coalesce(score_is_at_risk, false)
+            else coalesce(cadence_is_at_risk, false)
+        end as is_at_risk,
+        chosen_candidate,
+        churned_level,
+        churned_precision,
+        at_risk_level,
+        at_risk_precision,
+        horizon_days
 
-    from all_segments
+    from decided
 
 )
 

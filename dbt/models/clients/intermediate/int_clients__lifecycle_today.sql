@@ -20,6 +20,13 @@ volume as (
 
 ),
 
+-- the churned / at-risk flags of the churn score (docs/rules.md "Churn score")
+churn_flags as (
+
+    select * from {{ ref('int_clients__churn_probability') }}
+
+),
+
 growth_windows as (
 
     select
@@ -45,21 +52,23 @@ flags as (
         cadence.client_id,
         cadence.first_order_date,
         cadence.last_order_date,
-        cadence.is_churned,
-        cadence.is_at_risk,
+        coalesce(churn_flags.is_churned, cadence.is_churned) as is_churned,
+        coalesce(churn_flags.is_at_risk, cadence.is_at_risk) as is_at_risk,
         volume.has_volume_drop,
         coalesce(growth_windows.revenue_recent_period, 0) as revenue_recent_period,
         coalesce(growth_windows.revenue_prior_period, 0) as revenue_prior_period,
         {{ is_new_client('cadence.first_order_date', as_of_date()) }} as is_new_client,
         {{ is_growing('growth_windows.revenue_recent_period', 'growth_windows.revenue_prior_period') }} as is_growing,
         coalesce(
-            not cadence.is_churned
+            not coalesce(churn_flags.is_churned, cadence.is_churned)
             and cadence.last_order_date > {{ as_of_date() }} - {{ var('new_client_days') }}
             and cadence.last_gap_days >= cadence.churn_ratio * cadence.expected_interval_days,
             false
         ) as is_reactivated
 
     from cadence
+    left join churn_flags
+        on cadence.client_id = churn_flags.client_id
     left join volume
         on cadence.client_id = volume.client_id
     left join growth_windows

@@ -33,7 +33,10 @@ churn_probability as (
 joined as (
 
     select
-        cadence.*,
+        cadence.* exclude (is_churned, is_at_risk),
+        -- the flags are the churn score's (int_clients__churn_probability decides them)
+        coalesce(churn_probability.is_churned, cadence.is_churned) as is_churned,
+        coalesce(churn_probability.is_at_risk, cadence.is_at_risk) as is_at_risk,
         volume.revenue_last_90d,
         volume.baseline_revenue_90d,
         volume.volume_change_ratio,
@@ -48,9 +51,14 @@ joined as (
         payment.late_invoices_365d,
         payment.has_poor_payment_discipline,
         churn_probability.churn_probability,
-        churn_probability.churn_probability_cases,
-        churn_probability.overdue_ratio_bucket,
-        churn_probability.order_days_bucket
+        churn_probability.flag_source,
+        churn_probability.chosen_candidate,
+        case
+            when churn_probability.flag_source <> 'score' then null
+            when churn_probability.is_churned then churn_probability.churned_precision
+            when churn_probability.is_at_risk then churn_probability.at_risk_precision
+        end as flag_precision,
+        churn_probability.horizon_days
 
     from cadence
     left join volume
@@ -86,26 +94,21 @@ scored as (
                 then cast(cast(expected_interval_days as bigint) as varchar)
             else printf('%.1f', expected_interval_days)
         end as interval_text,
-        -- the evidence behind a churned / overdue flag: the past cases like this client
+        -- the evidence behind a churned / overdue flag: the score and how right its flag was
         case
-            when churn_probability_cases = 0
-                then
-                    'no past case like it (' || coalesce(segment, 'no segment') || ', '
-                    || overdue_ratio_bucket || ' overdue, ' || order_days_bucket
-                    || '): churn probability ' || printf('%.0f', churn_probability * 100)
-                    || ' % from the wider groups'
             when churn_probability is not null
                 then
-                    printf('%.0f', churn_probability * 100) || ' % of past cases like it ('
-                    || coalesce(segment, 'no segment') || ', ' || overdue_ratio_bucket || ' overdue, '
-                    || order_days_bucket || ') did not order again ('
-                    || churn_probability_cases || ' cases'
+                    printf('%.0f', churn_probability * 100) || ' % churn probability within '
+                    || horizon_days || ' days'
                     || case
-                        when churn_probability_cases < {{ var('probability_prior_cases') }}
-                            then ', leaning on all segments'
+                        when flag_source = 'score' and flag_precision is not null
+                            then
+                                ' (flags at this level were right ' || printf('%.0f', flag_precision * 100)
+                                || ' % of the time on the most recent past dates)'
+                        when flag_source = 'policy' then ' (flag set by the segment policy)'
+                        when flag_source = 'cadence_rule' then ' (flag by the cadence rule)'
                         else ''
                     end
-                    || ')'
         end as evidence_text
 
     from joined
@@ -206,7 +209,8 @@ final as (
         cast(invoices_365d as bigint) as invoices_365d,
         cast(is_silent as boolean) as is_silent,
         cast(churn_probability as double) as churn_probability,
-        cast(churn_probability_cases as bigint) as churn_probability_cases
+        cast(flag_source as varchar) as flag_source,
+        cast(flag_precision as double) as flag_precision
 
     from explained
 
