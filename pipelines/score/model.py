@@ -367,9 +367,7 @@ def lowest_level(
 # --- the horizon -----------------------------------------------------------------------
 
 
-def derive_horizon(
-    frame: pd.DataFrame, as_of: date, settings: ScoreSettings
-) -> tuple[int, str]:
+def derive_horizon(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) -> tuple[int, str]:
     """The horizon in days and where it came from.
 
     The setting wins. Else 3 x the median expected interval of D's clients, rounded up to
@@ -448,9 +446,13 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
         past = past.sort_values(["as_of_date", "client_id"]).reset_index(drop=True)
     end = past["as_of_date"].map(lambda t: t + timedelta(days=horizon))
     nxt = past["next_order_date"]
-    lost = np.array(
-        [(n is None or pd.isna(n) or n > e) for n, e in zip(nxt, end, strict=True)], dtype=bool
-    ) if len(past) else np.zeros(0, dtype=bool)
+    lost = (
+        np.array(
+            [(n is None or pd.isna(n) or n > e) for n, e in zip(nxt, end, strict=True)], dtype=bool
+        )
+        if len(past)
+        else np.zeros(0, dtype=bool)
+    )
     segments = sorted(str(s) for s in frame["segment"].dropna().unique())
     notes: list[str] = []
 
@@ -459,9 +461,7 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     val_dates = dates[-n_val:] if n_val else []
     v_start = val_dates[0] if val_dates else None
     report: list[dict[str, Any]] = []
-    window = (
-        f"{val_dates[0].isoformat()} .. {val_dates[-1].isoformat()}" if val_dates else "none"
-    )
+    window = f"{val_dates[0].isoformat()} .. {val_dates[-1].isoformat()}" if val_dates else "none"
 
     def enough(y: np.ndarray) -> bool:
         return int(y.sum()) >= settings.min_cases and int((~y).sum()) >= settings.min_cases

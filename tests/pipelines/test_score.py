@@ -1,0 +1,254 @@
+"""pipelines.score on small hand-made histories (no dbt, no Dagster).
+
+The features frame is built here from order days the way int_clients__score_features does
+(one row per weekly as-of date and client with an order up to it; the next order day for
+the outcome), so each test states the behaviour it plants and the answer it expects.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.score import ScoreError, ScoreSettings, derive_horizon, score_clients
+from pipelines.score.model import (
+    LATENESS_FEATURES,
+    Platt,
+    _Boosting,
+    _Logistic,
+    calibration_error,
+    feature_matrix,
+    lowest_level,
+    roc_auc,
+)
+
+D = date(2026, 9, 30)
+
+
+def frame_from_orders(
+    orders: dict[str, list[date]], as_of: date, weeks: int = 104, segment: str = "retail"
+) -> pd.DataFrame:
+    """Rows for D and every 7 days back (``weeks``), from order days up to ``as_of`` only
+    (an order after D is never read, as in the dbt model)."""
+    rows = []
+    for k in range(weeks + 1):
+        t = as_of - timedelta(days=7 * k)
+        for client, days in orders.items():
+            seen = sorted(d for d in days if d <= t)
+            if not seen:
+                continue
+            later = [d for d in sorted(days) if t < d <= as_of]
+            gaps = [(b - a).days for a, b in zip(seen, seen[1:], strict=False)]
+            n = len(seen)
+            expected = float(np.median(gaps)) if n >= 4 else 30.0
+            recency = (t - seen[-1]).days
+            rows.append(
+                {
+                    "as_of_date": t,
+                    "client_id": client,
+                    "segment": segment,
+                    "days_since_last_order": recency,
+                    "distinct_order_days": n,
+                    "tenure_days": (t - seen[0]).days,
+                    "mean_gap_days": (seen[-1] - seen[0]).days / (n - 1) if n > 1 else None,
+                    "last_gap_days": gaps[-1] if gaps else None,
+                    "longest_gap_days": max(gaps) if gaps else None,
+                    "expected_interval_days": expected,
+                    "overdue_ratio": recency / expected,
+                    "revenue_90d": 100.0 * sum(1 for d in seen if (t - d).days < 90),
+                    "revenue_prior_90d": 100.0 * sum(1 for d in seen if 90 <= (t - d).days < 180),
+                    "revenue_365d": 100.0 * sum(1 for d in seen if (t - d).days < 365),
+                    "revenue_to_date": 100.0 * n,
+                    "first_order_revenue": 100.0,
+                    "next_order_date": later[0] if later and t < as_of else None,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def company(seed: int = 1, clients: int = 160, as_of: date = D) -> dict[str, list[date]]:
+    """Clients buying every 7-60 days (jitter +-20 %) from a start date, each stopping
+    for good at a random date (or never): who stops is what the score must rank."""
+    rng = random.Random(seed)
+    start = as_of - timedelta(days=730)
+    out: dict[str, list[date]] = {}
+    for i in range(clients):
+        interval = rng.choice([7, 14, 30, 60])
+        first = start + timedelta(days=rng.randrange(0, 500))
+        stop = first + timedelta(days=rng.randrange(30, 900))
+        days, d = [], first
+        while d <= min(stop, as_of):
+            days.append(d)
+            d += timedelta(days=max(1, round(interval * rng.uniform(0.8, 1.2))))
+        out[f"c{i:03d}"] = days
+    return out
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    return frame_from_orders(company(), D)
+
+
+def test_scores_every_client_and_reports_every_candidate(history: pd.DataFrame) -> None:
+    result = score_clients(history, D, ScoreSettings(horizon_days=60))
+    today = history[history["as_of_date"] == D]
+    assert sorted(result.clients["client_id"]) == sorted(today["client_id"])
+    p = result.clients["churn_probability"].to_numpy(dtype=float)
+    assert np.all((p > 0) & (p < 1))
+    report = result.report
+    assert set(report["candidate"]) == {"recency", "cadence_rule", "logistic", "gradient_boosting"}
+    assert report["is_chosen"].sum() == 1
+    assert (report["horizon_days"] == 60).all()
+    chosen = report[report["is_chosen"]].iloc[0]
+    assert chosen["candidate"] == result.chosen
+    # the chosen one ranked best in the window (or a learned one fell short of the margin)
+    assert chosen["auc"] >= report["auc"].max() - ScoreSettings().margin - 1e-12
+    assert 0 < chosen["base_rate"] < 1 and chosen["cases"] > 100
+
+
+def test_probability_never_falls_as_a_client_gets_later(history: pd.DataFrame) -> None:
+    """Everything else equal, a later client never gets a lower probability: the boosted
+    model is constrained on every lateness feature, the logistic one only sees recency."""
+    passed = history[history["as_of_date"] <= D - timedelta(days=60)]
+    y = passed["next_order_date"].map(lambda n: n is None or pd.isna(n)).to_numpy()
+    ends = passed["as_of_date"].map(lambda t: t + timedelta(days=60))
+    y = y | np.array(
+        [
+            bool(n is not None and not pd.isna(n) and n > e)
+            for n, e in zip(passed["next_order_date"], ends, strict=True)
+        ]
+    )
+    for cand in (_Boosting(["retail"], 3), _Logistic(["retail"], 3)):
+        cand.fit(passed, y, np.ones(len(y)))
+        assert cand.monotone
+        base = history[history["as_of_date"] == D].head(25)
+        previous = None
+        for recency in range(0, 400, 10):
+            later = base.copy()
+            later["days_since_last_order"] = recency
+            later["overdue_ratio"] = recency / later["expected_interval_days"]
+            p = cand.raw(later)
+            if previous is not None:
+                assert np.all(p >= previous - 1e-12), cand.name
+            previous = p
+    _, names = feature_matrix(history.head(3), ["retail"])
+    assert set(LATENESS_FEATURES) <= set(names)
+
+
+def test_an_order_after_d_does_not_move_the_score(history: pd.DataFrame) -> None:
+    orders = company()
+    planted = {k: list(v) for k, v in orders.items()}
+    quiet = min(planted, key=lambda c: planted[c][-1])  # the longest-silent client
+    planted[quiet].append(D + timedelta(days=3))
+    a = score_clients(frame_from_orders(orders, D), D, ScoreSettings(horizon_days=60))
+    b = score_clients(frame_from_orders(planted, D), D, ScoreSettings(horizon_days=60))
+    pd.testing.assert_frame_equal(a.clients, b.clients)
+    pd.testing.assert_frame_equal(a.report, b.report)
+
+
+def test_rows_after_d_are_refused(history: pd.DataFrame) -> None:
+    late = history.head(1).copy()
+    late["as_of_date"] = D + timedelta(days=1)
+    with pytest.raises(ScoreError, match="after D"):
+        score_clients(pd.concat([history, late]), D, ScoreSettings())
+    with pytest.raises(ScoreError, match="lacks the columns"):
+        score_clients(history.drop(columns=["tenure_days"]), D, ScoreSettings())
+    with pytest.raises(ScoreError, match="churned_target_precision"):
+        score_clients(history, D, ScoreSettings(churned_precision=1.5))
+
+
+def test_too_few_cases_fall_back_to_recency_and_say_why() -> None:
+    young = {f"c{i}": [D - timedelta(days=10 + i), D - timedelta(days=2 + i)] for i in range(8)}
+    frame = frame_from_orders(young, D, weeks=4)
+    result = score_clients(frame, D, ScoreSettings(horizon_days=30))
+    assert result.chosen == "recency"
+    assert len(result.report) == 1
+    row = result.report.iloc[0]
+    assert row["is_chosen"] and row["candidate"] == "recency"
+    assert "fallback" in row["why"] and "30-day horizon" in row["why"]
+    # no past case to calibrate on: no probability, the cadence rule sets the flags
+    assert (result.clients["flags_from"] == "cadence_rule").all()
+    assert result.clients["churn_probability"].isna().all()
+
+
+def test_a_learned_model_needs_the_margin_to_be_chosen(history: pd.DataFrame) -> None:
+    generous = score_clients(history, D, ScoreSettings(horizon_days=60, margin=0.0))
+    aucs = dict(zip(generous.report["candidate"], generous.report["auc"], strict=True))
+    best = max(aucs, key=aucs.get)
+    assert generous.chosen == best
+    strict = score_clients(history, D, ScoreSettings(horizon_days=60, margin=0.45))
+    assert strict.chosen in ("recency", "cadence_rule")
+    why = strict.report.loc[strict.report["is_chosen"], "why"].iloc[0]
+    if best in ("logistic", "gradient_boosting"):
+        assert "no learned model beats recency by the margin 0.450" in why
+
+
+def test_platt_scaling_recovers_a_known_calibration() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=40_000)
+    truth = 1 / (1 + np.exp(-(2.0 * z - 1.0)))
+    lost = rng.random(40_000) < truth
+    platt = Platt.fit(z, lost)
+    assert platt.a == pytest.approx(2.0, abs=0.1) and platt.b == pytest.approx(-1.0, abs=0.1)
+    assert calibration_error(platt(z), lost) < 0.02
+    assert calibration_error(np.full(len(z), 0.9), lost) > 0.3
+
+
+def test_flag_levels_by_validated_precision() -> None:
+    # p: 0.9 0.8 0.7 0.6 0.5 0.4 ; lost: 1 1 0 1 0 0 -> precision from each level:
+    # 1, 1, 2/3, 3/4, 3/5, 1/2
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    lost = np.array([1, 1, 0, 1, 0, 0], dtype=bool)
+    everyone = np.ones(6, dtype=bool)
+    assert lowest_level(p, lost, everyone, 0.75, 1) == (0.6, 0.75, 4)
+    assert lowest_level(p, lost, everyone, 0.8, 1) == (0.8, 1.0, 2)
+    assert lowest_level(p, lost, everyone, 0.8, 3) is None
+    # only eligible cases count (the lateness floor): without 0.7 (kept), precision from
+    # 0.5 is 3 of 4
+    assert lowest_level(p, lost, np.array([1, 1, 0, 1, 1, 1], bool), 0.75, 1) == (0.5, 0.75, 4)
+    # lost 0.9, 0.8, 0.6 vs kept 0.7, 0.5, 0.4: 3 + 3 + 2 of 9 pairs ranked right
+    assert roc_auc(p, lost) == pytest.approx(8 / 9)
+
+
+def test_steady_buyers_with_jitter_are_never_churned() -> None:
+    """Weekly buyers 8-10 days after their last order (1.14-1.43x) are never churned,
+    whatever their probability: the lateness floor (1.5x by default)."""
+    rng = random.Random(5)
+    orders = company(seed=7)
+    for i in range(60):
+        last = D - timedelta(days=rng.choice([8, 9, 10]))
+        days, d = [], last
+        while d > D - timedelta(days=700):
+            days.append(d)
+            d -= timedelta(days=rng.choice([6, 7, 7, 7, 8]))
+        orders[f"w{i:02d}"] = sorted(days)
+    frame = frame_from_orders(orders, D)
+    result = score_clients(frame, D, ScoreSettings(horizon_days=60))
+    weekly = result.clients[result.clients["client_id"].str.startswith("w")]
+    ratios = frame[(frame["as_of_date"] == D) & frame["client_id"].str.startswith("w")]
+    assert ratios["overdue_ratio"].between(1.0, 1.5, inclusive="neither").all()
+    assert not weekly["score_is_churned"].any()
+    # the flags never contradict the probability: churned only at or above the level
+    c = result.clients
+    if result.churned_level is not None:
+        assert (
+            c.loc[c["score_is_churned"].astype(bool), "churn_probability"] >= result.churned_level
+        ).all()
+    assert not (c["score_is_churned"].astype(bool) & c["score_is_at_risk"].astype(bool)).any()
+
+
+def test_default_horizon_from_cadence_capped_by_history() -> None:
+    frame = frame_from_orders(company(), D)
+    h, why = derive_horizon(frame, D, ScoreSettings())
+    assert h % 7 == 0 and 28 <= h <= 365 and "usual interval" in why
+    short = frame[frame["as_of_date"] >= D - timedelta(days=70)]
+    h_short, why_short = derive_horizon(short, D, ScoreSettings())
+    assert h_short == 35 and "capped at half the 70 days" in why_short
+    assert derive_horizon(frame, D, ScoreSettings(horizon_days=91)) == (
+        91,
+        "setting churn_horizon_days",
+    )
