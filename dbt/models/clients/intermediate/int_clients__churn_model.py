@@ -12,21 +12,39 @@ validation window); int_clients__churn_probability and marts.churn_model_report 
 
 import pandas as pd
 
-CLIENT_COLUMNS = (
-    "client_id",
-    "churn_probability",
-    "score_is_churned",
-    "score_is_at_risk",
-    "flags_from",
-    "chosen_candidate",
-    "churned_level",
-    "churned_precision",
-    "churned_level_cases",
-    "at_risk_level",
-    "at_risk_precision",
-    "at_risk_level_cases",
-    "horizon_days",
-)
+COLUMN_TYPES = {
+    # client rows
+    "client_id": "string",
+    "churn_probability": "float64",
+    "score_is_churned": "boolean",
+    "score_is_at_risk": "boolean",
+    "flags_from": "string",
+    "chosen_candidate": "string",
+    "churned_level_cases": "Int64",
+    "at_risk_level_cases": "Int64",
+    # report rows
+    "candidate": "string",
+    "validation_window": "string",
+    "cases": "Int64",
+    "lost": "Int64",
+    "base_rate": "float64",
+    "auc": "float64",
+    "flag_share": "float64",
+    "precision_at_flag_share": "float64",
+    "recall_at_flag_share": "float64",
+    "calibration_error": "float64",
+    "is_chosen": "boolean",
+    "why": "string",
+    "horizon_source": "string",
+    "score_version": "string",
+    "notes": "string",
+    # both
+    "horizon_days": "Int64",
+    "churned_level": "float64",
+    "churned_precision": "float64",
+    "at_risk_level": "float64",
+    "at_risk_precision": "float64",
+}
 
 
 def model(dbt, session):
@@ -53,6 +71,10 @@ def model(dbt, session):
     report["row_kind"] = "report"
     out = pd.concat([clients, report], ignore_index=True, sort=False)
     out["as_of_date"] = as_of
-    for column in ("score_is_churned", "score_is_at_risk", "is_chosen"):
-        out[column] = out[column].astype("boolean")
-    return out
+    # explicit types: a column of None only (a fallback run) would otherwise become
+    # DuckDB's NULL type, which the SQL models downstream cannot cast
+    for column, dtype in COLUMN_TYPES.items():
+        if column not in out:
+            out[column] = None
+        out[column] = out[column].astype(dtype)
+    return out[["row_kind", "as_of_date", *COLUMN_TYPES]]
