@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,11 @@ class Evaluation:
     auc_probability_cases: int = 0  # clients with a churn probability
     flags: dict[str, FlagScore] = field(default_factory=dict)
     churned_by_interval_source: dict[str, FlagScore] = field(default_factory=dict)
+    #: each churn score candidate's AUC on the same clients (work DB's
+    #: intermediate.int_clients__churn_model of the same as-of), and the chosen one
+    candidate_aucs: dict[str, float | None] = field(default_factory=dict)
+    candidate_cases: int = 0
+    chosen_candidate: str | None = None
 
     @property
     def horizon_end(self) -> date:
@@ -155,6 +160,9 @@ class Evaluation:
             "churned_by_interval_source": {
                 name: score(s) for name, s in self.churned_by_interval_source.items()
             },
+            "candidate_aucs": self.candidate_aucs,
+            "candidate_cases": self.candidate_cases,
+            "chosen_candidate": self.chosen_candidate,
         }
 
 
@@ -315,6 +323,39 @@ def read_outcomes(work_db: Path, as_of: date, horizon_days: int) -> tuple[set[st
     return {client_id for (client_id,) in ordered}, last
 
 
+CANDIDATE_NAMES = ("recency", "cadence_rule", "logistic", "gradient_boosting")
+
+
+def read_candidates(work_db: Path, as_of: date) -> tuple[str | None, dict[str, dict[str, float]]]:
+    """The churn score's chosen candidate and every candidate's score per client at D, from
+    the work DB's ``intermediate.int_clients__churn_model`` when it holds D (else empty)."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(work_db), read_only=True)
+    except duckdb.Error:
+        return None, {}
+    try:
+        columns = ", ".join(f"candidate_{n}" for n in CANDIDATE_NAMES)
+        rows = con.execute(
+            f"select client_id, chosen_candidate, {columns} "
+            "from intermediate.int_clients__churn_model "
+            "where row_kind = 'client' and as_of_date = ?",
+            [as_of],
+        ).fetchall()
+    except duckdb.Error:
+        return None, {}  # a work DB built before the churn score existed
+    finally:
+        con.close()
+    chosen = rows[0][1] if rows else None
+    scores: dict[str, dict[str, float]] = {}
+    for row in rows:
+        for name, value in zip(CANDIDATE_NAMES, row[2:], strict=True):
+            if value is not None:
+                scores.setdefault(name, {})[str(row[0])] = float(value)
+    return chosen, scores
+
+
 def evaluate(
     warehouse: str, work_db: Path, as_of: date, horizon_days: int, *, partial: bool = False
 ) -> Evaluation:
@@ -343,7 +384,19 @@ def evaluate(
         )
         for s in signals
     ]
-    return evaluate_cases(cases, as_of, horizon_days, last, run_id)
+    ev = evaluate_cases(cases, as_of, horizon_days, last, run_id)
+    chosen, candidates = read_candidates(work_db, as_of)
+    aucs: dict[str, float | None] = {}
+    counted = 0
+    for name in CANDIDATE_NAMES:
+        if name not in candidates:
+            continue
+        judged = [c for c in cases if c.client_id in candidates[name]]
+        counted = max(counted, len(judged))
+        aucs[name] = roc_auc(
+            [candidates[name][c.client_id] for c in judged], [c.lost for c in judged]
+        )
+    return replace(ev, candidate_aucs=aucs, candidate_cases=counted, chosen_candidate=chosen)
 
 
 # --- printing ----------------------------------------------------------------------------
@@ -385,6 +438,11 @@ def format_evaluation(ev: Evaluation) -> str:
         f"| {ev.auc_probability_cases:,} |",
         f"| overdue_ratio | {_num(ev.auc_overdue_ratio, 3)} | {ev.auc_cases:,} |",
         f"| days since last order (recency) | {_num(ev.auc_recency, 3)} | {ev.clients:,} |",
+        *(
+            f"| candidate {name}{' (chosen)' if name == ev.chosen_candidate else ''} "
+            f"| {_num(auc, 3)} | {ev.candidate_cases:,} |"
+            for name, auc in ev.candidate_aucs.items()
+        ),
         "",
         "| flag | judged | flagged | flagged, no order | no order | precision | recall |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",

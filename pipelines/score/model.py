@@ -549,6 +549,7 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     churned_cases = at_risk_cases = 0
     cal_error = None
     flags_from = "score"
+    candidate_today: dict[str, np.ndarray] = {}
     if usable or (len(past) and lost.min() != lost.max()):
         cal_frame = val_frame if usable else past
         y_cal = y_val if usable else lost
@@ -587,6 +588,14 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
         if usable:
             cand = _refit(chosen, segments, settings, past, lost)
         p_today = platt(cand.link(cand.raw(today))) if len(today) else np.zeros(0)
+        if usable and len(today):
+            # every candidate refitted the same way, scored on D: `kam evaluate` ranks them
+            # side by side once D's horizon has passed
+            for name in candidates:
+                if aucs.get(name) is None:
+                    continue
+                other = cand if name == chosen else _refit(name, segments, settings, past, lost)
+                candidate_today[name] = other.raw(today)
     else:
         flags_from = "cadence_rule"
         platt = None
@@ -648,6 +657,8 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
             "score_is_at_risk": at_risk_today,
         }
     )
+    for name in CANDIDATES:
+        clients[f"candidate_{name}"] = candidate_today.get(name, np.full(len(today), np.nan))
     clients["flags_from"] = flags_from
     clients["chosen_candidate"] = chosen
     clients["churned_level"] = churned_level

@@ -361,6 +361,18 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
     assert want["auc_published"] >= want["auc_recency"]
     assert got["auc_churn_probability"] > got["auc_recency"] + 0.02
     assert got["auc_probability_cases"] == got["clients"]
+    # every candidate ranked on the same clients; the chosen one is the published score
+    # (Platt scaling keeps its ranking)
+    assert set(got["candidate_aucs"]) == {
+        "recency",
+        "cadence_rule",
+        "logistic",
+        "gradient_boosting",
+    }
+    assert got["candidate_cases"] == got["clients"]
+    assert got["candidate_aucs"]["recency"] == pytest.approx(want["auc_recency"], abs=1e-9)
+    chosen_auc = got["candidate_aucs"][got["chosen_candidate"]]
+    assert chosen_auc == pytest.approx(got["auc_churn_probability"], abs=1e-3)
     # at risk is lost clearly more often than the not-churned are as a whole
     assert got["flags"]["is_at_risk"]["precision"] > want["not_churned_lost_share"]
 

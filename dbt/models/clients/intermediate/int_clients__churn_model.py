@@ -22,6 +22,11 @@ COLUMN_TYPES = {
     "chosen_candidate": "string",
     "churned_level_cases": "Int64",
     "at_risk_level_cases": "Int64",
+    # each candidate's raw score at D (refitted on every passed date), for `kam evaluate`
+    "candidate_recency": "float64",
+    "candidate_cadence_rule": "float64",
+    "candidate_logistic": "float64",
+    "candidate_gradient_boosting": "float64",
     # report rows
     "candidate": "string",
     "validation_window": "string",
