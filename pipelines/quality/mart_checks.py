@@ -312,4 +312,30 @@ MART_CHECKS += [
         id_columns=("client_id",),
     ),
 ]
+# issue 20, the churn score's proof: one row per candidate, exactly one chosen, AUCs in [0, 1]
+MART_CHECKS += [
+    _one_row_per("churn_model_report", ["candidate", "validation_window"]),
+    _in_sets(
+        "churn_model_report",
+        {"candidate": ("recency", "cadence_rule", "logistic", "gradient_boosting")},
+        id_columns=("validation_window",),
+    ),
+    FrameCheck(
+        _mart("churn_model_report"),
+        "one_chosen_score_auc_between_0_and_1",
+        "exactly one candidate is chosen; auc between 0 and 1 (NULL: not measured)",
+        "marts.churn_model_report",
+        ("candidate", "auc", "is_chosen"),
+        lambda _ctx: [
+            gx().ExpectColumnValuesToBeBetween(column="auc", min_value=0, max_value=1),
+            gx().ExpectColumnValuesToNotBeNull(column="is_chosen"),
+            gx().ExpectColumnSumToBeBetween(column="chosen_int", min_value=1, max_value=1),
+        ],
+        query=lambda _ctx: (
+            "select candidate, auc, is_chosen, cast(is_chosen as integer) as chosen_int "
+            "from marts.churn_model_report"
+        ),
+        id_columns=("candidate",),
+    ),
+]
 MART_CHECKS += plausible_amount_checks(MART_CHECKS)
