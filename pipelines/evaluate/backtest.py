@@ -323,7 +323,7 @@ def read_outcomes(work_db: Path, as_of: date, horizon_days: int) -> tuple[set[st
     return {client_id for (client_id,) in ordered}, last
 
 
-CANDIDATE_NAMES = ("recency", "cadence_rule", "logistic", "gradient_boosting")
+CANDIDATE_NAMES = ("recency", "cadence_rule", "logistic", "gradient_boosting", "blend")
 
 
 def read_candidates(work_db: Path, as_of: date) -> tuple[str | None, dict[str, dict[str, float]]]:

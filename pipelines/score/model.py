@@ -57,7 +57,7 @@ REQUIRED_COLUMNS = (
 )
 
 SIMPLE = ("recency", "cadence_rule")
-LEARNED = ("logistic", "gradient_boosting")
+LEARNED = ("logistic", "gradient_boosting", "blend")
 CANDIDATES = SIMPLE + LEARNED
 
 
@@ -296,6 +296,27 @@ class _Boosting(_Learned):
         return self
 
 
+class _Blend(_Learned):
+    """The mean of the logistic and the boosted model's log-odds: the boosted model ranks
+    finely inside the past's range, the logistic one carries on beyond it (a client silent
+    longer than any past case). Monotone in lateness when both are."""
+
+    name = "blend"
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray, w: np.ndarray) -> _Blend:
+        parts = [_Logistic(self.segments, self.seed), _Boosting(self.segments, self.seed)]
+        return self.use([part.fit(frame, y, w) for part in parts])
+
+    def use(self, parts: list[_Candidate]) -> _Blend:
+        self.parts = parts
+        self.monotone = all(getattr(part, "monotone", True) for part in parts)
+        return self
+
+    def raw(self, frame: pd.DataFrame) -> np.ndarray:
+        z = np.mean([self.link(part.raw(frame)) for part in self.parts], axis=0)
+        return 1 / (1 + np.exp(-z))
+
+
 # --- measures --------------------------------------------------------------------------
 
 
@@ -487,6 +508,7 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     if usable:
         candidates["logistic"] = _Logistic(segments, settings.seed)
         candidates["gradient_boosting"] = _Boosting(segments, settings.seed)
+        candidates["blend"] = _Blend(segments, settings.seed)
 
     aucs: dict[str, float | None] = {}
     val_scores: dict[str, np.ndarray] = {}
@@ -496,7 +518,10 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     for name, cand in list(candidates.items()):
         if not usable:
             break
-        cand.fit(fit_frame, y_fit, w_fit)
+        if isinstance(cand, _Blend):  # its parts are the two candidates fitted above
+            cand.use([candidates["logistic"], candidates["gradient_boosting"]])
+        else:
+            cand.fit(fit_frame, y_fit, w_fit)
         if not getattr(cand, "monotone", True):
             notes.append(f"{name}: its fit lowered the probability as lateness grows; dropped")
             aucs[name] = None
@@ -585,17 +610,29 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
                 f"no at-risk band: no lower level is lost clearly more often "
                 f"(target {target_at_risk:.2f}) than the not-churned ({base_rest:.2f})"
             )
+        refitted: dict[str, _Candidate] = {}
+
+        def refit(name: str) -> _Candidate:
+            # every learned candidate refitted once on all passed dates; the blend of the
+            # refitted parts
+            if name not in refitted:
+                if name == "blend":
+                    refitted[name] = _Blend(segments, settings.seed).use(
+                        [refit("logistic"), refit("gradient_boosting")]
+                    )
+                else:
+                    refitted[name] = _refit(name, segments, settings, past, lost)
+            return refitted[name]
+
         if usable:
-            cand = _refit(chosen, segments, settings, past, lost)
+            cand = refit(chosen)
         p_today = platt(cand.link(cand.raw(today))) if len(today) else np.zeros(0)
         if usable and len(today):
             # every candidate refitted the same way, scored on D: `kam evaluate` ranks them
             # side by side once D's horizon has passed
             for name in candidates:
-                if aucs.get(name) is None:
-                    continue
-                other = cand if name == chosen else _refit(name, segments, settings, past, lost)
-                candidate_today[name] = other.raw(today)
+                if aucs.get(name) is not None:
+                    candidate_today[name] = refit(name).raw(today)
     else:
         flags_from = "cadence_rule"
         platt = None
@@ -698,6 +735,7 @@ def _refit(
         "cadence_rule": lambda: _Cadence(),
         "logistic": lambda: _Logistic(segments, settings.seed),
         "gradient_boosting": lambda: _Boosting(segments, settings.seed),
+        "blend": lambda: _Blend(segments, settings.seed),
     }[name]()
     cand.fit(past, lost, _weights(past["as_of_date"], settings))
     return cand

@@ -329,7 +329,7 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
     finally:
         wh.close()
     # the score rests on the data's own past: a learned model, its flags from its levels
-    assert len(levels) == 1 and levels[0][2] in ("logistic", "gradient_boosting"), levels
+    assert len(levels) == 1 and levels[0][2] in ("logistic", "gradient_boosting", "blend"), levels
     assert levels[0][0] is not None and levels[0][1] is not None
     assert sources == [("score",)]
     published = {
@@ -368,6 +368,7 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
         "cadence_rule",
         "logistic",
         "gradient_boosting",
+        "blend",
     }
     assert got["candidate_cases"] == got["clients"]
     assert got["candidate_aucs"]["recency"] == pytest.approx(want["auc_recency"], abs=1e-9)

@@ -100,7 +100,13 @@ def test_scores_every_client_and_reports_every_candidate(history: pd.DataFrame) 
     p = result.clients["churn_probability"].to_numpy(dtype=float)
     assert np.all((p > 0) & (p < 1))
     report = result.report
-    assert set(report["candidate"]) == {"recency", "cadence_rule", "logistic", "gradient_boosting"}
+    assert set(report["candidate"]) == {
+        "recency",
+        "cadence_rule",
+        "logistic",
+        "gradient_boosting",
+        "blend",
+    }
     assert report["is_chosen"].sum() == 1
     assert (report["horizon_days"] == 60).all()
     chosen = report[report["is_chosen"]].iloc[0]
@@ -183,7 +189,7 @@ def test_a_learned_model_needs_the_margin_to_be_chosen(history: pd.DataFrame) ->
     strict = score_clients(history, D, ScoreSettings(horizon_days=60, margin=0.45))
     assert strict.chosen in ("recency", "cadence_rule")
     why = strict.report.loc[strict.report["is_chosen"], "why"].iloc[0]
-    if best in ("logistic", "gradient_boosting"):
+    if best in ("logistic", "gradient_boosting", "blend"):
         assert "no learned model beats recency by the margin 0.450" in why
 
 

@@ -27,6 +27,7 @@ COLUMN_TYPES = {
     "candidate_cadence_rule": "float64",
     "candidate_logistic": "float64",
     "candidate_gradient_boosting": "float64",
+    "candidate_blend": "float64",
     # report rows
     "candidate": "string",
     "validation_window": "string",
