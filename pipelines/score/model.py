@@ -446,6 +446,10 @@ def score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) -> 
     One thread for the learned models: on the shared 2-core machine OpenMP's threads
     made a 40,000-case gradient boosting fit 12x slower (14 s vs 1.1 s), not faster.
     """
+    # imported before the limit: threadpoolctl limits only the thread pools (OpenMP,
+    # BLAS) already loaded, and scikit-learn loads OpenMP with these modules
+    import sklearn.ensemble  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
