@@ -601,7 +601,10 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
         p_cal = platt(z_cal)
         cal_error = _cross_calibration_error(cand, raw_cal, y_cal, cal_frame["as_of_date"])
         ratio = cal_frame["overdue_ratio"].to_numpy(dtype=float)
-        churn_ok = ratio >= settings.churned_min_overdue_ratio
+        # never churned below an even chance, whatever the precision of the cases above
+        # (the average precision from a level can pass the target while the clients at the
+        # level itself mostly come back: the demo's first levels sat at p = 0.02)
+        churn_ok = (ratio >= settings.churned_min_overdue_ratio) & (p_cal >= 0.5)
         found = lowest_level(
             p_cal, y_cal, churn_ok, settings.churned_precision, settings.min_flag_cases
         )
@@ -618,7 +621,8 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
         rest = ~churned
         base_rest = float(y_cal[rest].mean()) if rest.any() else 0.0
         target_at_risk = base_rest + (settings.churned_precision - base_rest) / 2
-        at_risk_ok = rest & (ratio > settings.at_risk_min_overdue_ratio)
+        # at risk only above the not-churned cases' lost share (more likely lost than them)
+        at_risk_ok = rest & (ratio > settings.at_risk_min_overdue_ratio) & (p_cal > base_rest)
         found = lowest_level(p_cal, y_cal, at_risk_ok, target_at_risk, settings.min_flag_cases)
         if found and (churned_level is None or found[0] < churned_level):
             at_risk_level, at_risk_prec, at_risk_cases = found
