@@ -385,6 +385,21 @@ def lowest_level(
     return float(ps[k]), float(precision[k]), int(counts[k])
 
 
+def quantile_map(x: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each x at its quantile of ``source`` mapped to the same quantile of ``target``
+    (piecewise linear, monotone); beyond source's range, linearly with slope 1 (so clients
+    beyond the window's range keep their order instead of tying at its end)."""
+    src = np.sort(source)
+    dst = np.quantile(target, np.linspace(0, 1, len(src)))
+    src, first = np.unique(src, return_index=True)
+    dst = dst[first]
+    if len(src) < 2:
+        return x - (src[0] if len(src) else 0) + (dst[0] if len(dst) else 0)
+    out = np.interp(x, src, dst)
+    out = np.where(x < src[0], dst[0] + (x - src[0]), out)
+    return np.where(x > src[-1], dst[-1] + (x - src[-1]), out)
+
+
 # --- the horizon -----------------------------------------------------------------------
 
 
@@ -645,9 +660,18 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
                     refitted[name] = _refit(name, segments, settings, past, lost)
             return refitted[name]
 
-        if usable:
+        z_today = cand.link(cand.raw(today)) if len(today) else np.zeros(0)
+        if usable and chosen in LEARNED:
+            # the refitted model ranks D; its scores are put on the judged model's scale
+            # (same quantile on the window), so the window's calibration and flag levels
+            # mean the same for it: on Online Retail 2011-06-09 the refitted blend's raw
+            # scale was narrower and no client of D reached the churned level
+            fitted = cand
             cand = refit(chosen)
-        p_today = platt(cand.link(cand.raw(today))) if len(today) else np.zeros(0)
+            z_today = quantile_map(
+                cand.link(cand.raw(today)), cand.link(cand.raw(val_frame)), fitted.link(raw_cal)
+            )
+        p_today = platt(z_today) if len(today) else np.zeros(0)
         if usable and len(today):
             # every candidate refitted the same way, scored on D: `kam evaluate` ranks them
             # side by side once D's horizon has passed
