@@ -369,8 +369,9 @@ SETTINGS: tuple[Setting, ...] = (
         ),
         "days (1 to 3,660) of `client_status_history` reconstructed: the dates of the last "
         "this many days the history lacks (all on the first run, the missed days after a "
-        "gap; a backfill's from its first date) are rebuilt from the order history; older "
-        "rows are kept",
+        "gap; a backfill's from its first date; from the date of an order changed, deleted "
+        "or arriving late at the source) are rebuilt from the order history; older rows are "
+        "kept",
     ),
     Setting(
         "duckdb_storage_version",

@@ -42,7 +42,7 @@ DERIVED = {
 }
 
 
-def _dbt(work: Path, as_of: date, *args: str) -> None:
+def _dbt(work: Path, as_of: date, *args: str, **extra_vars: object) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("KAM_", "DBT_"))},
         "KAM_WORK_DB": str(work / "work.duckdb"),
@@ -52,7 +52,7 @@ def _dbt(work: Path, as_of: date, *args: str) -> None:
         str(DBT),
         *args,
         "--vars",
-        json.dumps({"as_of_date": as_of.isoformat(), "history_days": 365}),
+        json.dumps({"as_of_date": as_of.isoformat(), "history_days": 365, **extra_vars}),
         "--project-dir",
         str(PROJECT),
         "--profiles-dir",

@@ -11,6 +11,7 @@ project; the dbt resource skips dagster-dbt's ``dbt --version`` and adapter set-
 (:class:`kam_assets.resources.KamDbtCliResource`).
 """
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
@@ -26,6 +27,7 @@ from kam_assets.defs.transform.dbt_output import DbtOutput
 from kam_assets.partitions import BACKFILL_POLICY, daily_partitions, run_parameters
 from kam_assets.resources import KamResource
 from pipelines.dbt_partial_parse import PARTIAL_PARSE_FILE, seed_partial_parse
+from pipelines.history_corrections import find_correction, record_fingerprints
 from pipelines.run_params import dbt_daily_build_args, write_run_parameters
 from pipelines.settings import URL_SETTINGS, Settings
 
@@ -98,6 +100,14 @@ def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: 
     # dbt writes its own debug log (JSON, timestamps) to dbt.log there; the console lines
     # dagster-dbt echoes go to dbt_output.log
     log_path = target / "dbt_output.log"
+    # orders changed, deleted or arriving late inside the built history: rebuild its
+    # dates from the earliest of them (the backfill path), counted in the run's log
+    correction = find_correction(settings.work_db, params.as_of, params.history_days)
+    context.log.info("history corrections: %s", correction.describe())
+    if correction.rebuild_from is not None and (
+        params.rebuild_from is None or correction.rebuild_from < params.rebuild_from
+    ):
+        params = dataclasses.replace(params, rebuild_from=correction.rebuild_from)
     write_run_parameters(settings.work_db, params)
     seeded = seed_partial_parse(
         Path(dbt_project.manifest_path).parent / PARTIAL_PARSE_FILE,  # packaged beside it
@@ -125,3 +135,5 @@ def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: 
         redirect_stdout(DbtOutput(log, context.log.info, models=models, tests=tests)),
     ):
         yield from dbt.cli(args, context=context, target_path=target).stream()
+    # the build succeeded: what it was built from is the reference of the next run
+    record_fingerprints(settings.work_db)
