@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reset",
         help="archive the data dir's state (to build it from other sources); deletes nothing",
         description=(
-            "Move the data dir's work DB, warehouse (when inside it), Dagster instance, "
-            "reports, dbt files and sources record into $KAM_DATA_DIR/archive/<UTC time>/. "
+            "Move the data dir's work DB, warehouse (when inside it), Dagster instance, reports, "
+            "briefs, dbt files and sources record into $KAM_DATA_DIR/archive/<UTC time>/. "
             "The demo's generated sources stay. Refused while a run writes the work DB."
         ),
     )

@@ -341,6 +341,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("\nPublished marts (rows):")
         for name, rows in _mart_counts(warehouse).items():
             print(f"  marts.{name:<24} {rows:>10,}")
+    index = settings.briefs_dir / params.as_of.isoformat() / "index.html"
+    if index.is_file():
+        print(
+            f"\nThe managers' daily brief (one page each, opens offline): {index}\n"
+            f"  rebuild it: {command_line('brief')}"
+        )
     print(
         f"\nNext steps: this data dir ({settings.data_dir}) remembers the demo's sources, so "
         "these commands use them (run from any folder):"

@@ -31,7 +31,7 @@ from pipelines.settings import Settings, declared_default
 RECORD_NAME = "sources.json"
 #: what `kam reset` moves into archive/<time>/ (the demo's generated sources stay: they are
 #: sources, not state)
-STATE_ENTRIES = ("work", "warehouse", "dagster_home", "reports", "dbt", RECORD_NAME)
+STATE_ENTRIES = ("work", "warehouse", "dagster_home", "reports", "briefs", "dbt", RECORD_NAME)
 
 
 def source_identity(url: str | None) -> str | None:
@@ -223,8 +223,8 @@ def remember_first_order_month(settings: Settings) -> str | None:
 
 
 def archive_state(settings: Settings) -> tuple[Path, list[str]]:
-    """Move the data dir's state (work DB, warehouse, Dagster home, reports, dbt files,
-    the sources record) into ``archive/<UTC time>/``; nothing is deleted."""
+    """Move the data dir's state (work DB, warehouse, Dagster home, reports, briefs, dbt
+    files, the sources record) into ``archive/<UTC time>/``; nothing is deleted."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = settings.data_dir / "archive" / stamp
     moved = []

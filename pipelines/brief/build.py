@@ -260,7 +260,12 @@ def build_briefs(
         seconds=time.perf_counter() - started,
         bytes=size,
     )
-    (folder / "summary.json").write_text(json.dumps(result.summary(), indent=2, sort_keys=True))
+    summary = result.summary()
+    previous_summary = folder / "summary.json"
+    if selected and previous_summary.is_file():  # one page rebuilt: the others stay listed
+        earlier = json.loads(previous_summary.read_text()).get("managers", {})
+        summary["managers"] = {**earlier, **summary["managers"]}
+    _write(previous_summary, json.dumps(summary, indent=2, sort_keys=True))
     result.removed_folders = prune_briefs(Path(briefs_dir), retention_days, keep=as_of)
     return result
 
