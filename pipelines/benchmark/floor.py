@@ -274,8 +274,27 @@ def _seed(con: duckdb.DuckDBPyConnection, step: Mapping[str, Any]) -> None:
     )
 
 
+def _python_model(con: duckdb.DuckDBPyConnection, step: Mapping[str, Any]) -> None:
+    """A dbt Python model as dbt-duckdb runs it: its compiled module's ``model(dbt, con)``
+    with ``dbt.ref`` reading the relation, the returned frame stored as a table."""
+    namespace: dict[str, Any] = {"__name__": "floor_python_model"}
+    exec(compile(step["sql"], step["id"], "exec"), namespace)  # noqa: S102 - dbt's own code
+    dbt = namespace["dbtObj"](lambda relation: con.sql(f"select * from {relation}"))
+    frame = namespace["model"](dbt, con)
+    con.register("floor_python_model_frame", frame)
+    try:
+        con.execute(
+            f"create or replace table {step['relation']} as select * from floor_python_model_frame"
+        )
+    finally:
+        con.unregister("floor_python_model_frame")
+
+
 def _model(con: duckdb.DuckDBPyConnection, step: Mapping[str, Any]) -> None:
     """A model as dbt-duckdb materializes it on a first build (incremental = table)."""
+    if step.get("language") == "python":
+        _python_model(con, step)
+        return
     sql = step["sql"]
     if step["contract"]:  # an enforced contract: the declared column types
         casts = ", ".join(f'cast("{n}" as {t}) as "{n}"' for n, t in step["contract"])

@@ -129,6 +129,8 @@ def _model_entry(node: dict) -> dict[str, Any]:
         "relation": node["relation_name"],
         "materialized": node["config"]["materialized"],
         "sql": node["compiled_code"],
+        # a dbt Python model (the churn score): compiled_code is its Python module
+        "language": node.get("language") or "sql",
         "contract": _contract_columns(node),
         "parents": sorted((node.get("depends_on") or {}).get("nodes") or []),
     }
