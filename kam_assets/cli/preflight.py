@@ -216,7 +216,9 @@ def run_problems(
                 problems.append(f"{argument} {day}: {problem}")
     if not problems:  # only touch the disk and the network for a run that could start
         problems.extend(storage_problems(settings))
-    if not problems:
+    if not problems and check_sources:
+        problems.extend(source_problems(settings))
+    if not problems:  # the warehouse after the sources: a source problem is named first
         problems.extend(warehouse_problems(settings))
     if not problems and (problem := crm_gone_problem(settings)):
         problems.append(problem)
@@ -224,6 +226,4 @@ def run_problems(
         argument = "--as-of" if params.rebuild_from is None else "--to"
         if problem := older_as_of_problem(settings, params, argument):
             problems.append(problem)
-    if not problems and check_sources:
-        problems.extend(source_problems(settings))
     return problems

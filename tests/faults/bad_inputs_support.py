@@ -158,6 +158,21 @@ def seed_warehouse(path: Path) -> str:
             "('O-1', 'C-1', date '2026-09-28', 120.5)) as t(order_id, client_id, order_date, "
             "net_revenue)"
         )
+        # what every publish writes: without it the file is not a kam warehouse, and a run
+        # refuses to replace it (issue 22)
+        from datetime import date, datetime
+
+        from pipelines.publish.publish_info import write_publish_info
+
+        write_publish_info(
+            con.execute,
+            "marts",
+            {"marts.fct_orders": 1},
+            "seed",
+            date(2026, 9, 29),
+            datetime(2026, 9, 29, 6, 0),
+            "v1.0.0",
+        )
         con.execute("checkpoint")
     finally:
         con.close()
