@@ -101,7 +101,19 @@ def test_next_days_dbt_build_reuses_the_partial_parse(
 def _parameter_lookups(dbt_log: Path) -> int:
     """Queries of kam_run.run_parameters in the last dbt invocation of ``dbt_log`` (dbt's
     JSON log: an invocation starts with its MainReportVersion event)."""
-    events = [json.loads(line) for line in dbt_log.read_text().splitlines() if line.strip()]
+    # dbt rotates its log at 10 MB (dbt.log.1, .2, ...): read the rotated files, oldest first
+    rotated = sorted(
+        dbt_log.parent.glob(dbt_log.name + ".*"),
+        key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0,
+        reverse=True,
+    )
+    lines = [
+        line
+        for part in [*rotated, dbt_log]
+        for line in part.read_text().splitlines()
+        if line.strip()
+    ]
+    events = [json.loads(line) for line in lines]
     starts = [i for i, e in enumerate(events) if e["info"]["name"] == "MainReportVersion"]
     last = events[starts[-1] :] if starts else events
     return sum(
