@@ -273,9 +273,10 @@ def demo_next_steps(
     steps = [
         ("check the sources and folders (starts nothing)", command_line("check")),
         (
-            f"how often the churn flags were right: publish {judged} (the last date whose "
+            f"how often the churn flags were right: publish {judged} on purpose (older than "
+            f"{as_of}: --allow-older; the last date whose "
             f"{DEMO_HORIZON_DAYS}-day horizon has passed), then judge it",
-            f"{command_line('run', '--as-of', judged.isoformat())} && {evaluate}",
+            f"{command_line('run', '--as-of', judged.isoformat(), '--allow-older')} && {evaluate}",
         ),
         (
             f"rebuild the last week in one run (publishes {as_of} again)",
@@ -473,7 +474,9 @@ def _horizon_refusal(exc: Exception) -> str:
     day = exc.latest_judgeable.isoformat()
     judge = command_line("evaluate", "--as-of", day, "--horizon-days", horizon)
     return (
-        f"{exc}; judge it with: {command_line('run', '--as-of', day)} && {judge} "
+        # the warehouse holds the later D: publishing the older date is on purpose
+        f"{exc}; judge it with: {command_line('run', '--as-of', day, '--allow-older')} "
+        f"&& {judge} "
         f"(or a partial judgement, 'lost' overstated: {partial})"
     )
 

@@ -285,7 +285,8 @@ def read_signals(warehouse: str, as_of: date) -> tuple[str | None, list[dict[str
         raise EvaluateError(
             f"the warehouse {mask_url(warehouse)} holds as-of {held.isoformat()} "
             f"(run {run_id}), not {as_of.isoformat()}: run `kam run --as-of "
-            f"{as_of.isoformat()}` first, or point KAM_WAREHOUSE / KAM_DATA_DIR at a "
+            f"{as_of.isoformat()}{' --allow-older' if as_of < held else ''}` first, or point "
+            "KAM_WAREHOUSE / KAM_DATA_DIR at a "
             f"warehouse published for {as_of.isoformat()}"
         )
     return run_id, [dict(zip(SIGNAL_COLUMNS, row, strict=True)) for row in rows]
