@@ -618,36 +618,48 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
         platt = Platt.fit(z_cal, y_cal)
         p_cal = platt(z_cal)
         cal_error = _cross_calibration_error(cand, raw_cal, y_cal, cal_frame["as_of_date"])
-        ratio = cal_frame["overdue_ratio"].to_numpy(dtype=float)
-        # never churned below an even chance, whatever the precision of the cases above
-        # (the average precision from a level can pass the target while the clients at the
-        # level itself mostly come back: the demo's first levels sat at p = 0.02)
-        churn_ok = (ratio >= settings.churned_min_overdue_ratio) & (p_cal >= 0.5)
-        found = lowest_level(
-            p_cal, y_cal, churn_ok, settings.churned_precision, settings.min_flag_cases
-        )
-        if found:
-            churned_level, churned_prec, churned_cases = found
-            churned = churn_ok & (p_cal >= churned_level)
-        else:
-            churned = np.zeros(len(p_cal), dtype=bool)
-            notes.append(
-                f"no probability level reaches the churned precision target "
-                f"{settings.churned_precision:.2f} on {settings.min_flag_cases}+ cases: "
-                "nobody is flagged churned by the score"
+        if usable:
+            ratio = cal_frame["overdue_ratio"].to_numpy(dtype=float)
+            # never churned below an even chance, whatever the precision of the cases above
+            # (the average precision from a level can pass the target while the clients at the
+            # level itself mostly come back: the demo's first levels sat at p = 0.02)
+            churn_ok = (ratio >= settings.churned_min_overdue_ratio) & (p_cal >= 0.5)
+            found = lowest_level(
+                p_cal, y_cal, churn_ok, settings.churned_precision, settings.min_flag_cases
             )
-        rest = ~churned
-        base_rest = float(y_cal[rest].mean()) if rest.any() else 0.0
-        target_at_risk = base_rest + (settings.churned_precision - base_rest) / 2
-        # at risk only above the not-churned cases' lost share (more likely lost than them)
-        at_risk_ok = rest & (ratio > settings.at_risk_min_overdue_ratio) & (p_cal > base_rest)
-        found = lowest_level(p_cal, y_cal, at_risk_ok, target_at_risk, settings.min_flag_cases)
-        if found and (churned_level is None or found[0] < churned_level):
-            at_risk_level, at_risk_prec, at_risk_cases = found
+            if found:
+                churned_level, churned_prec, churned_cases = found
+                churned = churn_ok & (p_cal >= churned_level)
+            else:
+                churned = np.zeros(len(p_cal), dtype=bool)
+                notes.append(
+                    f"no probability level reaches the churned precision target "
+                    f"{settings.churned_precision:.2f} on {settings.min_flag_cases}+ cases: "
+                    "nobody is flagged churned by the score"
+                )
+            rest = ~churned
+            base_rest = float(y_cal[rest].mean()) if rest.any() else 0.0
+            target_at_risk = base_rest + (settings.churned_precision - base_rest) / 2
+            # at risk only above the not-churned cases' lost share (more likely lost than them)
+            at_risk_ok = rest & (ratio > settings.at_risk_min_overdue_ratio) & (p_cal > base_rest)
+            found = lowest_level(p_cal, y_cal, at_risk_ok, target_at_risk, settings.min_flag_cases)
+            if found and (churned_level is None or found[0] < churned_level):
+                at_risk_level, at_risk_prec, at_risk_cases = found
+            else:
+                notes.append(
+                    f"no at-risk band: no lower level is lost clearly more often "
+                    f"(target {target_at_risk:.2f}) than the not-churned ({base_rest:.2f})"
+                )
         else:
+            # too few past cases to judge a level out of time: the probability is given
+            # (fitted on every past case), the flags are the cadence rule's (segment policy
+            # or the default factors), as docs/rules.md says for too few cases; a level
+            # chosen in-sample on a handful of clients flagged a monthly key client 2.3x
+            # late as churned (tests/dbt/test_dbt_actions.py, risk1)
+            flags_from = "cadence_rule"
             notes.append(
-                f"no at-risk band: no lower level is lost clearly more often "
-                f"(target {target_at_risk:.2f}) than the not-churned ({base_rest:.2f})"
+                "too few past cases to validate flag levels out of time: the cadence rule "
+                "(segment policy or default factors) sets the flags"
             )
         refitted: dict[str, _Candidate] = {}
 

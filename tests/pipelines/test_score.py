@@ -258,3 +258,22 @@ def test_default_horizon_from_cadence_capped_by_history() -> None:
         91,
         "setting churn_horizon_days",
     )
+
+
+def test_too_few_cases_give_a_probability_but_the_cadence_rule_sets_the_flags() -> None:
+    # 7 monthly clients, 2 of them silent since March: past cases of both outcomes, far
+    # fewer than the 30 lost / 30 kept an out-of-time judgement needs
+    monthly = [D - timedelta(days=30 * k) for k in range(1, 16)]
+    orders = {f"k{i}": monthly for i in range(5)}
+    orders |= {f"g{i}": [d for d in monthly if d <= D - timedelta(days=200)] for i in range(2)}
+    frame = frame_from_orders(orders, D, weeks=12)
+    result = score_clients(frame, D, ScoreSettings(horizon_days=60))
+    assert result.chosen == "recency"
+    assert "fallback" in result.report.iloc[0]["why"]
+    # a probability fitted on every past case, rising with silence ...
+    p = result.clients.set_index("client_id")["churn_probability"]
+    assert p.notna().all() and p["g0"] > p["k0"]
+    # ... but no level judged in-sample on a handful of clients decides the flags
+    assert (result.clients["flags_from"] == "cadence_rule").all()
+    assert result.clients["churned_level"].isna().all()
+    assert any("cadence rule" in n for n in result.notes)
