@@ -53,7 +53,8 @@ def test_postgres_source_extracts_incrementally(pg_url: str, tmp_path: Path) -> 
     ]
     data["erp"]["clients"][1].update(client_name="Bolt AG", updated_at=fx.T("2026-02-02 00:00"))
     fx.write_postgres(pg_url, "erp", data["erp"])
-    loads = {x.table: x for x in extract_all(db, pg_url, None, "run-2", chunk_rows=2)}
+    # the CRM is still configured (a run without it is refused: KAM_CRM_REMOVED)
+    loads = {x.table: x for x in extract_all(db, pg_url, pg_url, "run-2", chunk_rows=2)}
     assert loads["orders"].rows_read == 2  # O1 (changed) + O3 (on the watermark)
     assert loads["order_lines"].rows_read == 3  # O1's remaining line + O3's two
     assert loads["clients"].rows_read == 2  # C2 (changed) + C3 (on the watermark)
