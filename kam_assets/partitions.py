@@ -6,13 +6,22 @@ as-of date from the partition key, "today" from the moment the run was created (
 step of one run agrees on it), has-CRM from the settings; derived once per run and reused
 by its other steps.
 
-A backfill of a range of dates D1..D2 is ONE run (every asset of the daily job has a
-single-run backfill policy, :data:`BACKFILL_POLICY`): Dagster tags it with the range
-(``dagster/asset_partition_range_start`` / ``_end``, no ``dagster/partition``), and its
-parameters are as-of D2 (extraction and marts as of the range's last date) with
-``rebuild_from`` D1 (the history models rebuild every date of the range). The range is read
-from the run's tags, as Dagster itself does, so unpartitioned steps of the run (asset
-checks) get the same parameters as the partitioned ones.
+A backfill of a range of dates D1..D2 is ONE run, as-of D2 (extraction and marts as of the
+range's last date) with ``rebuild_from`` D1 (the history models rebuild every date of the
+range), in one of two forms:
+
+* ``kam backfill`` (or a run of partition D2 launched in the UI with the tag
+  ``kam/rebuild_from`` = D1, :data:`REBUILD_FROM_TAG`): a run of the ONE partition D2. Its
+  events in Dagster's storage are those of a daily run, whatever the range (~3 MB).
+* the UI's backfill of a range of partitions (every asset of the daily job has a
+  single-run backfill policy, :data:`BACKFILL_POLICY`): Dagster tags the run with the range
+  (``dagster/asset_partition_range_start`` / ``_end``, no ``dagster/partition``) and records
+  one materialization per asset AND day, and one planned check row per check and day:
+  ~1.2 MB of Dagster storage per day of the range (61 assets, 272 checks; a 730-day
+  range: 745 MB), which is why ``kam backfill`` uses the first form.
+
+Both are read from the run's tags, as Dagster itself does, so unpartitioned steps of the
+run (asset checks) get the same parameters as the partitioned ones.
 """
 
 from __future__ import annotations
@@ -29,6 +38,9 @@ from pipelines.settings import Settings
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+#: on a run of one partition D2: rebuild ``client_status_history`` from this date (a
+#: backfill of its range in one run, recorded as the one partition D2, see module doc)
+REBUILD_FROM_TAG = "kam/rebuild_from"
 
 #: every asset of the daily job: a backfill of any range is one run (as of its last date,
 #: history rebuilt from its first); one as-of date per run would cost a full run per day
@@ -49,6 +61,12 @@ def backfill_range_tags(first: date, last: date) -> dict[str, str]:
     return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
 
+def backfill_tags(first: date, last: date) -> dict[str, str]:
+    """The tags of a run of the partition ``last`` that rebuilds the history from
+    ``first``: the range in one run, with the storage of one partition (module doc)."""
+    return {PARTITION_TAG: last.isoformat(), REBUILD_FROM_TAG: first.isoformat()}
+
+
 def _parse(key: str, what: str) -> date:
     try:
         return parse_as_of(key)
@@ -59,12 +77,22 @@ def _parse(key: str, what: str) -> date:
 def partition_dates(
     context: dg.OpExecutionContext | dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
 ) -> tuple[date, date, bool]:
-    """(first, last, is_range): the run's partition (first == last) or backfilled range."""
+    """(first, last, is_range): the run's partition (first == last), its partition with the
+    tag ``kam/rebuild_from`` (first = the tag's date), or its backfilled range."""
     tags = context.run.tags
     key = tags.get(PARTITION_TAG)
     if key is not None:
         day = _parse(key, "partition key")
-        return day, day, False
+        since = tags.get(REBUILD_FROM_TAG)
+        if since is None:
+            return day, day, False
+        first = _parse(since, f"tag {REBUILD_FROM_TAG}")
+        if first > day:
+            raise dg.Failure(
+                f"the run's tag {REBUILD_FROM_TAG}={since} is after its partition {key}: "
+                "the history is rebuilt from a date up to the as-of date"
+            )
+        return first, day, True
     start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
     if start is not None and end is not None:
         first, last = _parse(start, "partition range start"), _parse(end, "partition range end")
@@ -104,7 +132,10 @@ def run_parameters(
     tags = context.run.tags
     key = (
         context.run.run_id,
-        tuple(tags.get(tag) for tag in (PARTITION_TAG, RANGE_START_TAG, RANGE_END_TAG)),
+        tuple(
+            tags.get(tag)
+            for tag in (PARTITION_TAG, REBUILD_FROM_TAG, RANGE_START_TAG, RANGE_END_TAG)
+        ),
         settings.schedule_timezone,
         settings.has_crm,
         settings.history_days,

@@ -80,10 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         "backfill",
         help="backfill a range of as-of dates in one run (marts as of its last date)",
         description=(
-            "Backfill the daily partitions D1..D2 in ONE run of the daily job, as the Dagster\n"
-            "UI's backfill of that range does: extraction and marts as of D2 (published like\n"
-            "kam run --as-of D2), client_status_history rebuilt for every date from D1.\n"
-            "Same checks before the run as kam run, for both dates."
+            "Backfill the as-of dates D1..D2 in ONE run of the daily job: extraction and\n"
+            "marts as of D2 (published like kam run --as-of D2), client_status_history\n"
+            "rebuilt for every date from D1. Recorded as a run of the partition D2 tagged\n"
+            "kam/rebuild_from=D1, so Dagster's storage grows by one run's events (~3 MB),\n"
+            "not one per day of the range. Same checks before the run as kam run, for both\n"
+            "dates."
         ),
         epilog=_run_epilog().replace(
             "kam run --as-of 2026-11-22", "kam backfill --from 2026-01-01 --to 2026-11-22"

@@ -89,16 +89,16 @@ COMMAND_TAG = "kam/command"
 
 
 def run_tags(params: RunParameters, command: str) -> dict[str, str]:
-    """The partition tags of a run of ``params``: its partition, or for a backfill
-    (``rebuild_from`` set) the range ``rebuild_from``..``as_of``, tagged as Dagster tags
-    the one run of a single-run backfill; and the command that made it."""
-    from kam_assets.dagster_private import PARTITION_NAME_TAG
-    from kam_assets.partitions import backfill_range_tags
+    """The partition tags of a run of ``params``: its partition, and for a backfill
+    (``rebuild_from`` set) the tag ``kam/rebuild_from`` on the partition ``as_of`` (the
+    range in one run whose events in Dagster's storage are those of one partition, not of
+    every day: kam_assets/partitions.py); and the command that made it."""
+    from kam_assets.partitions import PARTITION_TAG, backfill_tags
 
     if params.rebuild_from is None:
-        partition = {PARTITION_NAME_TAG: params.as_of.isoformat()}
+        partition = {PARTITION_TAG: params.as_of.isoformat()}
     else:
-        partition = backfill_range_tags(params.rebuild_from, params.as_of)
+        partition = backfill_tags(params.rebuild_from, params.as_of)
     return {**partition, COMMAND_TAG: command}
 
 
@@ -121,43 +121,9 @@ def _create_run(instance, location, settings: Settings, tags: dict[str, str]):
     return run, recon_job
 
 
-def _record_backfill(instance, location, params: RunParameters, backfill_id: str) -> None:
-    """A job backfill of kam_daily for the range, recorded as already submitted (its one
-    run carries the backfill's id): the UI lists it under Backfills, and a daemon that
-    sees it (kam dev) launches nothing for it, only marks it done when the run ends."""
-    import dagster as dg
-
-    from kam_assets.dagster_private import (
-        BulkActionStatus,
-        PartitionBackfill,
-        get_current_timestamp,
-    )
-    from kam_assets.defs.jobs import DAILY_JOB
-    from kam_assets.partitions import daily_partitions
-
-    [repo_name] = location.get_repository_names()
-    repo = location.get_repository(repo_name)
-    [partition_set] = [s for s in repo.get_partition_sets() if s.job_name == DAILY_JOB]
-    names = daily_partitions().get_partition_keys_in_range(
-        dg.PartitionKeyRange(params.rebuild_from.isoformat(), params.as_of.isoformat())
-    )
-    instance.add_backfill(
-        PartitionBackfill(
-            backfill_id=backfill_id,
-            status=BulkActionStatus.REQUESTED,
-            from_failure=False,
-            tags={COMMAND_TAG: "backfill"},
-            backfill_timestamp=get_current_timestamp(),
-            partition_set_origin=partition_set.get_remote_origin(),
-            partition_names=names,
-            last_submitted_partition_name=names[-1],
-            title=f"kam backfill --from {params.rebuild_from} --to {params.as_of}",
-        )
-    )
-
-
 def finish_backfill(instance, backfill_id: str, success: bool) -> None:
-    """The backfill's end state, unless a daemon (or the UI) already changed it."""
+    """The end state of a backfill an older `kam backfill` recorded (UI: Backfills), unless
+    a daemon (or the UI) already changed it."""
     from kam_assets.dagster_private import BulkActionStatus, get_current_timestamp
 
     backfill = instance.get_backfill(backfill_id)
@@ -170,7 +136,7 @@ def finish_backfill(instance, backfill_id: str, success: bool) -> None:
 
 
 def _finish_backfill_of(instance, run_id: str) -> None:
-    """A backfill `kam backfill` recorded for an abandoned run ends as failed too."""
+    """A backfill an older `kam backfill` recorded for an abandoned run ends as failed too."""
     from kam_assets.dagster_private import BACKFILL_ID_TAG
 
     run = instance.get_run_by_id(run_id)
@@ -190,9 +156,11 @@ def _run_daily(params: RunParameters, settings: Settings, command: str = "run") 
     """Run kam_daily for the partition ``params.as_of`` in this process, recorded in
     DAGSTER_HOME as a run of the code location (job page, timeline, run queue tags).
 
-    With ``params.rebuild_from`` set it is a backfill of ``rebuild_from``..``as_of``: the
-    one run Dagster's own backfill of that range makes (single-run backfill policy, the
-    range tags), recorded with a backfill of the job (the UI's Backfills page).
+    With ``params.rebuild_from`` set it is a backfill of ``rebuild_from``..``as_of`` in one
+    run: the partition ``as_of`` tagged ``kam/rebuild_from`` (:func:`run_tags`). It is not
+    recorded as a Dagster backfill of the range (whose run Dagster tags with the range and
+    records one event per asset and day: 745 MB for 730 days); the UI lists it under Runs,
+    tag ``kam/command=backfill``.
 
     Raises :class:`WorkDbBusy` when another run holds the work DB (one writer at a time:
     the daemon's queue waits for this run by its tag; this refuses to wait for another).
@@ -200,11 +168,9 @@ def _run_daily(params: RunParameters, settings: Settings, command: str = "run") 
     import dagster as dg
 
     from kam_assets.dagster_private import (
-        BACKFILL_ID_TAG,
         InProcessCodeLocationOrigin,
         LoadableTargetOrigin,
         execute_run,
-        make_new_backfill_id,
     )
     from kam_assets.defs.jobs import DAILY_JOB
 
@@ -228,24 +194,11 @@ def _run_daily(params: RunParameters, settings: Settings, command: str = "run") 
                 f"run {holder} holds the work DB ({settings.work_db}); one run at a time "
                 "writes it: wait for that run to finish (Dagster UI: kam dev) and run again"
             )
-        tags = run_tags(params, command)
-        backfill_id = None
-        if params.rebuild_from is not None:
-            backfill_id = make_new_backfill_id()
-            tags[BACKFILL_ID_TAG] = backfill_id
         with origin.create_location(instance) as location:
-            run, recon_job = _create_run(instance, location, settings, tags)
-            if backfill_id is not None:
-                _record_backfill(instance, location, params, backfill_id)
+            run, recon_job = _create_run(instance, location, settings, run_tags(params, command))
         # a kill -9 of this process ends dbt and every other child too (issue 9)
-        try:
-            with guarded_children():
-                result = execute_run(recon_job, run, instance)
-        finally:
-            if backfill_id is not None:
-                record = instance.get_run_by_id(run.run_id)
-                ok = record is not None and record.status == dg.DagsterRunStatus.SUCCESS
-                finish_backfill(instance, backfill_id, success=ok)
+        with guarded_children():
+            result = execute_run(recon_job, run, instance)
     return outcome_of(result)
 
 
