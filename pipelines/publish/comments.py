@@ -36,6 +36,10 @@ INFO_COMMENTS: dict[tuple[str, str], Comments] = {
             "storage_version": "DuckDB storage version of the file, or the PostgreSQL version.",
             "table_count": "Tables published.",
             "tables_json": "Rows per published table, as JSON {schema.table: rows}.",
+            "score_version": (
+                "Version of the churn score's definition behind churn_probability and the "
+                "flags (churn_model_report.score_version); null without that report."
+            ),
         },
     ),
     (INFO_SCHEMA, INFO_TABLES_TABLE): Comments(

@@ -28,7 +28,9 @@ from pipelines.publish.publish_info import (
     INFO_SCHEMA,
     INFO_TABLE,
     INFO_TABLES_TABLE,
+    SCORE_REPORT,
     as_of_filter,
+    score_version_query,
     write_publish_info,
 )
 from pipelines.publish.result import PublishError, PublishResult
@@ -181,6 +183,10 @@ def _build_file(
                 )
             tables[f"{schema}.{name}"] = copied_rows
         reported_version = _attached_storage_version(con, new)
+        score_version = None
+        if ".".join(SCORE_REPORT) in tables:
+            report = f"{new}.{_quote(SCORE_REPORT[0])}.{_quote(SCORE_REPORT[1])}"
+            score_version = con.execute(score_version_query(report)).fetchall()[0][0]
         write_publish_info(
             con.execute,
             f"{new}.{INFO_SCHEMA}",
@@ -189,6 +195,7 @@ def _build_file(
             as_of_date,
             published_at,
             reported_version or storage_version,
+            score_version=score_version,
         )
         # the dbt descriptions (persist_docs) travel with the tables: BI tools show them
         comments = describe(read_duckdb_comments(con, work, schemas), _columns(con, new))

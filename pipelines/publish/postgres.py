@@ -92,7 +92,9 @@ from pipelines.publish.publish_info import (
     INFO_SCHEMA,
     INFO_TABLE,
     INFO_TABLES_TABLE,
+    SCORE_REPORT,
     as_of_filter,
+    score_version_query,
     write_publish_info,
 )
 from pipelines.publish.result import PublishError, PublishResult
@@ -224,14 +226,34 @@ def _audit(
 
 
 def _publish_info(
-    cur: Any, target_schema: str, tables: dict[str, int], run_id: str, as_of_date: date
+    cur: Any,
+    target_schema: str,
+    tables: dict[str, int],
+    run_id: str,
+    as_of_date: date,
+    report_schema: str | None = None,
 ) -> None:
     """The publish-info tables, stamped with the server's UTC clock and version."""
     cur.execute("SELECT clock_timestamp(), 'postgresql ' || current_setting('server_version')")
     published_at, storage_version = cur.fetchone()
     schema = sql.Identifier(target_schema).as_string(cur)
+    score_version = None
+    if ".".join(SCORE_REPORT) in tables and report_schema is not None:
+        report = sql.SQL("{}.{}").format(
+            sql.Identifier(report_schema), sql.Identifier(SCORE_REPORT[1])
+        )
+        cur.execute(score_version_query(report.as_string(cur)))
+        score_version = cur.fetchone()[0]
     write_publish_info(
-        cur.execute, schema, tables, run_id, as_of_date, published_at, storage_version, "%s"
+        cur.execute,
+        schema,
+        tables,
+        run_id,
+        as_of_date,
+        published_at,
+        storage_version,
+        "%s",
+        score_version=score_version,
     )
 
 
@@ -339,7 +361,12 @@ def publish_postgres(
                     new = f"{target_of[schema]}{NEW_INFIX}{run8}"
                     extra: tuple[str, ...] = ()
                     if schema == info_schema:
-                        _publish_info(cur, new, tables, run_id, as_of_date)
+                        report_schema = (
+                            f"{target_of[SCORE_REPORT[0]]}{NEW_INFIX}{run8}"
+                            if SCORE_REPORT[0] in target_of
+                            else None
+                        )
+                        _publish_info(cur, new, tables, run_id, as_of_date, report_schema)
                         extra = (INFO_TABLE, INFO_TABLES_TABLE)
                     _describe_and_index(cur, schema, new, plans[schema], comments, extra)
                     _audit(cur, new, plans[schema], extra)

@@ -1,7 +1,9 @@
 """``marts.publish_info`` and ``marts.publish_tables``: what a warehouse version holds.
 
 Written by both publishers with the same columns: ``publish_info`` has one row (run_id,
-as_of_date, published_at (with time zone), storage_version, table_count, tables_json) and
+as_of_date, published_at (with time zone), storage_version, table_count, tables_json,
+score_version: the churn score's definition behind ``churn_probability``, read from
+``marts.churn_model_report``; null when it is not published) and
 ``publish_tables`` one row per published table (schema_name, table_name, row_count).
 """
 
@@ -50,8 +52,19 @@ def read_published(
 
 _INFO_COLUMNS = (
     "run_id text not null, as_of_date date not null, published_at timestamptz not null, "
-    "storage_version text not null, table_count integer not null, tables_json text not null"
+    "storage_version text not null, table_count integer not null, tables_json text not null, "
+    "score_version text"
 )
+
+#: the published table the churn score's version is read from (schema, table)
+SCORE_REPORT = (INFO_SCHEMA, "churn_model_report")
+
+
+def score_version_query(qualified_report: str) -> str:
+    """SQL reading the churn score's version from the published report table."""
+    return f"select max(score_version) from {qualified_report}"
+
+
 _TABLES_COLUMNS = "schema_name text not null, table_name text not null, row_count bigint not null"
 
 
@@ -64,6 +77,7 @@ def write_publish_info(
     published_at: datetime,
     storage_version: str,
     placeholder: str = "?",
+    score_version: str | None = None,
 ) -> None:
     """Create and fill both tables in ``schema`` (SQL text, already quoted/qualified).
 
@@ -84,6 +98,7 @@ def write_publish_info(
         storage_version,
         len(tables),
         json.dumps(tables, sort_keys=True),
+        score_version,
     ]
     execute(f"insert into {info} values ({values(row)})", row)
     per_table = f"{schema}.{INFO_TABLES_TABLE}"

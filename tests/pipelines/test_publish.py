@@ -278,3 +278,20 @@ def test_files_of_an_interrupted_publish_are_removed(work_db: Path, warehouse: P
     publish_duckdb(work_db, warehouse, run_id="r1", as_of=AS_OF)
     assert not abandoned.exists() and not abandoned_wal.exists()
     assert _read(warehouse, "select run_id from marts.publish_info") == [("r1",)]
+
+
+def test_publish_info_carries_the_churn_score_version(work_db: Path, warehouse: Path) -> None:
+    """publish_info.score_version: the churn score's version from churn_model_report, the
+    same on every report row; null when the report is not published."""
+    publish_duckdb(work_db, warehouse, "run-1", AS_OF)
+    assert _read(warehouse, "select score_version from marts.publish_info") == [(None,)]
+    con = duckdb.connect(str(work_db))
+    try:
+        con.execute(
+            "create table marts.churn_model_report as select c as candidate, "
+            "'churn-score-9' as score_version from (values ('recency'), ('blend')) t(c)"
+        )
+    finally:
+        con.close()
+    publish_duckdb(work_db, warehouse, "run-2", AS_OF)
+    assert _read(warehouse, "select score_version from marts.publish_info") == [("churn-score-9",)]

@@ -277,3 +277,23 @@ def test_too_few_cases_give_a_probability_but_the_cadence_rule_sets_the_flags() 
     assert (result.clients["flags_from"] == "cadence_rule").all()
     assert result.clients["churned_level"].isna().all()
     assert any("cadence rule" in n for n in result.notes)
+
+
+def test_reasons_name_the_facts_that_raised_the_score(history: pd.DataFrame) -> None:
+    """The planted clients who stopped for good are flagged for their silence: the facts
+    behind a churned client's score name it ('silent N days'), at most three facts; a client
+    who ordered in the last week has no fact raising its score above a typical kept client."""
+    result = score_clients(history, D, ScoreSettings(horizon_days=60))
+    clients = result.clients.merge(
+        history[history["as_of_date"] == D][["client_id", "days_since_last_order"]],
+        on="client_id",
+    )
+    churned = clients[clients["score_is_churned"].astype(bool)]
+    assert len(churned) > 5
+    for row in churned.itertuples():
+        facts = row.score_drivers.split("; ")
+        assert 1 <= len(facts) <= 3
+        assert f"silent {row.days_since_last_order} days" in row.score_drivers
+    fresh = clients[clients["days_since_last_order"] <= 3]
+    assert len(fresh) > 5
+    assert not any("silent" in str(d) for d in fresh["score_drivers"])

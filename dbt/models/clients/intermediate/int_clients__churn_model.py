@@ -20,6 +20,8 @@ COLUMN_TYPES = {
     "score_is_at_risk": "boolean",
     "flags_from": "string",
     "chosen_candidate": "string",
+    # the two or three facts that raised the client's score most (pipelines.score.score_drivers)
+    "score_drivers": "string",
     "churned_level_cases": "Int64",
     "at_risk_level_cases": "Int64",
     # each candidate's raw score at D (refitted on every passed date), for `kam evaluate`

@@ -46,6 +46,7 @@ joined as (
         scores.score_is_at_risk,
         scores.flags_from,
         scores.chosen_candidate,
+        scores.score_drivers,
         scores.churned_level,
         scores.churned_precision,
         scores.at_risk_level,
@@ -96,6 +97,7 @@ final as (
             else coalesce(cadence_is_at_risk, false)
         end as is_at_risk,
         chosen_candidate,
+        case when last_order_date is not null then score_drivers end as score_drivers,
         churned_level,
         churned_precision,
         at_risk_level,

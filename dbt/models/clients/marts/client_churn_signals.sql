@@ -53,6 +53,7 @@ joined as (
         churn_probability.churn_probability,
         churn_probability.flag_source,
         churn_probability.chosen_candidate,
+        churn_probability.score_drivers,
         case
             when churn_probability.flag_source <> 'score' then null
             when churn_probability.is_churned then churn_probability.churned_precision
@@ -100,6 +101,7 @@ scored as (
                 then
                     printf('%.0f', churn_probability * 100) || ' % churn probability within '
                     || horizon_days || ' days'
+                    || coalesce(', driven by: ' || score_drivers, '')
                     || case
                         when flag_source = 'score' and flag_precision is not null
                             then
