@@ -9,11 +9,11 @@ source as (
 renamed as (
 
     select
-        cast(trim(contact_id) as varchar) as contact_id,
-        cast(trim(client_id) as varchar) as client_id,
-        cast(trim(full_name) as varchar) as full_name,
-        cast(trim(position) as varchar) as position,
-        cast(trim(level) as varchar) as level,
+        cast(trim(contact_id) as string) as contact_id,
+        cast(trim(client_id) as string) as client_id,
+        cast(trim(full_name) as string) as full_name,
+        cast(trim(position) as string) as position,
+        cast(trim(level) as string) as level,
         cast(is_decision_maker as boolean) as is_decision_maker,
         cast(started_at as date) as started_at,
         cast(left_at as date) as left_at,

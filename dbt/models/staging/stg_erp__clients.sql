@@ -9,13 +9,13 @@ source as (
 renamed as (
 
     select
-        cast(trim(client_id) as varchar) as client_id,
-        cast(trim(client_name) as varchar) as client_name,
-        cast(trim(segment) as varchar) as segment,
-        cast(trim(region) as varchar) as region,
-        cast(trim(industry) as varchar) as industry,
-        cast(trim(account_manager_id) as varchar) as account_manager_id,
-        cast(trim(declared_tier) as varchar) as declared_tier,
+        cast(trim(client_id) as string) as client_id,
+        cast(trim(client_name) as string) as client_name,
+        cast(trim(segment) as string) as segment,
+        cast(trim(region) as string) as region,
+        cast(trim(industry) as string) as industry,
+        cast(trim(account_manager_id) as string) as account_manager_id,
+        cast(trim(declared_tier) as string) as declared_tier,
         cast(payment_terms_days as bigint) as payment_terms_days,
         cast(created_at as timestamp) as created_at,
         cast(updated_at as timestamp) as updated_at

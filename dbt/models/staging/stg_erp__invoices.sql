@@ -9,9 +9,9 @@ source as (
 renamed as (
 
     select
-        cast(trim(invoice_id) as varchar) as invoice_id,
-        cast(trim(client_id) as varchar) as client_id,
-        cast(trim(order_id) as varchar) as order_id,
+        cast(trim(invoice_id) as string) as invoice_id,
+        cast(trim(client_id) as string) as client_id,
+        cast(trim(order_id) as string) as order_id,
         cast(issued_date as date) as issued_date,
         cast(due_date as date) as due_date,
         cast(amount as double) as amount,

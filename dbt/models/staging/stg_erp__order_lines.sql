@@ -9,9 +9,9 @@ source as (
 renamed as (
 
     select
-        cast(trim(order_id) as varchar) as order_id,
+        cast(trim(order_id) as string) as order_id,
         cast(line_no as bigint) as line_no,
-        cast(trim(product_id) as varchar) as product_id,
+        cast(trim(product_id) as string) as product_id,
         cast(quantity as double) as quantity,
         cast(unit_price as double) as unit_price,
         cast(unit_cost as double) as unit_cost,

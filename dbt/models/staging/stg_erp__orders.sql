@@ -9,10 +9,10 @@ source as (
 renamed as (
 
     select
-        cast(trim(order_id) as varchar) as order_id,
-        cast(trim(client_id) as varchar) as client_id,
+        cast(trim(order_id) as string) as order_id,
+        cast(trim(client_id) as string) as client_id,
         cast(order_date as date) as order_date,
-        cast(trim(status) as varchar) as status,
+        cast(trim(status) as string) as status,
         cast(updated_at as timestamp) as updated_at
 
     from source

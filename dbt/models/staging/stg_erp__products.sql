@@ -9,9 +9,9 @@ source as (
 renamed as (
 
     select
-        cast(trim(product_id) as varchar) as product_id,
-        cast(trim(product_name) as varchar) as product_name,
-        cast(trim(category) as varchar) as category,
+        cast(trim(product_id) as string) as product_id,
+        cast(trim(product_name) as string) as product_name,
+        cast(trim(category) as string) as category,
         cast(updated_at as timestamp) as updated_at
 
     from source

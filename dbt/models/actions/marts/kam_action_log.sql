@@ -64,20 +64,20 @@ previous as (
         from {{ this }}
     {% else %}
         select
-            cast(null as varchar) as action_id,
-            cast(null as varchar) as manager_id,
-            cast(null as varchar) as client_id,
-            cast(null as varchar) as client_name,
-            cast(null as varchar) as action_type,
+            cast(null as string) as action_id,
+            cast(null as string) as manager_id,
+            cast(null as string) as client_id,
+            cast(null as string) as client_name,
+            cast(null as string) as action_type,
             cast(null as integer) as priority,
             cast(null as date) as opened_on,
             cast(null as date) as due_date,
             cast(null as date) as last_listed_on,
             cast(null as date) as closed_on,
-            cast(null as varchar) as closed_how,
+            cast(null as string) as closed_how,
             cast(null as date) as interaction_on,
             cast(null as date) as ordered_again_on,
-            cast(null as varchar) as outcome
+            cast(null as string) as outcome
         where false
     {% endif %}
 
@@ -125,10 +125,10 @@ opened as (
         actions.due_date,
         cast(null as date) as last_listed_on,
         cast(null as date) as closed_on,
-        cast(null as varchar) as closed_how,
+        cast(null as string) as closed_how,
         cast(null as date) as interaction_on,
         cast(null as date) as ordered_again_on,
-        cast(null as varchar) as outcome
+        cast(null as string) as outcome
     from actions
     cross join as_of
     cross join prior_run
@@ -256,19 +256,19 @@ final as (
 )
 
 select
-    cast(action_id as varchar) as action_id,
-    cast(manager_id as varchar) as manager_id,
-    cast(client_id as varchar) as client_id,
-    cast(client_name as varchar) as client_name,
-    cast(action_type as varchar) as action_type,
+    cast(action_id as string) as action_id,
+    cast(manager_id as string) as manager_id,
+    cast(client_id as string) as client_id,
+    cast(client_name as string) as client_name,
+    cast(action_type as string) as action_type,
     cast(priority as integer) as priority,
     cast(opened_on as date) as opened_on,
     cast(due_date as date) as due_date,
     cast(last_listed_on as date) as last_listed_on,
     cast(closed_on as date) as closed_on,
-    cast(closed_how as varchar) as closed_how,
+    cast(closed_how as string) as closed_how,
     cast(interaction_on as date) as interaction_on,
     cast(ordered_again_on as date) as ordered_again_on,
-    cast(outcome as varchar) as outcome,
+    cast(outcome as string) as outcome,
     cast(updated_on as date) as updated_on
 from final

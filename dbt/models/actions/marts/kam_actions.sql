@@ -64,7 +64,7 @@ opened_before as (
         group by action_id
     {% else %}
         select
-            cast(null as varchar) as action_id,
+            cast(null as string) as action_id,
             cast(null as date) as opened_on
         where false
     {% endif %}
@@ -277,17 +277,17 @@ with_age as (
 )
 
 select
-    cast(action_id as varchar) as action_id,
+    cast(action_id as string) as action_id,
     cast(as_of_date as date) as as_of_date,
-    cast(manager_id as varchar) as manager_id,
-    cast(manager_name as varchar) as manager_name,
-    cast(client_id as varchar) as client_id,
-    cast(client_name as varchar) as client_name,
-    cast(action_type as varchar) as action_type,
+    cast(manager_id as string) as manager_id,
+    cast(manager_name as string) as manager_name,
+    cast(client_id as string) as client_id,
+    cast(client_name as string) as client_name,
+    cast(action_type as string) as action_type,
     cast(priority as integer) as priority,
     cast(manager_rank as bigint) as manager_rank,
     cast(due_date as date) as due_date,
-    cast(reason as varchar) as reason,
+    cast(reason as string) as reason,
     cast(opened_on as date) as opened_on,
     cast(as_of_date - opened_on as integer) as age_days
 from with_age

@@ -114,12 +114,12 @@ final as (
 )
 
 select
-    cast(client_id as varchar) as client_id,
-    cast(client_name as varchar) as client_name,
-    cast(account_manager_id as varchar) as account_manager_id,
-    cast(declared_tier as varchar) as declared_tier,
-    cast(abc_class as varchar) as abc_class,
-    cast(key_reason as varchar) as key_reason,
+    cast(client_id as string) as client_id,
+    cast(client_name as string) as client_name,
+    cast(account_manager_id as string) as account_manager_id,
+    cast(declared_tier as string) as declared_tier,
+    cast(abc_class as string) as abc_class,
+    cast(key_reason as string) as key_reason,
     cast(as_of_date as date) as as_of_date,
     {{ to_money('revenue_365d') }} as revenue_365d,
     {{ to_money('margin_365d') }} as margin_365d,

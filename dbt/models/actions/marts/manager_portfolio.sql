@@ -143,10 +143,10 @@ final as (
 )
 
 select
-    cast(manager_id as varchar) as manager_id,
-    cast(manager_name as varchar) as manager_name,
-    cast(level as varchar) as level,
-    cast(team as varchar) as team,
+    cast(manager_id as string) as manager_id,
+    cast(manager_name as string) as manager_name,
+    cast(level as string) as level,
+    cast(team as string) as team,
     cast(is_active as boolean) as is_active,
     cast(as_of_date as date) as as_of_date,
     cast(client_count as bigint) as client_count,

@@ -76,19 +76,19 @@ final as (
 )
 
 select
-    cast(client_id as varchar) as client_id,
-    cast(client_name as varchar) as client_name,
-    cast(segment as varchar) as segment,
+    cast(client_id as string) as client_id,
+    cast(client_name as string) as client_name,
+    cast(segment as string) as segment,
     cast(as_of_date as date) as as_of_date,
     cast(last_order_date as date) as last_order_date,
     cast(days_since_last_order as bigint) as days_since_last_order,
     {{ to_money('value_before_leaving') }} as value_before_leaving,
     {{ to_money('margin_before_leaving') }} as margin_before_leaving,
-    cast(value_class_before_leaving as varchar) as value_class_before_leaving,
-    cast(lost_by_manager_id as varchar) as lost_by_manager_id,
-    cast(lost_by_team as varchar) as lost_by_team,
-    cast(suggested_manager_id as varchar) as suggested_manager_id,
-    cast(suggested_manager_team as varchar) as suggested_manager_team,
+    cast(value_class_before_leaving as string) as value_class_before_leaving,
+    cast(lost_by_manager_id as string) as lost_by_manager_id,
+    cast(lost_by_team as string) as lost_by_team,
+    cast(suggested_manager_id as string) as suggested_manager_id,
+    cast(suggested_manager_team as string) as suggested_manager_team,
     cast(is_same_team_suggestion as boolean) as is_same_team_suggestion,
     cast(requires_revised_terms as boolean) as requires_revised_terms,
     cast(reason_silence as boolean) as reason_silence,
@@ -96,6 +96,6 @@ select
     cast(reason_payment as boolean) as reason_payment,
     cast(reason_decision_maker_gone as boolean) as reason_decision_maker_gone,
     cast(reason_volume_decline as boolean) as reason_volume_decline,
-    cast(churn_reasons as varchar) as churn_reasons,
+    cast(churn_reasons as string) as churn_reasons,
     cast(priority as bigint) as priority
 from final

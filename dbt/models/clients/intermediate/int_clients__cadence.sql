@@ -124,7 +124,7 @@ segment_norms as (
 policies as (
 
     select
-        cast(segment as varchar) as segment,
+        cast(segment as string) as segment,
         cast(expected_interval_days as double) as policy_interval_days
 
     from segment_policy

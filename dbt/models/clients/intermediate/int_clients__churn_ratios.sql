@@ -40,9 +40,9 @@ backtest_cases as (
 
 segments as (
 
-    select distinct cast(segment as varchar) as segment from clients
+    select distinct cast(segment as string) as segment from clients
     union
-    select distinct cast(segment as varchar) as segment from segment_policy
+    select distinct cast(segment as string) as segment from segment_policy
 
 ),
 
@@ -62,7 +62,7 @@ bands as (
 policies as (
 
     select
-        cast(segment as varchar) as segment,
+        cast(segment as string) as segment,
         cast(at_risk_ratio as double) as policy_at_risk_ratio,
         cast(churn_ratio as double) as policy_churn_ratio
 
@@ -81,7 +81,7 @@ candidates as (
 cases as (
 
     select
-        cast(segment as varchar) as segment,
+        cast(segment as string) as segment,
         {{ order_days_band('distinct_order_days') }} as order_days_band,
         overdue_ratio,
         case when did_not_order_again then 1.0 else 0.0 end as lost

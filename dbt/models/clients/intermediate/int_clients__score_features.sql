@@ -144,7 +144,7 @@ final as (
     select
         as_of_date,
         client_id,
-        cast(segment as varchar) as segment,
+        cast(segment as string) as segment,
         cast(days_since_last_order as integer) as days_since_last_order,
         cast(distinct_order_days as integer) as distinct_order_days,
         date_diff('day', first_order_date, as_of_date) as tenure_days,

@@ -13,8 +13,8 @@ final as (
 
     select
         {{ as_of_date() }} as as_of_date,
-        cast(candidate as varchar) as candidate,
-        cast(validation_window as varchar) as validation_window,
+        cast(candidate as string) as candidate,
+        cast(validation_window as string) as validation_window,
         cast(cases as bigint) as cases,
         cast(lost as bigint) as lost,
         cast(base_rate as double) as base_rate,
@@ -24,15 +24,15 @@ final as (
         cast(recall_at_flag_share as double) as recall_at_flag_share,
         cast(calibration_error as double) as calibration_error,
         cast(is_chosen as boolean) as is_chosen,
-        cast(why as varchar) as why,
+        cast(why as string) as why,
         cast(horizon_days as integer) as horizon_days,
-        cast(horizon_source as varchar) as horizon_source,
-        cast(score_version as varchar) as score_version,
+        cast(horizon_source as string) as horizon_source,
+        cast(score_version as string) as score_version,
         cast(churned_level as double) as churned_level,
         cast(churned_precision as double) as churned_precision,
         cast(at_risk_level as double) as at_risk_level,
         cast(at_risk_precision as double) as at_risk_precision,
-        cast(notes as varchar) as notes
+        cast(notes as string) as notes
 
     from churn_model
 

@@ -92,7 +92,7 @@ scored as (
         end as risk_score,
         case
             when expected_interval_days = round(expected_interval_days)
-                then cast(cast(expected_interval_days as bigint) as varchar)
+                then cast(cast(expected_interval_days as bigint) as string)
             else printf('%.1f', expected_interval_days)
         end as interval_text,
         -- the evidence behind a churned / overdue flag: the score and how right its flag was
@@ -162,14 +162,14 @@ explained as (
 final as (
 
     select
-        cast(client_id as varchar) as client_id,
+        cast(client_id as string) as client_id,
         {{ as_of_date() }} as as_of_date,
-        cast(segment as varchar) as segment,
+        cast(segment as string) as segment,
         cast(last_order_date as date) as last_order_date,
         cast(days_since_last_order as bigint) as days_since_last_order,
         cast(distinct_order_days as bigint) as distinct_order_days,
         cast(expected_interval_days as double) as expected_interval_days,
-        cast(interval_source as varchar) as interval_source,
+        cast(interval_source as string) as interval_source,
         cast(overdue_ratio as double) as overdue_ratio,
         cast(is_at_risk as boolean) as is_at_risk,
         cast(is_churned as boolean) as is_churned,
@@ -181,7 +181,7 @@ final as (
                 when is_churned then 'churned'
                 when is_at_risk then 'at risk'
                 else 'active'
-            end as varchar
+            end as string
         ) as churn_status,
         {{ to_money('revenue_last_90d') }} as revenue_last_90d,
         {{ to_money('baseline_revenue_90d') }} as baseline_revenue_90d,
@@ -201,9 +201,9 @@ final as (
                 when risk_score >= 40 then 'high'
                 when risk_score >= 20 then 'medium'
                 else 'low'
-            end as varchar
+            end as string
         ) as risk_level,
-        cast(coalesce(nullif(reasons_text, ''), 'no warning sign') as varchar) as reasons,
+        cast(coalesce(nullif(reasons_text, ''), 'no warning sign') as string) as reasons,
         cast(own_interval_days as double) as own_interval_days,
         cast(at_risk_ratio as double) as at_risk_ratio,
         cast(churn_ratio as double) as churn_ratio,
@@ -211,7 +211,7 @@ final as (
         cast(invoices_365d as bigint) as invoices_365d,
         cast(is_silent as boolean) as is_silent,
         cast(churn_probability as double) as churn_probability,
-        cast(flag_source as varchar) as flag_source,
+        cast(flag_source as string) as flag_source,
         cast(flag_precision as double) as flag_precision
 
     from explained

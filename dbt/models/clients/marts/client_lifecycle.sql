@@ -71,15 +71,15 @@ runs as (
 final as (
 
     select
-        cast(lifecycle_today.client_id as varchar) as client_id,
+        cast(lifecycle_today.client_id as string) as client_id,
         cast(lifecycle_today.as_of_date as date) as as_of_date,
-        cast(lifecycle_today.lifecycle_stage as varchar) as lifecycle_stage,
-        cast(lifecycle_today.status_group as varchar) as status_group,
+        cast(lifecycle_today.lifecycle_stage as string) as lifecycle_stage,
+        cast(lifecycle_today.status_group as string) as status_group,
         cast(lifecycle_today.is_reactivated as boolean) as is_reactivated,
         cast(coalesce(runs.run_start, lifecycle_today.as_of_date) as date) as stage_since,
-        cast(runs.previous_stage as varchar) as previous_stage,
-        cast(clm_strategy.goal as varchar) as goal,
-        cast(clm_strategy.recommended_action as varchar) as recommended_action,
+        cast(runs.previous_stage as string) as previous_stage,
+        cast(clm_strategy.goal as string) as goal,
+        cast(clm_strategy.recommended_action as string) as recommended_action,
         cast(clm_strategy.due_in_days as integer) as action_due_in_days,
         cast(lifecycle_today.as_of_date + cast(clm_strategy.due_in_days as integer) as date) as action_due_date,
         cast(lifecycle_today.is_new_client as boolean) as is_new_client,

@@ -40,9 +40,9 @@ transitions as (
 final as (
 
     select
-        cast(client_id as varchar) as client_id,
-        cast(from_stage as varchar) as from_stage,
-        cast(to_stage as varchar) as to_stage,
+        cast(client_id as string) as client_id,
+        cast(from_stage as string) as from_stage,
+        cast(to_stage as string) as to_stage,
         cast(transition_date as date) as transition_date,
         cast(date_diff('day', previous_transition_date, transition_date) as integer) as days_in_previous_stage
 

@@ -73,7 +73,7 @@ reconstructed_rows as (
         is_churned,
         has_volume_drop,
         abc_class,
-        cast(null as varchar) as risk_level,
+        cast(null as string) as risk_level,
         days_since_last_order,
         expected_interval_days,
         overdue_ratio,
@@ -99,18 +99,18 @@ final as (
 
     select
         cast(as_of_date as date) as as_of_date,
-        cast(client_id as varchar) as client_id,
-        cast(lifecycle_stage as varchar) as lifecycle_stage,
-        cast(status_group as varchar) as status_group,
+        cast(client_id as string) as client_id,
+        cast(lifecycle_stage as string) as lifecycle_stage,
+        cast(status_group as string) as status_group,
         cast(is_at_risk as boolean) as is_at_risk,
         cast(is_churned as boolean) as is_churned,
         cast(has_volume_drop as boolean) as has_volume_drop,
-        cast(abc_class as varchar) as abc_class,
-        cast(risk_level as varchar) as risk_level,
+        cast(abc_class as string) as abc_class,
+        cast(risk_level as string) as risk_level,
         cast(days_since_last_order as bigint) as days_since_last_order,
         cast(expected_interval_days as double) as expected_interval_days,
         cast(overdue_ratio as double) as overdue_ratio,
-        cast(history_source as varchar) as history_source,
+        cast(history_source as string) as history_source,
         cast(risk_score as integer) as risk_score,
         cast(round(churn_probability, 4) as decimal(5, 4)) as churn_probability
 

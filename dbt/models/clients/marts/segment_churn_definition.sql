@@ -39,13 +39,13 @@ evidence as (
 final as (
 
     select
-        cast(churn_ratios.segment as varchar) as segment,
-        cast(churn_ratios.order_days_band as varchar) as order_days_band,
+        cast(churn_ratios.segment as string) as segment,
+        cast(churn_ratios.order_days_band as string) as order_days_band,
         {{ as_of_date() }} as as_of_date,
         cast(churn_ratios.at_risk_ratio as double) as at_risk_ratio,
         cast(churn_ratios.churn_ratio as double) as churn_ratio,
-        cast(churn_ratios.at_risk_ratio_source as varchar) as at_risk_ratio_source,
-        cast(churn_ratios.churn_ratio_source as varchar) as churn_ratio_source,
+        cast(churn_ratios.at_risk_ratio_source as string) as at_risk_ratio_source,
+        cast(churn_ratios.churn_ratio_source as string) as churn_ratio_source,
         cast(churn_ratios.learned_at_risk_ratio as double) as learned_at_risk_ratio,
         cast(churn_ratios.learned_churn_ratio as double) as learned_churn_ratio,
         cast(churn_ratios.segment_at_risk_ratio as double) as segment_at_risk_ratio,

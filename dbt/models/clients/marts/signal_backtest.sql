@@ -135,11 +135,11 @@ final as (
 
     select
         {{ as_of_date() }} as as_of_date,
-        cast(coalesce(strftime(counted.backtest_date, '%Y-%m-%d'), 'all') as varchar) as period,
+        cast(coalesce(strftime(counted.backtest_date, '%Y-%m-%d'), 'all') as string) as period,
         cast(counted.backtest_date as date) as backtest_date,
-        cast(case when counted.is_all_segments then 'all' else counted.segment end as varchar) as segment,
+        cast(case when counted.is_all_segments then 'all' else counted.segment end as string) as segment,
         cast(counted.is_all_segments as boolean) as is_all_segments,
-        cast(counted.flag as varchar) as flag,
+        cast(counted.flag as string) as flag,
         cast(counted.first_backtest_date as date) as first_backtest_date,
         cast(counted.last_backtest_date as date) as last_backtest_date,
         cast(counted.cases as bigint) as cases,
