@@ -6,7 +6,7 @@
     '1,069,745.00 GBP'.
 -#}
 {% macro format_money(expression) -%}
-    format('{:,.2f}', cast(round(cast({{ expression }} as double), 2) as double) + 0.0)
+    {{ format_thousands('cast(round(cast(' ~ expression ~ ' as double), 2) as double) + cast(0 as double)') }}
     {%- if var('currency') %} || ' {{ var("currency") }}'{% endif %}
 {%- endmacro %}
 
@@ -18,5 +18,5 @@
     threshold reads as that threshold.
 -#}
 {% macro format_ratio(expression) -%}
-    printf('%.2f', floor(cast({{ expression }} as double) * 100 + 1e-9) / 100)
+    {{ format_string('%.2f', 'floor(cast(' ~ expression ~ ' as double) * 100 + 1e-9) / 100') }}
 {%- endmacro %}

@@ -7,5 +7,5 @@
     Every money total that is compared with 0 or divided by goes through this macro.
 -#}
 {% macro money_sum(expression) -%}
-    round(fsum({{ expression }}), {{ var('money_decimals') }})
+    round({{ fsum(expression) }}, {{ var('money_decimals') }})
 {%- endmacro %}

@@ -98,11 +98,11 @@ invoice_lateness as (
             where
             (
                 invoices.paid_date <= churned.as_of_date
-                and invoices.paid_date - invoices.due_date > {{ var('payment_late_days', 30) }}
+                and {{ dbt.datediff('invoices.due_date', 'invoices.paid_date', 'day') }} > {{ var('payment_late_days', 30) }}
             )
             or (
                 (invoices.paid_date is null or invoices.paid_date > churned.as_of_date)
-                and churned.as_of_date - invoices.due_date > {{ var('payment_late_days', 30) }}
+                and {{ dbt.datediff('invoices.due_date', 'churned.as_of_date', 'day') }} > {{ var('payment_late_days', 30) }}
             )
         ) as late_invoices
     from churned

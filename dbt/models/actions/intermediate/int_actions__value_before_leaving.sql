@@ -90,7 +90,7 @@ days_and_probes as (
 
     select
         client_id,
-        cast(order_date - date '1970-01-01' as bigint) as day_number,
+        cast({{ dbt.datediff("date '1970-01-01'", 'order_date', 'day') }} as bigint) as day_number,
         false as is_probe,
         cast(null as date) as window_end,
         net_revenue,
@@ -116,8 +116,8 @@ window_sums as (
         client_id,
         window_end,
         is_probe,
-        round(fsum(net_revenue) over client_window, {{ var('money_decimals') }}) as net_revenue,
-        round(fsum(margin) over client_window, {{ var('money_decimals') }}) as margin
+        round({{ fsum('net_revenue', over='client_window') }}, {{ var('money_decimals') }}) as net_revenue,
+        round({{ fsum('margin', over='client_window') }}, {{ var('money_decimals') }}) as margin
     from days_and_probes
     window client_window as (
         partition by client_id
@@ -171,16 +171,16 @@ ranked as (
         ) as revenue_rank,
         count(*) as ranked_clients,
         coalesce(
-            fsum(
-                case
+            {{ fsum(
+                'case
                     when
                         others.net_revenue > own.net_revenue
                         or (others.net_revenue = own.net_revenue and others.client_id < own.client_id)
                         then others.net_revenue
-                end
-            ),
+                end'
+            ) }},
             0
-        ) / fsum(others.net_revenue) as cumulative_share_before
+        ) / {{ fsum('others.net_revenue') }} as cumulative_share_before
     from own
     inner join window_revenue as others
         on own.last_order_date = others.window_end

@@ -41,17 +41,35 @@ as_of as (
 
 ),
 
--- the most urgent open action per client (any manager): lowest priority, then earliest due
+-- the most urgent open action per client (any manager): lowest priority, then earliest due,
+-- then the manager's rank (the action id breaks any tie left, so the three columns always
+-- come from one action)
+ranked_actions as (
+
+    select
+        client_id,
+        action_type,
+        due_date,
+        manager_id,
+        count(*) over (partition by client_id) as open_action_count,
+        row_number() over (
+            partition by client_id
+            order by priority asc, due_date asc, manager_rank asc, action_id asc
+        ) as urgency_rank
+    from actions
+
+),
+
 next_action as (
 
     select
         client_id,
-        count(*) as open_action_count,
-        arg_min(action_type, [priority, epoch(due_date), manager_rank]) as next_action_type,
-        arg_min(due_date, [priority, epoch(due_date), manager_rank]) as next_action_due_date,
-        arg_min(manager_id, [priority, epoch(due_date), manager_rank]) as next_action_manager_id
-    from actions
-    group by client_id
+        open_action_count,
+        action_type as next_action_type,
+        due_date as next_action_due_date,
+        manager_id as next_action_manager_id
+    from ranked_actions
+    where urgency_rank = 1
 
 ),
 

@@ -2,7 +2,7 @@
     config(
         materialized='incremental',
         unique_key=['action_id', 'opened_on'],
-        incremental_strategy='delete+insert',
+        incremental_strategy=('delete+insert' if target.type == 'duckdb' else 'merge'),
         on_schema_change='append_new_columns',
         full_refresh=false
     )
@@ -104,9 +104,13 @@ prior_run as (
 
 latest as (
 
-    select *
-    from known
-    qualify row_number() over (partition by action_id order by opened_on desc) = 1
+    select * from (
+        select
+            *,
+            row_number() over (partition by action_id order by opened_on desc) as recency_rank
+        from known
+    ) as ranked
+    where recency_rank = 1
 
 ),
 

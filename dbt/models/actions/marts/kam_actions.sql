@@ -76,18 +76,26 @@ oldest_open_complaint as (
 
     select
         client_id,
-        interaction_id as complaint_id,
-        channel as complaint_channel,
-        cast(occurred_at as date) as complaint_date
-    from interactions
-    where
-        {{ crm_enabled }}
-        and kind = 'complaint'
-        and cast(occurred_at as date) <= {{ as_of_date() }}
-        and (resolved_at is null or cast(resolved_at as date) > {{ as_of_date() }})
-    qualify row_number() over (
-        partition by client_id order by occurred_at asc, interaction_id asc
-    ) = 1
+        complaint_id,
+        complaint_channel,
+        complaint_date
+    from (
+        select
+            client_id,
+            interaction_id as complaint_id,
+            channel as complaint_channel,
+            cast(occurred_at as date) as complaint_date,
+            row_number() over (
+                partition by client_id order by occurred_at asc, interaction_id asc
+            ) as complaint_rank
+        from interactions
+        where
+            {{ crm_enabled }}
+            and kind = 'complaint'
+            and cast(occurred_at as date) <= {{ as_of_date() }}
+            and (resolved_at is null or cast(resolved_at as date) > {{ as_of_date() }})
+    ) as open_complaints
+    where complaint_rank = 1
 
 ),
 
@@ -195,8 +203,8 @@ open_complaint as (
             else clients.open_complaints || ' open complaints, the oldest'
         end
         || coalesce(
-            ' since ' || strftime(complaint.complaint_date, '%Y-%m-%d') || ' ('
-            || date_diff('day', complaint.complaint_date, as_of.as_of_date) || ' days; by '
+            ' since ' || cast(complaint.complaint_date as string) || ' ('
+            || {{ dbt.datediff('complaint.complaint_date', 'as_of.as_of_date', 'day') }} || ' days; by '
             || complaint.complaint_channel || ', ' || complaint.complaint_id || ')',
             ''
         )
@@ -289,5 +297,5 @@ select
     cast(due_date as date) as due_date,
     cast(reason as string) as reason,
     cast(opened_on as date) as opened_on,
-    cast(as_of_date - opened_on as integer) as age_days
+    cast({{ dbt.datediff('opened_on', 'as_of_date', 'day') }} as integer) as age_days
 from with_age

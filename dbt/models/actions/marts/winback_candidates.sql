@@ -41,7 +41,7 @@ candidates as (
         clients.segment,
         as_of.as_of_date,
         value_before_leaving.last_order_date,
-        as_of.as_of_date - value_before_leaving.last_order_date as days_since_last_order,
+        {{ dbt.datediff('value_before_leaving.last_order_date', 'as_of.as_of_date', 'day') }} as days_since_last_order,
         value_before_leaving.value_before_leaving,
         value_before_leaving.margin_before_leaving,
         value_before_leaving.value_class_before_leaving,

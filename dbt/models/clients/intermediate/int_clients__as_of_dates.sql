@@ -15,13 +15,9 @@ built_dates as (
 
 window_dates as (
 
-    select cast(day as date) as as_of_date
+    select days.day as as_of_date
 
-    from generate_series(
-        cast({{ history_start_date() }} as timestamp),
-        cast({{ as_of_date() }} - 1 as timestamp),
-        interval 1 day
-    ) as days (day)
+    from ({{ date_series(history_start_date(), as_of_date() ~ ' - 1') }}) as days
 
 ),
 
@@ -33,7 +29,7 @@ flagged as (
             built_dates.as_of_date is null
             or window_dates.as_of_date >= {{ rebuild_from_date() }}
         ) as is_history_date,
-        date_diff('day', window_dates.as_of_date, {{ as_of_date() }})
+        {{ dbt.datediff('window_dates.as_of_date', as_of_date(), 'day') }}
         % {{ var('backtest_every_days') }} = 0 as is_backtest_date
 
     from window_dates

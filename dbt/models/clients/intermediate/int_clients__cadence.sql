@@ -44,9 +44,7 @@ order_days as (
         client_id,
         order_day,
         lag(order_day) over (partition by client_id order by order_day) as previous_order_day,
-        date_diff(
-            'day', lag(order_day) over (partition by client_id order by order_day), order_day
-        ) as gap_days,
+        {{ dbt.datediff('(lag(order_day) over (partition by client_id order by order_day))', 'order_day', 'day') }} as gap_days,
         row_number() over (partition by client_id order by order_day desc) as recency_rank
 
     from distinct_order_days
@@ -162,8 +160,8 @@ overdue as (
 
     select
         *,
-        date_diff('day', last_order_date, {{ as_of_date() }}) as days_since_last_order,
-        date_diff('day', last_order_date, {{ as_of_date() }}) / expected_interval_days as overdue_ratio
+        {{ dbt.datediff('last_order_date', as_of_date(), 'day') }} as days_since_last_order,
+        {{ dbt.datediff('last_order_date', as_of_date(), 'day') }} / expected_interval_days as overdue_ratio
 
     from expected
 

@@ -72,9 +72,9 @@ policies as (
 
 candidates as (
 
-    select cast(grid.step as double) / 10 as candidate_ratio
+    select cast(grid.n as double) / 10 as candidate_ratio
 
-    from range(10, 201) as grid (step)
+    from ({{ integer_series(10, 200) }}) as grid
 
 ),
 
@@ -84,7 +84,7 @@ cases as (
         cast(segment as string) as segment,
         {{ order_days_band('distinct_order_days') }} as order_days_band,
         overdue_ratio,
-        case when did_not_order_again then 1.0 else 0.0 end as lost
+        cast(case when did_not_order_again then 1 else 0 end as double) as lost
 
     from backtest_cases
 

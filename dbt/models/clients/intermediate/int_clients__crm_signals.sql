@@ -68,12 +68,12 @@ final as (
         case when {{ crm }} then coalesce(interaction_stats.open_complaints, 0) end as open_complaints,
         case when {{ crm }} then interaction_stats.last_contact_date end as last_contact_date,
         case
-            when {{ crm }} then date_diff('day', interaction_stats.last_contact_date, {{ as_of_date() }})
+            when {{ crm }} then {{ dbt.datediff('interaction_stats.last_contact_date', as_of_date(), 'day') }}
         end as days_since_last_contact,
         case
             when {{ crm }}
                 then coalesce(
-                    date_diff('day', interaction_stats.last_contact_date, {{ as_of_date() }}) >= {{ var('silence_days') }},
+                    {{ dbt.datediff('interaction_stats.last_contact_date', as_of_date(), 'day') }} >= {{ var('silence_days') }},
                     true
                 )
         end as is_silent

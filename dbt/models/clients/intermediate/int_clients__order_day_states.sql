@@ -31,7 +31,7 @@ neighbours as (
         order_day,
         lag(order_day) over by_day as previous_order_day,
         lead(order_day) over by_day as next_order_day,
-        date_diff('day', lag(order_day) over by_day, order_day) as gap_days,
+        {{ dbt.datediff('(lag(order_day) over by_day)', 'order_day', 'day') }} as gap_days,
         row_number() over by_day as order_days_to_date
 
     from distinct_order_days
@@ -50,12 +50,7 @@ final as (
         gap_days,
         order_days_to_date,
         -- the same median as int_clients__cadence's, over the gaps up to this day
-        cast(
-            median(gap_days) over (
-                partition by client_id order by order_day
-                rows between unbounded preceding and current row
-            ) as double
-        ) as median_gap_to_date
+        {{ running_median('gap_days', 'client_id', 'order_day') }} as median_gap_to_date
 
     from neighbours
 

@@ -19,8 +19,8 @@ invoices_in_window as (
         invoice_id,
         case
             when paid_date is not null and paid_date <= {{ as_of_date() }}
-                then date_diff('day', due_date, paid_date) > {{ var('payment_late_days') }}
-            else date_diff('day', due_date, {{ as_of_date() }}) > {{ var('payment_late_days') }}
+                then {{ dbt.datediff('due_date', 'paid_date', 'day') }} > {{ var('payment_late_days') }}
+            else {{ dbt.datediff('due_date', as_of_date(), 'day') }} > {{ var('payment_late_days') }}
         end as is_late
 
     from invoices

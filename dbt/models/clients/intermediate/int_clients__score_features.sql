@@ -82,7 +82,7 @@ day_revenue as (
 
 ),
 
--- running values per client and order day, read at any date by an ASOF join
+-- running values per client and order day, read at any date by an ASOF join (asof_left_join)
 day_states as (
 
     select
@@ -90,14 +90,13 @@ day_states as (
         order_day,
         sum(revenue) over to_date as revenue_to_date,
         first_value(revenue) over to_date as first_order_revenue,
-        max(gap_days) over to_date as longest_gap_days
+        max(gap_days) over to_date as longest_gap_days,
+        lead(order_day) over (partition by client_id order by order_day) as next_order_day
 
     from (
         select
             *,
-            date_diff(
-                'day', lag(order_day) over (partition by client_id order by order_day), order_day
-            ) as gap_days
+            {{ dbt.datediff('(lag(order_day) over (partition by client_id order by order_day))', 'order_day', 'day') }} as gap_days
         from day_revenue
     ) as gaps
 
@@ -120,22 +119,34 @@ at_dates as (
         coalesce(state_365.revenue_to_date, 0) as revenue_to_365d_before
 
     from client_dates
-    asof left join day_states as now_state
-        on
-            client_dates.client_id = now_state.client_id
-            and client_dates.as_of_date >= now_state.order_day
-    asof left join day_states as state_90
-        on
-            client_dates.client_id = state_90.client_id
-            and client_dates.as_of_date - 90 >= state_90.order_day
-    asof left join day_states as state_180
-        on
-            client_dates.client_id = state_180.client_id
-            and client_dates.as_of_date - 180 >= state_180.order_day
-    asof left join day_states as state_365
-        on
-            client_dates.client_id = state_365.client_id
-            and client_dates.as_of_date - 365 >= state_365.order_day
+    {{ asof_left_join(
+        'day_states as now_state',
+        'client_dates.client_id = now_state.client_id',
+        'client_dates.as_of_date',
+        'now_state.order_day',
+        'now_state.next_order_day'
+    ) }}
+    {{ asof_left_join(
+        'day_states as state_90',
+        'client_dates.client_id = state_90.client_id',
+        'client_dates.as_of_date - 90',
+        'state_90.order_day',
+        'state_90.next_order_day'
+    ) }}
+    {{ asof_left_join(
+        'day_states as state_180',
+        'client_dates.client_id = state_180.client_id',
+        'client_dates.as_of_date - 180',
+        'state_180.order_day',
+        'state_180.next_order_day'
+    ) }}
+    {{ asof_left_join(
+        'day_states as state_365',
+        'client_dates.client_id = state_365.client_id',
+        'client_dates.as_of_date - 365',
+        'state_365.order_day',
+        'state_365.next_order_day'
+    ) }}
 
 ),
 
@@ -147,10 +158,10 @@ final as (
         cast(segment as string) as segment,
         cast(days_since_last_order as integer) as days_since_last_order,
         cast(distinct_order_days as integer) as distinct_order_days,
-        date_diff('day', first_order_date, as_of_date) as tenure_days,
+        {{ dbt.datediff('first_order_date', 'as_of_date', 'day') }} as tenure_days,
         case
             when distinct_order_days > 1
-                then date_diff('day', first_order_date, last_order_date) / (distinct_order_days - 1)
+                then {{ dbt.datediff('first_order_date', 'last_order_date', 'day') }} / (distinct_order_days - 1)
         end as mean_gap_days,
         cast(last_gap_days as double) as last_gap_days,
         cast(longest_gap_days as double) as longest_gap_days,

@@ -92,11 +92,10 @@ daily_cumulative as (
     select
         client_id,
         cum_revenue,
-        cast(unnest(generate_series(
-            cast(greatest(order_date, first_day) as timestamp),
-            cast(least(coalesce(next_order_date - 1, last_day), last_day) as timestamp),
-            interval 1 day
-        )) as date) as day
+        {{ unnest_days(
+            'greatest(order_date, first_day)',
+            'least(coalesce(next_order_date - 1, last_day), last_day)'
+        ) }} as day
 
     from cumulative_revenue
 

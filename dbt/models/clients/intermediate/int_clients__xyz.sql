@@ -8,15 +8,17 @@ orders as (
 
 month_offsets as (
 
-    select generate_series as month_offset
+    select offsets.month_offset
 
-    from generate_series(0, 11)
+    from (
+        values {% for offset in range(12) %}({{ offset }}){{ ', ' if not loop.last }}{% endfor %}
+    ) as offsets (month_offset)
 
 ),
 
 months as (
 
-    select cast(date_trunc('month', {{ as_of_date() }}) - to_months(cast(month_offset as integer)) as date) as month_start
+    select cast({{ dbt.dateadd('month', '-month_offset', dbt.date_trunc('month', as_of_date())) }} as date) as month_start
 
     from month_offsets
 
@@ -26,7 +28,7 @@ orders_in_window as (
 
     select
         client_id,
-        cast(date_trunc('month', order_date) as date) as month_start,
+        cast({{ dbt.date_trunc('month', 'order_date') }} as date) as month_start,
         net_revenue
 
     from orders

@@ -33,7 +33,22 @@ churn_probability as (
 joined as (
 
     select
-        cadence.* exclude (is_churned, is_at_risk),
+        cadence.client_id,
+        cadence.segment,
+        cadence.first_order_date,
+        cadence.last_order_date,
+        cadence.previous_order_day,
+        cadence.last_gap_days,
+        cadence.distinct_order_days,
+        cadence.own_interval_days,
+        cadence.learned_norm_days,
+        cadence.policy_interval_days,
+        cadence.expected_interval_days,
+        cadence.interval_source,
+        cadence.at_risk_ratio,
+        cadence.churn_ratio,
+        cadence.days_since_last_order,
+        cadence.overdue_ratio,
         -- the flags are the churn score's (int_clients__churn_probability decides them)
         coalesce(churn_probability.is_churned, cadence.is_churned) as is_churned,
         coalesce(churn_probability.is_at_risk, cadence.is_at_risk) as is_at_risk,
@@ -93,19 +108,19 @@ scored as (
         case
             when expected_interval_days = round(expected_interval_days)
                 then cast(cast(expected_interval_days as bigint) as string)
-            else printf('%.1f', expected_interval_days)
+            else {{ format_string('%.1f', 'expected_interval_days') }}
         end as interval_text,
         -- the evidence behind a churned / overdue flag: the score and how right its flag was
         case
             when churn_probability is not null
                 then
-                    printf('%.0f', churn_probability * 100) || ' % churn probability within '
+                    {{ format_string('%.0f', 'churn_probability * 100') }} || ' % churn probability within '
                     || horizon_days || ' days'
                     || coalesce(', driven by: ' || score_drivers, '')
                     || case
                         when flag_source = 'score' and flag_precision is not null
                             then
-                                ' (flags at this level were right ' || printf('%.0f', flag_precision * 100)
+                                ' (flags at this level were right ' || {{ format_string('%.0f', 'flag_precision * 100') }}
                                 || ' % of the time on the most recent past dates)'
                         when flag_source = 'policy' then ' (flag set by the segment policy)'
                         when flag_source = 'cadence_rule' then ' (flag by the cadence rule)'
@@ -135,12 +150,12 @@ explained as (
             case
                 when has_volume_drop
                     then
-                        'volume ' || printf('%+.0f', volume_change_ratio * 100) || '% vs baseline ('
+                        'volume ' || {{ format_string('%+.0f', 'volume_change_ratio * 100') }} || '% vs baseline ('
                         || {{ format_money('revenue_last_90d') }} || ' in the last 90 days vs '
                         || {{ format_money('baseline_revenue_90d') }} || ' per 90 days before)'
             end,
             case
-                when decision_maker_left then 'decision maker left ' || strftime(decision_maker_left_at, '%Y-%m-%d')
+                when decision_maker_left then 'decision maker left ' || cast(cast(decision_maker_left_at as date) as string)
             end,
             case
                 when has_poor_payment_discipline

@@ -44,7 +44,7 @@ final as (
         cast(from_stage as string) as from_stage,
         cast(to_stage as string) as to_stage,
         cast(transition_date as date) as transition_date,
-        cast(date_diff('day', previous_transition_date, transition_date) as integer) as days_in_previous_stage
+        cast({{ dbt.datediff('previous_transition_date', 'transition_date', 'day') }} as integer) as days_in_previous_stage
 
     from transitions
 

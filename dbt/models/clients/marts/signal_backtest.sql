@@ -73,7 +73,7 @@ leads as (
     select
         spells.segment,
         spells.first_churned_date as backtest_date,
-        date_diff('day', spells.first_at_risk_date, spells.first_churned_date) as lead_days
+        {{ dbt.datediff('spells.first_at_risk_date', 'spells.first_churned_date', 'day') }} as lead_days
 
     from spells
     inner join backtest_flags
@@ -135,7 +135,7 @@ final as (
 
     select
         {{ as_of_date() }} as as_of_date,
-        cast(coalesce(strftime(counted.backtest_date, '%Y-%m-%d'), 'all') as string) as period,
+        cast(coalesce(cast(counted.backtest_date as string), 'all') as string) as period,
         cast(counted.backtest_date as date) as backtest_date,
         cast(case when counted.is_all_segments then 'all' else counted.segment end as string) as segment,
         cast(counted.is_all_segments as boolean) as is_all_segments,
