@@ -37,7 +37,7 @@ received as (
         sum(orders.net_revenue) filter (where orders.order_date > as_of.as_of_date - 365) as revenue_365d,
         sum(orders.margin) filter (where orders.order_date > as_of.as_of_date - 365) as margin_365d,
         round(
-            {{ fsum('case when orders.order_date <= as_of.as_of_date - 365 then orders.net_revenue end') }},
+            {{ fsum('orders.net_revenue', where='orders.order_date <= as_of.as_of_date - 365') }},
             {{ var('money_decimals') }}
         ) as revenue_prev_365d,
         sum(orders.gross_revenue) filter (
