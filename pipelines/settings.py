@@ -8,9 +8,9 @@ every variable that is wrong, its value and what is allowed, before any work is 
 
 Nothing here touches the disk or the network; paths are resolved, not created.
 dbt's ``profiles.yml`` reads ``KAM_WORK_DB``, ``KAM_DBT_THREADS`` and
-``KAM_DUCKDB_MEMORY_LIMIT``: the pipeline sets them from these settings for the dbt process
-(:meth:`Settings.dbt_env`), so they are not read from the operator's environment anywhere
-else.
+``KAM_DUCKDB_MEMORY_LIMIT``, and dbt reads ``DBT_TARGET`` (from ``KAM_DBT_TARGET``): the
+pipeline sets them from these settings for the dbt process (:meth:`Settings.dbt_env`), so
+they are not read from the operator's environment anywhere else.
 """
 
 from __future__ import annotations
@@ -182,6 +182,16 @@ def _log_level(_name: str, raw: str) -> str:
     if raw.upper() not in LOG_LEVELS:
         raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
     return raw.upper()
+
+
+#: the outputs of dbt/profiles.yml (the engines the dbt project builds on)
+DBT_TARGETS = ("duckdb", "spark")
+
+
+def _dbt_target(_name: str, raw: str) -> str:
+    if raw.strip().lower() not in DBT_TARGETS:
+        raise ValueError(f"must be one of {', '.join(DBT_TARGETS)} (dbt/profiles.yml's outputs)")
+    return raw.strip().lower()
 
 
 def _encoding(_name: str, raw: str) -> str:
@@ -491,6 +501,16 @@ SETTINGS: tuple[Setting, ...] = (
         "dbt threads",
     ),
     Setting(
+        "dbt_target",
+        "KAM_DBT_TARGET",
+        "duckdb",
+        _dbt_target,
+        "the engine dbt builds the models on: an output of dbt/profiles.yml, `duckdb` or "
+        "`spark` (passed to dbt as DBT_TARGET). `kam run` builds on DuckDB only (its checks and "
+        "publish read the DuckDB work DB); `spark` serves `python -m pipelines.spark_build` "
+        '(README "Running on Spark")',
+    ),
+    Setting(
         "duckdb_memory_limit",
         "KAM_DUCKDB_MEMORY_LIMIT",
         "1GB",
@@ -591,6 +611,7 @@ class Settings:
     revenue_band_days: int
     revenue_band_k: float
     dbt_threads: int
+    dbt_target: str
     duckdb_memory_limit: str
     currency: str | None
     log_level: str
@@ -663,6 +684,7 @@ class Settings:
             "KAM_WORK_DB": str(self.work_db),
             "KAM_DBT_THREADS": str(self.dbt_threads),
             "KAM_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
+            "DBT_TARGET": self.dbt_target,
         }
 
 

@@ -41,6 +41,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "KAM_REVENUE_BAND_DAYS": ["0", "6", "eight weeks"],
     "KAM_REVENUE_BAND_K": ["0", "-1", "inf", "ten"],
     "KAM_DBT_THREADS": ["0", "two"],
+    "KAM_DBT_TARGET": ["postgres", "duck db", "databricks"],
     "KAM_LOG_LEVEL": ["LOUD"],
     "KAM_CURRENCY": ["pounds", "gbp", "GBP'; drop table marts.kam_actions; --", "€€", "US$"],
     "KAM_SMTP_URL": ["http://mail.example.com", "smtp://", "smtp://mail:notaport"],
@@ -71,6 +72,7 @@ def test_defaults(tmp_path: Path) -> None:
         "KAM_WORK_DB": str(tmp_path.resolve() / "work" / "kam_work.duckdb"),
         "KAM_DBT_THREADS": "2",
         "KAM_DUCKDB_MEMORY_LIMIT": "1GB",
+        "DBT_TARGET": "duckdb",
     }
 
 

@@ -92,6 +92,13 @@ def _dbt_environment(settings: Settings) -> dict[str, str | None]:
 )
 def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: KamResource):
     settings = kam.settings()
+    if settings.dbt_target != "duckdb":
+        # the checks, the history corrections and the publish read the DuckDB work DB
+        raise dg.Failure(
+            f"KAM_DBT_TARGET={settings.dbt_target}: the daily job builds on DuckDB only (its "
+            "checks and publish read the DuckDB work DB); build on Spark with "
+            "python -m pipelines.spark_build (README 'Running on Spark')"
+        )
     params = run_parameters(context, settings)
     args = dbt_daily_build_args(params)
     # one target per data dir (never the checkout): dbt's files, logs and partial parse
