@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.evaluate.metrics import FlagScore, flag_score, roc_auc
-from pipelines.secrets import mask_text, mask_url, url_secrets
-
-POSTGRES_PREFIXES = ("postgresql://", "postgresql+", "postgres://")
+from pipelines.publish.read import read_warehouse
+from pipelines.secrets import mask_url
 
 SIGNAL_COLUMNS = (
     "client_id",
@@ -208,50 +207,12 @@ def evaluate_cases(
 # --- reading the warehouse and the work DB ---------------------------------------------
 
 
-def _is_postgres(warehouse: str) -> bool:
-    return warehouse.startswith(POSTGRES_PREFIXES)
-
-
 def _fetch_warehouse(warehouse: str, queries: Sequence[str]) -> list[list[tuple]]:
-    """Rows of each query (DuckDB ``?`` free SQL) against the published warehouse."""
-    shown = mask_url(warehouse)
-    if _is_postgres(warehouse):
-        from pipelines.publish.pg import pg_connect
-
-        try:
-            conn = pg_connect(warehouse, connect_timeout=10, application_name="kam-evaluate")
-        except Exception as exc:
-            detail = mask_text(f"{type(exc).__name__}: {exc}".strip(), url_secrets(warehouse))
-            raise EvaluateError(f"cannot connect to the warehouse {shown}: {detail}") from None
-        try:
-            with conn.cursor() as cur:
-                results = []
-                for sql in queries:
-                    cur.execute(sql)
-                    results.append(cur.fetchall())
-                return results
-        except Exception as exc:
-            detail = mask_text(f"{type(exc).__name__}: {exc}".strip(), url_secrets(warehouse))
-            raise EvaluateError(f"the warehouse {shown} cannot be read: {detail}") from None
-        finally:
-            conn.close()
-    import duckdb
-
-    if not Path(warehouse).is_file():
-        raise EvaluateError(
-            f"no published warehouse at {shown} (KAM_WAREHOUSE / KAM_DATA_DIR): "
-            "run `kam run --as-of D` first"
-        )
-    try:
-        con = duckdb.connect(warehouse, read_only=True)
-    except duckdb.Error as exc:
-        raise EvaluateError(f"the warehouse {shown} cannot be opened: {exc}") from None
-    try:
-        return [con.execute(sql).fetchall() for sql in queries]
-    except duckdb.Error as exc:
-        raise EvaluateError(f"the warehouse {shown} cannot be read: {exc}") from None
-    finally:
-        con.close()
+    """Rows of each query against the published warehouse (read-only, errors masked)."""
+    results = read_warehouse(
+        warehouse, queries, error=EvaluateError, application_name="kam-evaluate"
+    )
+    return [result.rows for result in results]
 
 
 def read_signals(warehouse: str, as_of: date) -> tuple[str | None, list[dict[str, Any]]]:
