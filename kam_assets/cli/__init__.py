@@ -56,7 +56,8 @@ def _run_epilog() -> str:
         "settings (environment variables, default; see README 'Configuration'):\n"
         f"{names}\n  DAGSTER_HOME                 $KAM_DATA_DIR/dagster_home\n\n"
         "exit codes: 0 published; 1 a step or blocking check failed (nothing published);\n"
-        "2 refused before any run was recorded (bad setting, source, folder or as-of date)"
+        "2 refused before any run was recorded (bad setting, source, folder or as-of date);\n"
+        "3 published, then a later step (the brief) failed"
     )
 
 

@@ -22,6 +22,7 @@ from kam_assets.cli.data_dir import (
 from kam_assets.cli.preflight import (
     crm_gone_problems,
     load_settings,
+    published_as_of,
     run_problems,
     source_problems,
     storage_problems,
@@ -121,8 +122,8 @@ def _start_and_run(
     except WorkDbBusy as exc:
         return _refuse(command, [str(exc)])
     if not outcome.success:
-        report_failure(outcome)
-        return 1
+        # what the warehouse holds now says whether this run published before it failed
+        return report_failure(outcome, published_as_of(settings), mask_url(settings.warehouse))
     if start := remember_first_order_month(settings):
         print(
             f"kam {command}: the data's first order month {start} is now this data dir's "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from kam_assets.cli.abandoned import fail_abandoned_runs, process_tags
@@ -202,9 +203,47 @@ def _run_daily(params: RunParameters, settings: Settings, command: str = "run") 
     return outcome_of(result)
 
 
-def report_failure(outcome: RunOutcome) -> None:
-    print(f"\nkam: run {outcome.run_id} FAILED", file=sys.stderr)
+#: exit code of a run that failed before publishing: the warehouse is what it was
+EXIT_FAILED = 1
+#: exit code of a run that published the warehouse, then failed (the brief step)
+EXIT_PUBLISHED_THEN_FAILED = 3
+
+
+def failure_report(
+    outcome: RunOutcome, published: tuple[date, str] | None, warehouse: str
+) -> tuple[int, list[str]]:
+    """The exit code and the lines saying what a failed run published and what failed.
+
+    ``published`` is what the warehouse holds after the run ((as_of_date, run_id), or None
+    for none); ``warehouse`` is its masked name. The run published when the warehouse holds
+    its own run id (publishing is the one step that writes it, atomically).
+    """
+    if published is not None and published[1] == outcome.run_id:
+        code = EXIT_PUBLISHED_THEN_FAILED
+        head = (
+            f"kam: run {outcome.run_id} published the warehouse {warehouse} (as-of "
+            f"{published[0]}), then FAILED in a later step: the marts are current, "
+            "what failed is below"
+        )
+    else:
+        code = EXIT_FAILED
+        if published is None:
+            held = "holds nothing published"
+        else:
+            held = f"still holds as-of {published[0]} (run {published[1]})"
+        head = (
+            f"kam: run {outcome.run_id} FAILED, nothing published: the warehouse {warehouse} {held}"
+        )
+    lines = ["", head]
     for step, message in outcome.failures:
-        print(f"failed step: {step}\nerror: {message}", file=sys.stderr)
+        lines.append(f"failed step: {step}\nerror: {message}")
     for check in outcome.failed_checks:
-        print(f"failed check: {check}", file=sys.stderr)
+        lines.append(f"failed check: {check}")
+    return code, lines
+
+
+def report_failure(outcome: RunOutcome, published: tuple[date, str] | None, warehouse: str) -> int:
+    """Print :func:`failure_report` to stderr; its exit code."""
+    code, lines = failure_report(outcome, published, warehouse)
+    print("\n".join(lines), file=sys.stderr)
+    return code

@@ -395,3 +395,37 @@ def test_every_published_table_and_column_is_described(brief_run: dict) -> None:
     assert types["client_overview.revenue_at_stake"] == "DECIMAL(18,2)"
     assert types["client_abc.net_revenue_365d"] == "DECIMAL(18,2)"
     assert types["publish_info.published_at"] == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_a_failed_brief_says_the_warehouse_was_published_and_exits_3(
+    dbt_manifest: Path, demo_sources: Path, tmp_path: Path
+) -> None:
+    """The brief runs after publishing: when it fails, the run published the warehouse and
+    `kam run` says so (exit 3), naming the step that failed, never "nothing published"."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "briefs").write_text("a file where the briefs folder should be\n")  # unwritable
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAM_", "DAGSTER_"))}
+    env.update(
+        KAM_DATA_DIR=str(data),
+        KAM_ERP_URL=f"sqlite:///{demo_sources / 'erp.sqlite'}",
+        KAM_CRM_URL=f"sqlite:///{demo_sources / 'crm.sqlite'}",
+        DBT_TARGET_PATH=str(dbt_manifest.parent),
+    )
+    proc = subprocess.run(
+        [str(BIN / "kam"), "run", "--as-of", AS_OF],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [(run_id, as_of)] = _wh(data, "select run_id, as_of_date from marts.publish_info")
+    assert as_of.isoformat() == AS_OF
+    warehouse = data / "warehouse" / "kam.duckdb"
+    assert (
+        f"kam: run {run_id} published the warehouse {warehouse} (as-of {AS_OF}), "
+        "then FAILED in a later step" in proc.stderr
+    ), proc.stderr[-3000:]
+    assert "failed step: manager_brief" in proc.stderr
+    assert "nothing published" not in proc.stderr

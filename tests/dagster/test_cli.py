@@ -215,3 +215,39 @@ def test_run_refuses_an_unwritable_warehouse_folder_before_any_work(
     assert f"KAM_WAREHOUSE={blocker / 'kam.duckdb'}: cannot write to the folder {blocker}" in err
     assert not (tmp_path / "data" / "work").exists()
     assert not (tmp_path / "data" / "dagster_home").exists()
+
+
+def test_a_failed_run_says_what_the_warehouse_holds_and_what_failed() -> None:
+    from datetime import date
+
+    from kam_assets.cli.runner import RunOutcome, failure_report
+
+    outcome = RunOutcome(
+        success=False,
+        run_id="r-new",
+        failures=[("manager_brief", "NotADirectoryError: briefs")],
+        failed_checks=["marts/x check_y: 2 rows"],
+    )
+    # the warehouse holds this run's id: it published, then a later step failed
+    code, lines = failure_report(outcome, (date(2026, 9, 30), "r-new"), "/d/kam.duckdb")
+    assert code == 3
+    assert lines == [
+        "",
+        "kam: run r-new published the warehouse /d/kam.duckdb (as-of 2026-09-30), then FAILED "
+        "in a later step: the marts are current, what failed is below",
+        "failed step: manager_brief\nerror: NotADirectoryError: briefs",
+        "failed check: marts/x check_y: 2 rows",
+    ]
+    # another run's publication: this one published nothing
+    code, lines = failure_report(outcome, (date(2026, 9, 29), "r-old"), "/d/kam.duckdb")
+    assert code == 1
+    assert lines[1] == (
+        "kam: run r-new FAILED, nothing published: the warehouse /d/kam.duckdb still holds "
+        "as-of 2026-09-29 (run r-old)"
+    )
+    code, lines = failure_report(outcome, None, "/d/kam.duckdb")
+    assert code == 1
+    assert lines[1] == (
+        "kam: run r-new FAILED, nothing published: the warehouse /d/kam.duckdb holds nothing "
+        "published"
+    )
