@@ -2,6 +2,7 @@
 
 ``build_briefs`` (``build``) reads the published DuckDB file or PostgreSQL schema
 (``warehouse``: never the work DB), renders one page per manager and an index for the sales
-lead (``render``) with charts as inline SVG (``charts``, matplotlib), and writes them under
-``<briefs_dir>/<as_of>/``. ``mail`` sends them (optional). Framework-free: no Dagster here.
+lead (``render``) with charts as inline SVG (``charts``, written directly, no plotting
+library), and writes them under ``<briefs_dir>/<as_of>/``. ``mail`` sends them (optional).
+Framework-free: no Dagster here.
 """
