@@ -43,6 +43,29 @@ class _Inbox:
         return "250 OK"
 
 
+def _demo_env(data: Path, demo_sources: Path, dbt_manifest: Path, **extra: str) -> dict:
+    """`kam run`'s environment on the session demo in data dir ``data``, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAM_", "DAGSTER_"))}
+    env.update(
+        KAM_DATA_DIR=str(data),
+        KAM_ERP_URL=f"sqlite:///{demo_sources / 'erp.sqlite'}",
+        KAM_CRM_URL=f"sqlite:///{demo_sources / 'crm.sqlite'}",
+        DBT_TARGET_PATH=str(dbt_manifest.parent),
+        **extra,
+    )
+    return env
+
+
+def _kam_run(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "kam"), "run", "--as-of", AS_OF],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
 @pytest.fixture(scope="module")
 def brief_run(dbt_manifest: Path, demo_sources: Path, tmp_path_factory) -> dict:
     from aiosmtpd.controller import Controller
@@ -59,27 +82,19 @@ def brief_run(dbt_manifest: Path, demo_sources: Path, tmp_path_factory) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAM_", "DAGSTER_"))}
-    env.update(
-        KAM_DATA_DIR=str(data),
-        KAM_ERP_URL=f"sqlite:///{demo_sources / 'erp.sqlite'}",
-        KAM_CRM_URL=f"sqlite:///{demo_sources / 'crm.sqlite'}",
+    env = _demo_env(
+        data,
+        demo_sources,
+        dbt_manifest,
         KAM_SMTP_URL=f"smtp://127.0.0.1:{port}",
         KAM_BRIEF_SENDER="kam-brief@example.com",
         KAM_BRIEF_RECIPIENTS=str(base / "recipients.csv"),
-        DBT_TARGET_PATH=str(dbt_manifest.parent),
     )
     inbox = _Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        proc = subprocess.run(
-            [str(BIN / "kam"), "run", "--as-of", AS_OF],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        proc = _kam_run(env)
     finally:
         controller.stop()
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -405,20 +420,7 @@ def test_a_failed_brief_says_the_warehouse_was_published_and_exits_3(
     data = tmp_path / "data"
     data.mkdir()
     (data / "briefs").write_text("a file where the briefs folder should be\n")  # unwritable
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAM_", "DAGSTER_"))}
-    env.update(
-        KAM_DATA_DIR=str(data),
-        KAM_ERP_URL=f"sqlite:///{demo_sources / 'erp.sqlite'}",
-        KAM_CRM_URL=f"sqlite:///{demo_sources / 'crm.sqlite'}",
-        DBT_TARGET_PATH=str(dbt_manifest.parent),
-    )
-    proc = subprocess.run(
-        [str(BIN / "kam"), "run", "--as-of", AS_OF],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = _kam_run(_demo_env(data, demo_sources, dbt_manifest))
     assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
     [(run_id, as_of)] = _wh(data, "select run_id, as_of_date from marts.publish_info")
     assert as_of.isoformat() == AS_OF
