@@ -708,6 +708,19 @@ def held_urls() -> Iterator[None]:
             os.environ.setdefault(name, value)
 
 
+def hold_urls_for_good() -> list[str]:
+    """Take the source and warehouse URLs out of the process environment for the rest of
+    the process (:func:`held_urls` without the restore): for a process that runs one
+    pipeline run and ends, such as the run worker a Dagster code server starts for a run
+    launched from the UI or by the daemon. Its child processes (dbt, Dagster's log
+    watchers) then get none of them; it reads them through :meth:`Settings.from_env`.
+    (Its own /proc/<pid>/environ keeps the environment it was started with.) The names
+    taken."""
+    taken = {name: os.environ.pop(name) for name in sorted(URL_SETTINGS) if name in os.environ}
+    _HELD_URLS.update(taken)
+    return sorted(taken)
+
+
 def declared_default(field: str) -> Any:
     """The parsed default of a setting, for code that needs the same value outside a run
     (e.g. a function's default argument): the declaration stays the only place it is written."""
