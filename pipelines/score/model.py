@@ -449,6 +449,8 @@ def _driver_text(group: str, row: Any, typical: dict[str, float]) -> str | None:
     if group == "recent_revenue":
         recent = float(0 if pd.isna(row.revenue_90d) else row.revenue_90d)
         prior = float(0 if pd.isna(row.revenue_prior_90d) else row.revenue_prior_90d)
+        if recent <= 0 and recency >= 90:
+            return None  # the silence says it (and the reason quotes the days silent)
         if recent <= 0 < prior:
             return f"no revenue in the last 90 days ({_money(prior)} the 90 before)"
         if prior > 0 and recent < prior:
