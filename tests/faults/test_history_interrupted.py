@@ -1,15 +1,22 @@
 """D1: a run interrupted between client_status_history and the marts derived from it is
-repaired by the next run.
+repaired by the next run, at every dbt node boundary of the history marts.
 
 The interrupted state is made exactly, with real dbt builds on a generated work DB: the
-run of day X builds everything up to and including ``client_status_history`` (dbt commits
-each model on its own, so this is what a kill -9 right after that node leaves behind), and
-nothing after it. Then the run of X+1 runs normally. Its marts must equal those of an
-uninterrupted pair of runs (X, then X+1) from the same starting state.
+run of day X builds everything up to and including a node (dbt commits each model on its
+own, so this is what a kill -9 right after that node leaves behind), and nothing after it.
+Then the run of X+1 runs normally. Its history marts must equal those of an uninterrupted
+pair of runs (X, then X+1) from the same starting state. The boundaries, in build order:
+
+* before ``client_status_history`` (every other parent built for X): the history has
+  nothing of X, as if the run of X had been missed, so the reference is the run of X+1
+  right after D (X reconstructed by it, as for any missed day);
+* after ``client_status_history``; after it and ``client_stage_transitions``; after it and
+  ``client_lifecycle`` (the two derived marts are siblings: dbt builds either first).
 
 X is ten days after the last run (a gap: the history of the missed days is reconstructed
 too), so that stage changes fall between the two runs; the test checks that some do, or it
-would prove nothing. Before the fix the interrupted pair dated every one of them on X+1.
+would prove nothing. Before the fix the interrupted pair dated every one of them on X+1
+(the boundary after ``client_status_history``).
 """
 
 from __future__ import annotations
@@ -113,27 +120,54 @@ def _copy(last_run: Path, tmp_path: Path, name: str) -> Path:
     return work
 
 
-def test_kill_after_status_history_is_repaired_by_the_next_run(
-    last_run: Path, tmp_path: Path
-) -> None:
-    uninterrupted = _copy(last_run, tmp_path, "uninterrupted")
-    _dbt(uninterrupted, X, "build", "--select", "+clients.marts")
-    _dbt(uninterrupted, NEXT, "build", "--select", "+clients.marts")
+#: what the run of X built before the kill: dbt selections, in build order
+BOUNDARIES = {
+    "before_status_history": (
+        "+client_abc +client_churn_signals +int_clients__lifecycle_today "
+        "+int_clients__status_history_rebuilt"
+    ),
+    "after_status_history": "+client_status_history",
+    "after_transitions": "+client_stage_transitions",
+    "after_lifecycle": "+client_lifecycle",
+}
 
+
+@pytest.fixture(scope="module")
+def uninterrupted(last_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The runs of X and X+1 after D, each whole."""
+    work = _copy(last_run, tmp_path_factory.mktemp("uninterrupted"), "work")
+    _dbt(work, X, "build", "--select", "+clients.marts")
+    _dbt(work, NEXT, "build", "--select", "+clients.marts")
+    return work
+
+
+@pytest.fixture(scope="module")
+def x_missed(last_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run of X+1 right after D (X never run)."""
+    work = _copy(last_run, tmp_path_factory.mktemp("x_missed"), "work")
+    _dbt(work, NEXT, "build", "--select", "+clients.marts")
+    return work
+
+
+@pytest.mark.parametrize("boundary", list(BOUNDARIES))
+def test_a_kill_at_each_history_node_boundary_is_repaired_by_the_next_run(
+    boundary: str, last_run: Path, uninterrupted: Path, x_missed: Path, tmp_path: Path
+) -> None:
     interrupted = _copy(last_run, tmp_path, "interrupted")
-    # the run of X stops right after client_status_history committed
-    _dbt(interrupted, X, "build", "--select", "+client_status_history")
+    # the run of X stops right after the boundary's last node committed
+    _dbt(interrupted, X, "build", "--select", *BOUNDARIES[boundary].split())
     _dbt(interrupted, NEXT, "build", "--select", "+clients.marts")
 
+    reference = x_missed if boundary == "before_status_history" else uninterrupted
     changes_between = [
         row
-        for row in _rows(uninterrupted, "client_stage_transitions", "1, 4")
+        for row in _rows(reference, "client_stage_transitions", "1, 4")
         if D < row[3] <= X and row[1] is not None
     ]
     assert changes_between, "no stage change between the runs: the test would prove nothing"
     for table, order in DERIVED.items():
-        expected = _rows(uninterrupted, table, order)
+        expected = _rows(reference, table, order)
         actual = _rows(interrupted, table, order)
         missing = sorted(set(expected) - set(actual))[:5]
         extra = sorted(set(actual) - set(expected))[:5]
-        assert actual == expected, f"{table}: missing {missing}, wrong {extra}"
+        assert actual == expected, f"{boundary}, {table}: missing {missing}, wrong {extra}"
