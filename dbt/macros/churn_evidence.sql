@@ -33,10 +33,9 @@
 {%- endmacro %}
 
 {#-
-    The order-days band the churn and at-risk factors are learned for
-    (int_clients__churn_ratios): 1, 2-3, 4+ order days. Coarser than order_days_bucket:
-    on Online Retail no band above 3 order days ever reaches the churn target share (their
-    lost share is 3-22 %), so finer bands only thin the cases out.
+    The order-days band segment_churn_definition judges the factors on: 1, 2-3, 4+ order
+    days. Coarser than order_days_bucket: on Online Retail the bands above 3 order days lose
+    3-22 % of their cases, so finer bands only thin the cases out.
 -#}
 {% macro order_days_band(order_days) -%}
     case
@@ -47,7 +46,7 @@
     end
 {%- endmacro %}
 
-{#- The order-days bands, in order (one row each in int_clients__churn_ratios). -#}
+{#- The order-days bands, in order (one row each per segment in segment_churn_definition). -#}
 {% macro order_days_bands() -%}
     {{ return(['1 order day', '2-3 order days', '4+ order days']) }}
 {%- endmacro %}

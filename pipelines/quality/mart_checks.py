@@ -278,7 +278,7 @@ MART_CHECKS: list[FrameCheck] = [
     _one_row_per("manager_portfolio", ["manager_id"]),
 ]
 # issue 10, churn from evidence: the backtest marts and churn_probability
-_SOURCES = ("policy", "learned", "segment", "default")
+_SOURCES = ("policy", "default")
 MART_CHECKS += [
     _one_row_per("signal_backtest", ["period", "segment", "is_all_segments", "flag"]),
     _in_sets(
@@ -297,7 +297,7 @@ MART_CHECKS += [
     _one_row_per("segment_churn_definition", ["segment", "order_days_band"]),
     _in_sets(
         "segment_churn_definition",
-        {"at_risk_ratio_source": (*_SOURCES, "none"), "churn_ratio_source": _SOURCES},
+        {"at_risk_ratio_source": _SOURCES, "churn_ratio_source": _SOURCES},
         id_columns=("segment", "order_days_band"),
     ),
     FrameCheck(

@@ -6,17 +6,11 @@ the pipeline's outputs: the cadence rule of docs/rules.md (order days = distinct
 completed orders up to D; own interval = median gap with 4+ order days, else the median
 over the segment's clients with 2+ order days of their median gap, else 30;
 overdue ratio = days since last order / interval) and the outcome (no completed order
-in (D, D + 91]); the AUCs by the rank formula in SQL. The churn factors are learned as
-docs/rules.md "Churn from evidence" says, by this file's own SQL (``learned_factors``):
-past cases every 7 days back from D (within 730 days), horizon = ceil(clamp(3 x interval,
-30, 365)) passed by D; per segment and order-days band (1, 2-3, 4+) the lowest ratio 1.0,
-1.1, ... from which 66 % (churn) of the cell's cases did not order again, with 30+ cases
-at or above it, else the same over the whole segment, else 3.0; at risk likewise below the
-churn factor with the share max(50 %, (base rate + 66 %) / 2), else no band when 30+ of the
-cell's cases are at 1.5x or more, else (a cell with fewer than 30 cases) the segment's, else
-1.5 when below churn, else (churn from evidence) no band.
-Curves in SQL, the choice in Python (``choose_factors``). The same cases give the expected
-signal_backtest row of one backtest date.
+in (D, D + 91]); the AUCs by the rank formula in SQL. The cadence rule's factors are the
+defaults of docs/rules.md (churned from 3.0x, at risk from 1.5x: Online Retail has no segment
+policy; nothing is learned from past cases), published per segment and order-days band (1,
+2-3, 4+). Past cases every 7 days back from D (within 730 days), horizon = ceil(clamp(3 x
+interval, 30, 365)) passed by D, give the expected signal_backtest row of one backtest date.
 
 The published flags are the churn score's (docs/rules.md "Churn score"): churned where the
 published churn_probability reaches the report's churned level and the overdue ratio (this
@@ -38,10 +32,9 @@ AS_OF = "2011-09-09"
 HORIZON = 91
 #: the backtest date whose signal_backtest rows are checked (D - 140 days)
 BACKTEST_DATE = "2011-04-22"
-#: the settings of dbt/dbt_project.yml ("evidence-based churn")
-CHURN_TARGET = 0.66
-AT_RISK_FLOOR = 0.5
-MIN_CASES = 30
+#: the default factors of dbt/dbt_project.yml (churn_ratio, at_risk_ratio)
+CHURN_RATIO = 3.0
+AT_RISK_RATIO = 1.5
 BAND_SQL = "case when n_days = 1 then '1' when n_days <= 3 then '2-3' else '4+' end"
 
 
@@ -89,9 +82,9 @@ def cadence_sql(src: Path, as_of_dates: str, cut: str) -> str:
     """
 
 
-def learned_factors(con: duckdb.DuckDBPyConnection, src: Path, as_of: str) -> None:
+def past_cases_and_factors(con: duckdb.DuckDBPyConnection, src: Path, as_of: str) -> None:
     """Tables ``past_cases`` (backtest dates before D, horizon passed) and ``factors``
-    (segment, at_risk, churn) by the rule of docs/rules.md, in this test's own SQL."""
+    (segment, band, churn, at_risk: the defaults in every cell), in this test's own SQL."""
     dates = (
         f"select cast(date '{as_of}' - cast(k * 7 as integer) as date) as t "
         f"from range(1, 105) r(k) where k * 7 <= 729"
@@ -110,70 +103,12 @@ def learned_factors(con: duckdb.DuckDBPyConnection, src: Path, as_of: str) -> No
     )
     con.execute(
         f"""
-        create temp table curves as
-        with grid as (select r / 10.0 as r from range(10, 201) g(r)),
-        banded as (select segment, {BAND_SQL} as band, ratio, lost from past_cases)
-        select segment, band, r, count(*) as n, avg(lost::int) as share
-        from grid join banded on banded.ratio >= grid.r group by all
-        union all
-        select segment, null, r, count(*), avg(lost::int)
-        from grid join banded on banded.ratio >= grid.r group by all
+        create temp table factors as
+        select segment, band, {CHURN_RATIO} as churn, {AT_RISK_RATIO} as at_risk
+        from (select distinct segment from past_cases)
+        cross join (values ('1'), ('2-3'), ('4+')) b(band)
         """
     )
-    curves: dict = {}
-    for segment, band, r, n, share in con.execute("select * from curves").fetchall():
-        curves.setdefault((segment, band), []).append((r, n, share))
-    base: dict = {}
-    for segment, band, share, n, n_late in con.execute(
-        f"select segment, {BAND_SQL}, avg(lost::int), count(*), count(*) filter (ratio >= 1.5) "
-        "from past_cases group by all union all "
-        "select segment, null, avg(lost::int), count(*), 0 from past_cases group by all"
-    ).fetchall():
-        base[(segment, band)] = (share, n, n_late)
-    rows = choose_factors(curves, base)
-    con.execute(
-        "create temp table factors (segment varchar, band varchar, churn double, at_risk double)"
-    )
-    con.executemany("insert into factors values (?, ?, ?, ?)", rows)
-
-
-def choose_factors(curves: dict, base: dict) -> list[tuple[str, str, float, float]]:
-    """(segment, band, churn, at_risk) by the rule in the module docstring; ``curves`` maps
-    (segment, band or None for the whole segment) to [(ratio, cases from it, share lost)],
-    ``base`` to (share lost, cases) over all its cases."""
-
-    def lowest(key: tuple, target: float, below: float = float("inf")) -> float | None:
-        hits = [
-            r
-            for r, n, share in curves.get(key, [])
-            if share >= target and n >= MIN_CASES and r < below
-        ]
-        return min(hits) if hits else None
-
-    rows = []
-    for segment in sorted({s for s, _ in curves}):
-        for band in ("1", "2-3", "4+"):
-            cell, whole = (segment, band), (segment, None)
-            churn = lowest(cell, CHURN_TARGET) or lowest(whole, CHURN_TARGET)
-            from_evidence = churn is not None
-            churn = churn if from_evidence else 3.0
-            _, n, n_late = base.get(cell, (None, 0, 0))
-            at_risk = None
-            if cell in base:
-                at_risk = lowest(
-                    cell, max(AT_RISK_FLOOR, (base[cell][0] + CHURN_TARGET) / 2), churn
-                )
-            if at_risk is None and n_late >= MIN_CASES:
-                at_risk = churn  # the evidence judged the default 1.5 and found it wanting
-            if at_risk is None and n < MIN_CASES and whole in base:
-                # the segment's at-risk factor only for a cell with too few cases of its own
-                at_risk = lowest(
-                    whole, max(AT_RISK_FLOOR, (base[whole][0] + CHURN_TARGET) / 2), churn
-                )
-            if at_risk is None:
-                at_risk = 1.5 if churn > 1.5 else (churn if from_evidence else churn * 1.5 / 3.0)
-            rows.append((segment, band, churn, at_risk))
-    return rows
 
 
 def expected_backtest(src: Path, as_of: str, horizon: int, published: dict) -> dict:
@@ -184,7 +119,7 @@ def expected_backtest(src: Path, as_of: str, horizon: int, published: dict) -> d
     and the flags by the documented rule from it and this file's own overdue ratios (churned
     from the churned level at 1.5x or later, at risk from the at-risk level after 1.0x)."""
     con = duckdb.connect()
-    learned_factors(con, src, as_of)
+    past_cases_and_factors(con, src, as_of)
     con.execute("create temp table published (client_id varchar, p double)")
     con.executemany("insert into published values (?, ?)", list(published["probabilities"].items()))
     con.execute(
@@ -222,7 +157,8 @@ def expected_backtest(src: Path, as_of: str, horizon: int, published: dict) -> d
             (date '{as_of}' - last_day)
                 / coalesce(case when n_days >= 4 then med_gap end, norm, 30.0) as ratio,
             later.client_id is null as lost,
-            coalesce(factors.churn, 3.0) as churn, coalesce(factors.at_risk, 1.5) as at_risk,
+            coalesce(factors.churn, {CHURN_RATIO}) as churn,
+            coalesce(factors.at_risk, {AT_RISK_RATIO}) as at_risk,
             published.p
         from hist
         left join norms using (segment)

@@ -29,10 +29,8 @@ AS_OF = date(2026, 9, 30)
 CENT = Decimal("0.01")
 LOADED = datetime(2026, 9, 30, 23, 0)
 
-#: These tests plant clients for the action rules at the default churn factors (1.5 / 3.0):
-#: a learned factor (docs/rules.md "Churn from evidence", tested in test_dbt_history.py and
-#: on Online Retail) would judge the few planted past cases instead. So no cell learns here.
-NO_LEARNING = "churn_min_cases: 1000000"
+#: These tests plant clients for the action rules at the default churn factors (1.5 / 3.0);
+#: with too few past cases the churn score leaves the flags to that rule (docs/rules.md).
 UPSTREAM_TESTS = [
     f"resource_type:{kind},path:models/{folder}"
     for kind in ("test", "unit_test")
@@ -236,8 +234,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--exclude",
         *UPSTREAM_TESTS,
         "--vars",
-        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: true, "
-        f"history_days: {HISTORY_DAYS}, {NO_LEARNING}}}",
+        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: true, history_days: {HISTORY_DAYS}}}",
     )
     assert result.returncode == 0, result.stdout[-6000:]
     # The unit tests of the action models ran (and passed, or the build would have failed).
@@ -319,8 +316,7 @@ def test_without_crm_crm_columns_are_null(built: Path, tmp_path: Path) -> None:
         "--select",
         "path:models/actions",
         "--vars",
-        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: false, "
-        f"history_days: {HISTORY_DAYS}, {NO_LEARNING}}}",
+        f"{{as_of_date: '{AS_OF.isoformat()}', has_crm: false, history_days: {HISTORY_DAYS}}}",
     )
     assert result.returncode == 0, result.stdout[-6000:]
     types = query(built, "select distinct action_type from marts.kam_actions")

@@ -11,10 +11,9 @@
 * Incremental: the next daily run adds exactly its date, a skipped day is reconstructed, a
   backfill (rebuild_from) rebuilds its range and nothing else.
 
-Every build passes ``churn_min_cases: 1000000`` so that no segment learns its churn factors
-from the backtest (the evidence models): a history build and a daily build at an earlier date
-see different past cases, and learned factors could then differ between them; with the
-defaults and the policy both builds judge with the same factors.
+The builds run what ships: the cadence rule's factors are the segment policy's or the
+defaults (nothing is learned from past cases any more), so a history build and a daily build
+at an earlier date judge with the same factors.
 """
 
 from __future__ import annotations
@@ -32,8 +31,6 @@ from pipelines.extract.raw_schema import ensure_raw_schema
 from pipelines.generator.core import generate_demo
 
 D = date(2026, 9, 30)
-#: learned churn factors off (see the module docstring)
-FIXED_FACTORS = {"churn_min_cases": 1_000_000}
 #: the daily models of one as-of date (no history model)
 DAILY_SELECT = ["+int_clients__lifecycle_today", "+client_churn_signals", "+client_abc"]
 #: the columns that must agree between a daily build's cadence rule and a reconstructed row
@@ -52,7 +49,6 @@ def _dbt(work: Path, as_of: date, *args: str, **extra_vars: object) -> None:
     dbt_vars = {
         "as_of_date": as_of.isoformat(),
         "history_days": HISTORY_DAYS,
-        **FIXED_FACTORS,
         **extra_vars,
     }
     run_dbt(work / WORK_DB, *args, target=work / "target", dbt_vars=dbt_vars)

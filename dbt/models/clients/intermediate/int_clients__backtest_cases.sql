@@ -1,7 +1,6 @@
 -- Past cases for the evidence on churn: one row per (backtest date, client) of
 -- int_clients__cadence_history whose horizon has fully passed by D, with what the client
--- did next. Ratio-independent (no flags), so int_clients__churn_ratios can learn the
--- factors from it; int_clients__backtest_flags applies them.
+-- did next. Ratio-independent (no flags): int_clients__backtest_flags applies the factors.
 
 with
 

@@ -1,8 +1,7 @@
 {%- set crm = 'true' if has_crm() else 'false' -%}
 
 -- The flags of each past case (int_clients__backtest_cases), judged as on its backtest
--- date: churned / at risk with the factors of its segment and order-days band of this run
--- (int_clients__churn_ratios),
+-- date: churned / at risk with the factors of its segment (int_clients__segment_policies),
 -- volume drop by the rule of int_clients__volume on the windows ending on that date,
 -- decision maker left by the rule of int_clients__crm_signals (null without a CRM).
 
@@ -14,9 +13,9 @@ backtest_cases as (
 
 ),
 
-churn_ratios as (
+segment_policies as (
 
-    select * from {{ ref('int_clients__churn_ratios') }}
+    select * from {{ ref('int_clients__segment_policies') }}
 
 ),
 
@@ -37,17 +36,15 @@ factors as (
     select
         backtest_cases.*,
         coalesce(
-            churn_ratios.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)
+            segment_policies.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)
         ) as at_risk_ratio,
         coalesce(
-            churn_ratios.churn_ratio, cast({{ var('churn_ratio') }} as double)
+            segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double)
         ) as churn_ratio
 
     from backtest_cases
-    left join churn_ratios
-        on
-            backtest_cases.segment = churn_ratios.segment
-            and {{ order_days_band('backtest_cases.distinct_order_days') }} = churn_ratios.order_days_band
+    left join segment_policies
+        on backtest_cases.segment = segment_policies.segment
 
 ),
 

@@ -12,15 +12,9 @@ orders as (
 
 ),
 
-segment_policy as (
+segment_policies as (
 
-    select * from {{ ref('segment_policy') }}
-
-),
-
-churn_ratios as (
-
-    select * from {{ ref('int_clients__churn_ratios') }}
+    select * from {{ ref('int_clients__segment_policies') }}
 
 ),
 
@@ -119,40 +113,26 @@ segment_norms as (
 
 ),
 
-policies as (
-
-    select
-        cast(segment as string) as segment,
-        cast(expected_interval_days as double) as policy_interval_days
-
-    from segment_policy
-
-),
-
 expected as (
 
     select
         own_intervals.*,
         segment_norms.learned_norm_days,
-        policies.policy_interval_days,
-        {{ expected_interval('own_intervals.own_interval_days', 'policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as expected_interval_days,
-        {{ interval_source('own_intervals.own_interval_days', 'policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as interval_source,
+        segment_policies.policy_interval_days,
+        {{ expected_interval('own_intervals.own_interval_days', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as expected_interval_days,
+        {{ interval_source('own_intervals.own_interval_days', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as interval_source,
         coalesce(
-            churn_ratios.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)
+            segment_policies.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)
         ) as at_risk_ratio,
         coalesce(
-            churn_ratios.churn_ratio, cast({{ var('churn_ratio') }} as double)
+            segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double)
         ) as churn_ratio
 
     from own_intervals
     left join segment_norms
         on own_intervals.segment = segment_norms.segment
-    left join policies
-        on own_intervals.segment = policies.segment
-    left join churn_ratios
-        on
-            own_intervals.segment = churn_ratios.segment
-            and {{ order_days_band('own_intervals.distinct_order_days') }} = churn_ratios.order_days_band
+    left join segment_policies
+        on own_intervals.segment = segment_policies.segment
 
 ),
 

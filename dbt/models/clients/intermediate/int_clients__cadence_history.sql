@@ -11,9 +11,9 @@ clients as (
 
 ),
 
-segment_policy as (
+segment_policies as (
 
-    select * from {{ ref('segment_policy') }}
+    select * from {{ ref('int_clients__segment_policies') }}
 
 ),
 
@@ -112,32 +112,22 @@ segment_norms as (
 
 ),
 
-policies as (
-
-    select
-        cast(segment as string) as segment,
-        cast(expected_interval_days as double) as policy_interval_days
-
-    from segment_policy
-
-),
-
 expected as (
 
     select
         own_intervals.*,
         segment_norms.learned_norm_days,
-        policies.policy_interval_days,
-        {{ expected_interval('own_intervals.own_interval_days', 'policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as expected_interval_days,
-        {{ interval_source('own_intervals.own_interval_days', 'policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as interval_source
+        segment_policies.policy_interval_days,
+        {{ expected_interval('own_intervals.own_interval_days', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as expected_interval_days,
+        {{ interval_source('own_intervals.own_interval_days', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as interval_source
 
     from own_intervals
     left join segment_norms
         on
             own_intervals.segment = segment_norms.segment
             and own_intervals.as_of_date = segment_norms.as_of_date
-    left join policies
-        on own_intervals.segment = policies.segment
+    left join segment_policies
+        on own_intervals.segment = segment_policies.segment
 
 ),
 

@@ -1,7 +1,7 @@
 -- churn_probability and the churned / at-risk flags of each client at D (docs/rules.md
 -- "Churn score"): the probability is the chosen score's (int_clients__churn_model, fitted
 -- on the company's own past); the flags come from it where the score sets them, and from
--- the cadence rule (int_clients__cadence with int_clients__churn_ratios) where the
+-- the cadence rule (int_clients__cadence with int_clients__segment_policies) where the
 -- segment's policy sets a factor (the policy always wins) or where the score had too few
 -- past cases to set them (flags_from = 'cadence_rule').
 
@@ -13,9 +13,9 @@ cadence as (
 
 ),
 
-churn_ratios as (
+segment_policies as (
 
-    select * from {{ ref('int_clients__churn_ratios') }}
+    select * from {{ ref('int_clients__segment_policies') }}
 
 ),
 
@@ -52,16 +52,14 @@ joined as (
         scores.at_risk_level,
         scores.at_risk_precision,
         scores.horizon_days,
-        coalesce(churn_ratios.churn_ratio_source = 'policy', false) as has_policy_churn,
-        coalesce(churn_ratios.at_risk_ratio_source = 'policy', false) as has_policy_at_risk
+        coalesce(segment_policies.churn_ratio_source = 'policy', false) as has_policy_churn,
+        coalesce(segment_policies.at_risk_ratio_source = 'policy', false) as has_policy_at_risk
 
     from cadence
     left join scores
         on cadence.client_id = scores.client_id
-    left join churn_ratios
-        on
-            cadence.segment = churn_ratios.segment
-            and {{ order_days_band('cadence.distinct_order_days') }} = churn_ratios.order_days_band
+    left join segment_policies
+        on cadence.segment = segment_policies.segment
 
 ),
 

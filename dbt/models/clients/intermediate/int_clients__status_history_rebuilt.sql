@@ -16,9 +16,9 @@ cadence_history as (
 
 ),
 
-churn_ratios as (
+segment_policies as (
 
-    select * from {{ ref('int_clients__churn_ratios') }}
+    select * from {{ ref('int_clients__segment_policies') }}
 
 ),
 
@@ -178,14 +178,14 @@ flags as (
         revenue_windows.overdue_ratio,
         coalesce(
             revenue_windows.overdue_ratio
-            >= coalesce(churn_ratios.churn_ratio, cast({{ var('churn_ratio') }} as double)),
+            >= coalesce(segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double)),
             false
         ) as is_churned,
         coalesce(
             revenue_windows.overdue_ratio
-            >= coalesce(churn_ratios.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double))
+            >= coalesce(segment_policies.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double))
             and revenue_windows.overdue_ratio
-            < coalesce(churn_ratios.churn_ratio, cast({{ var('churn_ratio') }} as double)),
+            < coalesce(segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double)),
             false
         ) as is_at_risk,
         {{ has_volume_drop(
@@ -197,11 +197,11 @@ flags as (
         {{ is_growing('revenue_windows.revenue_recent_period', 'revenue_windows.revenue_prior_period') }} as is_growing,
         coalesce(
             revenue_windows.overdue_ratio
-            < coalesce(churn_ratios.churn_ratio, cast({{ var('churn_ratio') }} as double))
+            < coalesce(segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double))
             and revenue_windows.last_order_date
             > revenue_windows.as_of_date - {{ var('new_client_days') }}
             and revenue_windows.last_gap_days
-            >= coalesce(churn_ratios.churn_ratio, cast({{ var('churn_ratio') }} as double))
+            >= coalesce(segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double))
             * revenue_windows.expected_interval_days,
             false
         ) as is_reactivated,
@@ -212,10 +212,8 @@ flags as (
         on
             revenue_windows.as_of_date = abc_ranked.as_of_date
             and revenue_windows.client_id = abc_ranked.client_id
-    left join churn_ratios
-        on
-            revenue_windows.segment = churn_ratios.segment
-            and {{ order_days_band('revenue_windows.distinct_order_days') }} = churn_ratios.order_days_band
+    left join segment_policies
+        on revenue_windows.segment = segment_policies.segment
 
 ),
 

@@ -1,12 +1,13 @@
--- Where "churned" and "at risk" begin for each segment and order-days band, where that
--- comes from, and how right it was on the past cases (docs/rules.md "Churn from evidence").
--- One row per (segment, order-days band) of int_clients__churn_ratios.
+-- Where the cadence rule's "churned" and "at risk" begin for each segment (policy or
+-- default factors, int_clients__segment_policies) and how right they were on the past cases
+-- of each order-days band (docs/rules.md "Churn from evidence"). One row per (segment of
+-- int_clients__segment_policies, order-days band).
 
 with
 
-churn_ratios as (
+segment_policies as (
 
-    select * from {{ ref('int_clients__churn_ratios') }}
+    select * from {{ ref('int_clients__segment_policies') }}
 
 ),
 
@@ -16,11 +17,26 @@ backtest_flags as (
 
 ),
 
+bands as (
+
+    select band.order_days_band
+
+    from (
+        values
+        {%- for band in order_days_bands() %}
+            ('{{ band }}'){{ "," if not loop.last }}
+        {%- endfor %}
+    ) as band (order_days_band)
+
+),
+
 evidence as (
 
     select
-        segment,
+        cast(segment as string) as segment,
         {{ order_days_band('distinct_order_days') }} as order_days_band,
+        count(*) as cases,
+        avg(case when did_not_order_again then 1.0 else 0.0 end) as base_rate,
         min(as_of_date) as first_backtest_date,
         max(as_of_date) as last_backtest_date,
         count(*) filter (where did_not_order_again) as lost_cases,
@@ -39,20 +55,15 @@ evidence as (
 final as (
 
     select
-        cast(churn_ratios.segment as string) as segment,
-        cast(churn_ratios.order_days_band as string) as order_days_band,
+        cast(segment_policies.segment as string) as segment,
+        cast(bands.order_days_band as string) as order_days_band,
         {{ as_of_date() }} as as_of_date,
-        cast(churn_ratios.at_risk_ratio as double) as at_risk_ratio,
-        cast(churn_ratios.churn_ratio as double) as churn_ratio,
-        cast(churn_ratios.at_risk_ratio_source as string) as at_risk_ratio_source,
-        cast(churn_ratios.churn_ratio_source as string) as churn_ratio_source,
-        cast(churn_ratios.learned_at_risk_ratio as double) as learned_at_risk_ratio,
-        cast(churn_ratios.learned_churn_ratio as double) as learned_churn_ratio,
-        cast(churn_ratios.segment_at_risk_ratio as double) as segment_at_risk_ratio,
-        cast(churn_ratios.segment_churn_ratio as double) as segment_churn_ratio,
-        cast(churn_ratios.at_risk_target as double) as at_risk_target,
-        cast(churn_ratios.cases as bigint) as cases,
-        cast(churn_ratios.base_rate as double) as base_rate,
+        cast(segment_policies.at_risk_ratio as double) as at_risk_ratio,
+        cast(segment_policies.churn_ratio as double) as churn_ratio,
+        cast(segment_policies.at_risk_ratio_source as string) as at_risk_ratio_source,
+        cast(segment_policies.churn_ratio_source as string) as churn_ratio_source,
+        cast(coalesce(evidence.cases, 0) as bigint) as cases,
+        cast(evidence.base_rate as double) as base_rate,
         cast(coalesce(evidence.lost_cases, 0) as bigint) as lost_cases,
         cast(coalesce(evidence.churned_flagged, 0) as bigint) as churned_flagged,
         cast(evidence.churned_hits / nullif(evidence.churned_flagged, 0) as double) as churned_precision,
@@ -64,11 +75,12 @@ final as (
         cast(evidence.first_backtest_date as date) as first_backtest_date,
         cast(evidence.last_backtest_date as date) as last_backtest_date
 
-    from churn_ratios
+    from segment_policies
+    cross join bands
     left join evidence
         on
-            churn_ratios.segment = evidence.segment
-            and churn_ratios.order_days_band = evidence.order_days_band
+            segment_policies.segment = evidence.segment
+            and bands.order_days_band = evidence.order_days_band
 
 )
 
