@@ -209,3 +209,23 @@ def test_each_rule_setting_is_read_by_the_one_macro_of_its_rule(var: str) -> Non
     )
     macros = [m.group(1) for m in MACRO_BLOCK.finditer((MACROS / f"{owner}.sql").read_text())]
     assert macros == [owner]
+
+
+#: where the cadence rule compares lateness with a factor: the overdue ratio with the churn /
+#: at-risk factors, the gap before the last order with the churn factor x the interval
+_LATENESS_COMPARISON = re.compile(r"\b(overdue_ratio|last_gap_days)\s*(}})?\s*(>=|<=|<|>)")
+
+
+def test_churned_at_risk_and_reactivated_are_decided_only_by_their_macros() -> None:
+    """Every churned / at-risk / reactivated comparison of the cadence rule is written once,
+    in the macro named after it (the daily, history and backtest models call it)."""
+    readers = sorted(
+        str(path.relative_to(DBT_DIR))
+        for path in _sql_files()
+        if _LATENESS_COMPARISON.search(JINJA_COMMENT.sub("", path.read_text()))
+    )
+    assert readers == [
+        "macros/is_at_risk.sql",
+        "macros/is_churned.sql",
+        "macros/is_reactivated.sql",
+    ]

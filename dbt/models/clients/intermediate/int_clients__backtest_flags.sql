@@ -94,12 +94,8 @@ flagged as (
 
     select
         factors.*,
-        coalesce(factors.overdue_ratio >= factors.churn_ratio, false) as is_churned,
-        coalesce(
-            factors.overdue_ratio >= factors.at_risk_ratio
-            and factors.overdue_ratio < factors.churn_ratio,
-            false
-        ) as is_at_risk,
+        {{ is_churned('factors.overdue_ratio', 'factors.churn_ratio') }} as is_churned,
+        {{ is_at_risk('factors.overdue_ratio', 'factors.at_risk_ratio', 'factors.churn_ratio') }} as is_at_risk,
         {{ has_volume_drop(
             'volume_windows.revenue_last_90d',
             '(volume_windows.revenue_prior_270d / 3.0)',

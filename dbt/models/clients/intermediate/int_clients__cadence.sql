@@ -166,8 +166,8 @@ final as (
         churn_ratio,
         days_since_last_order,
         overdue_ratio,
-        coalesce(overdue_ratio >= churn_ratio, false) as is_churned,
-        coalesce(overdue_ratio >= at_risk_ratio and overdue_ratio < churn_ratio, false) as is_at_risk
+        {{ is_churned('overdue_ratio', 'churn_ratio') }} as is_churned,
+        {{ is_at_risk('overdue_ratio', 'at_risk_ratio', 'churn_ratio') }} as is_at_risk
 
     from overdue
 

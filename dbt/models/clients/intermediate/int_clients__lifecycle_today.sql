@@ -59,12 +59,14 @@ flags as (
         coalesce(growth_windows.revenue_prior_period, 0) as revenue_prior_period,
         {{ is_new_client('cadence.first_order_date', as_of_date()) }} as is_new_client,
         {{ is_growing('growth_windows.revenue_recent_period', 'growth_windows.revenue_prior_period') }} as is_growing,
-        coalesce(
-            not coalesce(churn_flags.is_churned, cadence.is_churned)
-            and cadence.last_order_date > {{ as_of_date() }} - {{ var('new_client_days') }}
-            and cadence.last_gap_days >= cadence.churn_ratio * cadence.expected_interval_days,
-            false
-        ) as is_reactivated
+        {{ is_reactivated(
+            'coalesce(churn_flags.is_churned, cadence.is_churned)',
+            'cadence.last_order_date',
+            as_of_date(),
+            'cadence.last_gap_days',
+            'cadence.churn_ratio',
+            'cadence.expected_interval_days'
+        ) }} as is_reactivated
 
     from cadence
     left join churn_flags

@@ -150,6 +150,19 @@ revenue_windows as (
 
 ),
 
+factors as (
+
+    select
+        revenue_windows.*,
+        coalesce(segment_policies.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)) as at_risk_ratio,
+        coalesce(segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double)) as churn_ratio
+
+    from revenue_windows
+    left join segment_policies
+        on revenue_windows.segment = segment_policies.segment
+
+),
+
 abc_ranked as (
 
     select
@@ -169,51 +182,37 @@ abc_ranked as (
 flags as (
 
     select
-        revenue_windows.as_of_date,
-        revenue_windows.client_id,
-        revenue_windows.first_order_date,
-        revenue_windows.last_order_date,
-        revenue_windows.days_since_last_order,
-        revenue_windows.expected_interval_days,
-        revenue_windows.overdue_ratio,
-        coalesce(
-            revenue_windows.overdue_ratio
-            >= coalesce(segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double)),
-            false
-        ) as is_churned,
-        coalesce(
-            revenue_windows.overdue_ratio
-            >= coalesce(segment_policies.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double))
-            and revenue_windows.overdue_ratio
-            < coalesce(segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double)),
-            false
-        ) as is_at_risk,
+        factors.as_of_date,
+        factors.client_id,
+        factors.first_order_date,
+        factors.last_order_date,
+        factors.days_since_last_order,
+        factors.expected_interval_days,
+        factors.overdue_ratio,
+        {{ is_churned('factors.overdue_ratio', 'factors.churn_ratio') }} as is_churned,
+        {{ is_at_risk('factors.overdue_ratio', 'factors.at_risk_ratio', 'factors.churn_ratio') }} as is_at_risk,
         {{ has_volume_drop(
-            'revenue_windows.revenue_last_90d',
-            'revenue_windows.baseline_revenue_90d',
-            'revenue_windows.expected_interval_days'
+            'factors.revenue_last_90d',
+            'factors.baseline_revenue_90d',
+            'factors.expected_interval_days'
         ) }} as has_volume_drop,
-        {{ is_new_client('revenue_windows.first_order_date', 'revenue_windows.as_of_date') }} as is_new_client,
-        {{ is_growing('revenue_windows.revenue_recent_period', 'revenue_windows.revenue_prior_period') }} as is_growing,
-        coalesce(
-            revenue_windows.overdue_ratio
-            < coalesce(segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double))
-            and revenue_windows.last_order_date
-            > revenue_windows.as_of_date - {{ var('new_client_days') }}
-            and revenue_windows.last_gap_days
-            >= coalesce(segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double))
-            * revenue_windows.expected_interval_days,
-            false
-        ) as is_reactivated,
+        {{ is_new_client('factors.first_order_date', 'factors.as_of_date') }} as is_new_client,
+        {{ is_growing('factors.revenue_recent_period', 'factors.revenue_prior_period') }} as is_growing,
+        {{ is_reactivated(
+            is_churned('factors.overdue_ratio', 'factors.churn_ratio'),
+            'factors.last_order_date',
+            'factors.as_of_date',
+            'factors.last_gap_days',
+            'factors.churn_ratio',
+            'factors.expected_interval_days'
+        ) }} as is_reactivated,
         {{ abc_class('abc_ranked.share_before') }} as abc_class
 
-    from revenue_windows
+    from factors
     left join abc_ranked
         on
-            revenue_windows.as_of_date = abc_ranked.as_of_date
-            and revenue_windows.client_id = abc_ranked.client_id
-    left join segment_policies
-        on revenue_windows.segment = segment_policies.segment
+            factors.as_of_date = abc_ranked.as_of_date
+            and factors.client_id = abc_ranked.client_id
 
 ),
 
