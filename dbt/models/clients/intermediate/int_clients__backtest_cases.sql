@@ -1,6 +1,6 @@
 -- Past cases for the evidence on churn: one row per (backtest date, client) of
 -- int_clients__cadence_history whose horizon has fully passed by D, with what the client
--- did next. Ratio-independent (no flags): int_clients__backtest_flags applies the factors.
+-- did next, and the cadence rule's flags of that date (int_clients__cadence_history).
 
 with
 
@@ -23,6 +23,10 @@ backtest_rows as (
         interval_source,
         days_since_last_order,
         overdue_ratio,
+        at_risk_ratio,
+        churn_ratio,
+        is_churned,
+        is_at_risk,
         next_order_date,
         {{ backtest_horizon_days('expected_interval_days') }} as horizon_days
 
@@ -62,6 +66,10 @@ final as (
         overdue_ratio,
         {{ overdue_ratio_bucket('overdue_ratio') }} as overdue_ratio_bucket,
         {{ order_days_bucket('distinct_order_days') }} as order_days_bucket,
+        at_risk_ratio,
+        churn_ratio,
+        is_churned,
+        is_at_risk,
         horizon_days,
         horizon_end_date,
         next_order_date,

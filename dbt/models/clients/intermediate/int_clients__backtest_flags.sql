@@ -1,7 +1,7 @@
 {%- set crm = 'true' if has_crm() else 'false' -%}
 
 -- The flags of each past case (int_clients__backtest_cases), judged as on its backtest
--- date: churned / at risk with the factors of its segment (int_clients__segment_policies),
+-- date: churned / at risk as the cadence rule judged it then (int_clients__cadence_history),
 -- volume drop by the rule of int_clients__volume on the windows ending on that date,
 -- decision maker left by the rule of int_clients__crm_signals (null without a CRM).
 
@@ -10,12 +10,6 @@ with
 backtest_cases as (
 
     select * from {{ ref('int_clients__backtest_cases') }}
-
-),
-
-segment_policies as (
-
-    select * from {{ ref('int_clients__segment_policies') }}
 
 ),
 
@@ -31,87 +25,68 @@ contacts as (
 
 ),
 
-factors as (
-
-    select
-        backtest_cases.*,
-        coalesce(
-            segment_policies.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)
-        ) as at_risk_ratio,
-        coalesce(
-            segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double)
-        ) as churn_ratio
-
-    from backtest_cases
-    left join segment_policies
-        on backtest_cases.segment = segment_policies.segment
-
-),
-
 -- volume windows of the cases it can be judged for (expected interval up to the setting)
 volume_windows as (
 
     select
-        factors.as_of_date,
-        factors.client_id,
-        {{ money_sum("case when orders.order_date >= factors.as_of_date - 89 then orders.net_revenue else 0 end") }}
+        backtest_cases.as_of_date,
+        backtest_cases.client_id,
+        {{ money_sum("case when orders.order_date >= backtest_cases.as_of_date - 89 then orders.net_revenue else 0 end") }}
             as revenue_last_90d,
-        {{ money_sum("case when orders.order_date < factors.as_of_date - 89 then orders.net_revenue else 0 end") }}
+        {{ money_sum("case when orders.order_date < backtest_cases.as_of_date - 89 then orders.net_revenue else 0 end") }}
             as revenue_prior_270d
 
-    from factors
+    from backtest_cases
     inner join orders
         on
-            factors.client_id = orders.client_id
-            and orders.order_date between factors.as_of_date - 359 and factors.as_of_date
+            backtest_cases.client_id = orders.client_id
+            and orders.order_date between backtest_cases.as_of_date - 359 and backtest_cases.as_of_date
 
-    where {{ is_volume_cadence('factors.expected_interval_days') }}
+    where {{ is_volume_cadence('backtest_cases.expected_interval_days') }}
 
-    group by factors.as_of_date, factors.client_id
+    group by backtest_cases.as_of_date, backtest_cases.client_id
 
 ),
 
 decision_makers_left as (
 
     select
-        factors.as_of_date,
-        factors.client_id,
+        backtest_cases.as_of_date,
+        backtest_cases.client_id,
         count(*) as decision_makers_left
 
-    from factors
+    from backtest_cases
     inner join contacts
         on
-            factors.client_id = contacts.client_id
+            backtest_cases.client_id = contacts.client_id
             and contacts.is_decision_maker
-            and contacts.left_at between factors.as_of_date - ({{ var('dm_left_window_days') }} - 1)
-            and factors.as_of_date
+            and contacts.left_at between backtest_cases.as_of_date - ({{ var('dm_left_window_days') }} - 1)
+            and backtest_cases.as_of_date
 
-    group by factors.as_of_date, factors.client_id
+    group by backtest_cases.as_of_date, backtest_cases.client_id
 
 ),
 
 flagged as (
 
     select
-        factors.*,
-        {{ is_churned('factors.overdue_ratio', 'factors.churn_ratio') }} as is_churned,
-        {{ is_at_risk('factors.overdue_ratio', 'factors.at_risk_ratio', 'factors.churn_ratio') }} as is_at_risk,
+        backtest_cases.*,
         {{ has_volume_drop(
             'volume_windows.revenue_last_90d',
             '(volume_windows.revenue_prior_270d / 3.0)',
-            'factors.expected_interval_days'
+            'backtest_cases.expected_interval_days'
         ) }} as has_volume_drop,
         case when {{ crm }} then decision_makers_left.client_id is not null end as decision_maker_left
 
-    from factors
+    from backtest_cases
     left join volume_windows
         on
-            factors.as_of_date = volume_windows.as_of_date
-            and factors.client_id = volume_windows.client_id
+            backtest_cases.as_of_date = volume_windows.as_of_date
+            and backtest_cases.client_id = volume_windows.client_id
     left join decision_makers_left
         on
-            factors.as_of_date = decision_makers_left.as_of_date
-            and factors.client_id = decision_makers_left.client_id
+            backtest_cases.as_of_date = decision_makers_left.as_of_date
+            and backtest_cases.client_id = decision_makers_left.client_id
 
 ),
 

@@ -1,7 +1,10 @@
--- int_clients__cadence for many as-of dates at once: one row per date of the spine
--- (int_clients__as_of_dates) and client with at least one completed order day up to that
--- date, with the values int_clients__cadence gives when run with as_of_date = that date.
--- Ratio-independent (no flags): the factors are applied by the models that read it.
+-- The cadence rule of every client day a run needs (docs/rules.md "Cadence and churn"):
+-- one row per date of the spine (int_clients__as_of_dates: D, the history dates, the
+-- backtest dates) and client with at least one completed order day up to that date: order
+-- days, own interval, segment norm, expected interval, lateness, the segment's factors and
+-- the cadence rule's churned / at-risk flags. The one implementation of them:
+-- int_clients__cadence reads D's rows, int_clients__status_history_rebuilt the history
+-- dates', int_clients__backtest_cases the backtest dates'.
 
 with
 
@@ -47,6 +50,7 @@ client_dates as (
         as_of_dates.as_of_date,
         as_of_dates.is_history_date,
         as_of_dates.is_backtest_date,
+        as_of_dates.is_run_date,
         clients.client_id,
         clients.segment,
         first_order_days.first_order_date
@@ -119,7 +123,10 @@ expected as (
         segment_norms.learned_norm_days,
         segment_policies.policy_interval_days,
         {{ expected_interval('own_intervals.own_interval_days', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as expected_interval_days,
-        {{ interval_source('own_intervals.own_interval_days', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as interval_source
+        {{ interval_source('own_intervals.own_interval_days', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as interval_source,
+        -- clients without a segment (or one without a row) are judged with the defaults
+        coalesce(segment_policies.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)) as at_risk_ratio,
+        coalesce(segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double)) as churn_ratio
 
     from own_intervals
     left join segment_norms
@@ -128,6 +135,17 @@ expected as (
             and own_intervals.as_of_date = segment_norms.as_of_date
     left join segment_policies
         on own_intervals.segment = segment_policies.segment
+
+),
+
+lateness as (
+
+    select
+        *,
+        {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }} as days_since_last_order,
+        {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }} / expected_interval_days as overdue_ratio
+
+    from expected
 
 ),
 
@@ -147,13 +165,18 @@ final as (
         policy_interval_days,
         expected_interval_days,
         interval_source,
-        {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }} as days_since_last_order,
-        {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }} / expected_interval_days as overdue_ratio,
+        days_since_last_order,
+        overdue_ratio,
+        at_risk_ratio,
+        churn_ratio,
+        {{ is_churned('overdue_ratio', 'churn_ratio') }} as is_churned,
+        {{ is_at_risk('overdue_ratio', 'at_risk_ratio', 'churn_ratio') }} as is_at_risk,
         next_order_date,
         is_history_date,
-        is_backtest_date
+        is_backtest_date,
+        is_run_date
 
-    from expected
+    from lateness
 
 )
 
