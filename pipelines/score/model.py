@@ -85,7 +85,7 @@ class ScoreSettings:
     #: a flag's level must rest on at least this many validation cases
     min_flag_cases: int = 20
     #: at most this many past cases are read (a deterministic sample beyond)
-    max_cases: int = 300_000
+    max_cases: int = 100_000
     #: the random seed of the learned models
     seed: int = 20
     #: cases lose half their weight every this many days back (drift), 0: no weighting
