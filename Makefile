@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kam-installed
+# `make test` also installs the Spark engine (dbt-spark, pyspark: ~490 MB) for its Spark test
+SPARK_STAMP := $(VENV)/.kam-spark-installed
 
 .PHONY: setup demo test lint bench docs dev clean
 
@@ -29,7 +31,11 @@ lint: setup
 	$(BIN)/lint-imports
 	$(BIN)/sqlfluff lint dbt/models --disable-progress-bar
 
-test: setup lint
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	@touch $(SPARK_STAMP)
+
+test: setup lint $(SPARK_STAMP)
 	$(BIN)/pytest
 
 bench: setup
