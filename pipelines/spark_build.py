@@ -300,12 +300,12 @@ def _compare_table(
         return con.execute(
             f"select count(*) from {a} a where not exists "
             f"(select 1 from {raw_b} b where {match or 'true'})"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
 
     only_d = unmatched("_only_d", "_only_s", "_s")
     only_s = unmatched("_only_s", "_only_d", "_d")
-    rows_d = con.execute("select count(*) from _d").fetchone()[0]
-    rows_s = con.execute("select count(*) from _s").fetchone()[0]
+    rows_d = con.execute("select count(*) from _d").fetchall()[0][0]
+    rows_s = con.execute("select count(*) from _s").fetchall()[0][0]
     con.unregister("_spark_rows")
     problem = "" if rows_d == rows_s else f"{rows_d} rows on DuckDB, {rows_s} on Spark"
     return TableComparison(table, rows_d, rows_s, only_d, only_s, problem)
