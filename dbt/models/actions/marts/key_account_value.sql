@@ -34,14 +34,24 @@ received as (
 
     select
         orders.client_id,
-        sum(orders.net_revenue) filter (where orders.order_date > as_of.as_of_date - 365) as revenue_365d,
-        sum(orders.margin) filter (where orders.order_date > as_of.as_of_date - 365) as margin_365d,
+        -- exact sums (decimal, then double): a double sum differs in its last bits run to run, and
+        -- margin_per_interaction published 3246.18 one run and 3246.17 the next
+        cast(
+            sum(cast(orders.net_revenue as decimal(38, 10)))
+            filter (where orders.order_date > as_of.as_of_date - 365) as double
+        ) as revenue_365d,
+        cast(
+            sum(cast(orders.margin as decimal(38, 10)))
+            filter (where orders.order_date > as_of.as_of_date - 365) as double
+        ) as margin_365d,
         round(
             {{ fsum('orders.net_revenue', where='orders.order_date <= as_of.as_of_date - 365') }},
             {{ var('money_decimals') }}
         ) as revenue_prev_365d,
-        sum(orders.gross_revenue) filter (
-            where orders.order_date > as_of.as_of_date - 365 and orders.status = 'completed'
+        cast(
+            sum(cast(orders.gross_revenue as decimal(38, 10))) filter (
+                where orders.order_date > as_of.as_of_date - 365 and orders.status = 'completed'
+            ) as double
         ) as gross_revenue_365d,
         sum(orders.discount_amount) filter (
             where orders.order_date > as_of.as_of_date - 365 and orders.status = 'completed'
