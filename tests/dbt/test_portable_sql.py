@@ -37,6 +37,9 @@ DUCKDB_ONLY = {
     r"\bstrftime\s*\(|\bstrptime\s*\(": "cast(d as string) (YYYY-MM-DD on both)",
     r"\bprintf\s*\(|\bformat\s*\(": "{{ format_string('%.1f', x) }} / {{ format_money(x) }}",
     r"::\s*\w": "cast(x as type)",
+    r"\bthen\s+-?\d+\.\d+\s+else\s+-?\d+\.\d+": (
+        "cast(1 as double): Spark keeps 1.0 / 0.0 as decimals (avg() then a DECIMAL(6, 5))"
+    ),
     r"\[[^\]]*\]": "no list literals",
     r"\b(struct_pack|hugeint|utinyint|ubigint|regexp_matches|string_split|string_agg)\b": (
         "a portable function or a dispatch macro"
@@ -152,6 +155,7 @@ def test_incremental_strategy_is_chosen_per_engine() -> None:
         "select x::integer from t",
         "select date_trunc('month', d) - to_months(1) from t",
         "select d + interval 1 day from t",
+        "select avg(case when lost then 1.0 else 0.0 end) from t",
     ],
 )
 def test_the_rule_catches_duckdb_only_sql(sql: str) -> None:

@@ -36,7 +36,7 @@ evidence as (
         cast(segment as string) as segment,
         {{ order_days_band('distinct_order_days') }} as order_days_band,
         count(*) as cases,
-        avg(case when did_not_order_again then 1.0 else 0.0 end) as base_rate,
+        avg(case when did_not_order_again then cast(1 as double) else cast(0 as double) end) as base_rate,
         min(as_of_date) as first_backtest_date,
         max(as_of_date) as last_backtest_date,
         count(*) filter (where did_not_order_again) as lost_cases,
