@@ -36,9 +36,11 @@ def _checksum(text: str) -> str:
     return sha256(text.encode("utf-8")).hexdigest()  # dbt's FileHash.from_contents
 
 
-def vars_checksum(cli_vars: Mapping[str, Any], dbt_version: str) -> str:
-    """dbt's state-check hash of ``--vars`` (no ``--profile`` / ``--target`` given)."""
-    return _checksum("\x00".join([pprint.pformat(dict(cli_vars)), "", "", dbt_version]))
+def vars_checksum(cli_vars: Mapping[str, Any], dbt_version: str, target: str = "") -> str:
+    """dbt's state-check hash of ``--vars``, no ``--profile``, and ``target``: the
+    ``--target`` dbt was given ('' for none; the pipeline passes ``DBT_TARGET``, which dbt
+    reads as ``--target``, so a seed made without it made every first run re-parse)."""
+    return _checksum("\x00".join([pprint.pformat(dict(cli_vars)), "", target, dbt_version]))
 
 
 def duckdb_profile_checksum(work_db: Path, memory_limit: str) -> str:
@@ -63,6 +65,7 @@ def seed_partial_parse(
     cli_vars: Mapping[str, Any],
     work_db: Path,
     memory_limit: str,
+    target: str = "",
 ) -> str:
     """Seed ``target_dir`` with ``packaged`` made valid for this run; returns what was done
     (for the step's log): ``seeded``, or why not."""
@@ -92,7 +95,7 @@ def seed_partial_parse(
         return f"not seeded: packaged by dbt {version}, running {dbt_version}"
     if databases - {work_db.stem}:
         return f"not seeded: packaged for database {sorted(map(str, databases))}"
-    new_vars = vars_checksum(cli_vars, dbt_version)
+    new_vars = vars_checksum(cli_vars, dbt_version, target)
     new_profile = duckdb_profile_checksum(work_db, memory_limit)
     seeded = raw
     for old, new in ((old_vars, new_vars), (old_profile, new_profile)):

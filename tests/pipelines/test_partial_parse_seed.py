@@ -81,3 +81,15 @@ def test_checksums_follow_the_work_db_and_the_vars(tmp_path: Path) -> None:
     assert one != duckdb_profile_checksum(tmp_path / "b" / "kam_work.duckdb", "3GB")
     assert one != duckdb_profile_checksum(tmp_path / "a" / "kam_work.duckdb", "2GB")
     assert vars_checksum(VARS, dbt_version) != vars_checksum({**VARS, "x": 1}, dbt_version)
+
+
+def test_seed_hashes_the_target_the_run_passes(tmp_path: Path) -> None:
+    """The pipeline passes DBT_TARGET, which dbt reads as --target and hashes with the vars:
+    a seed made without it was refused by dbt on every first run ("config vars, config
+    profile, or config target have changed")."""
+    packaged = _packaged(tmp_path / "packaged.msgpack")
+    assert _seed(tmp_path, packaged, target="duckdb") == "seeded"
+    seeded = msgpack.unpackb((tmp_path / "target" / PARTIAL_PARSE_FILE).read_bytes())
+    checksum = seeded["state_check"]["vars_hash"]["checksum"]
+    assert checksum == vars_checksum(VARS, dbt_version, "duckdb")
+    assert checksum != vars_checksum(VARS, dbt_version)

@@ -122,6 +122,7 @@ def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: 
         cli_vars=params.stable_dbt_vars(),
         work_db=settings.work_db,
         memory_limit=settings.duckdb_memory_limit,
+        target=settings.dbt_env()["DBT_TARGET"],  # dbt reads DBT_TARGET as --target
     )
     context.log.info("dbt partial parse for this data dir: %s", seeded)
     context.log.info(
