@@ -1,7 +1,7 @@
 """Are two published DuckDB warehouses the same? Every table of the schemas ``marts`` and
 ``audit`` compared both ways with ``EXCEPT ALL`` (duplicates count), the columns that
-legitimately differ between two runs on the same sources left out (run ids, publish and
-load times). Used to prove that a refactoring of the dbt models leaves the marts unchanged:
+legitimately differ between two runs on the same sources left out (run ids, publish, load and
+record times). Used to prove that a refactoring of the dbt models leaves the marts unchanged:
 
     python -m pipelines.benchmark.same_marts before/kam.duckdb after/kam.duckdb
 
@@ -21,9 +21,20 @@ from pathlib import Path
 import duckdb
 
 SCHEMAS = ("marts", "audit")
-#: columns whose values differ between two runs on the same sources
+#: columns whose values differ between two runs on the same sources (run ids and the run's
+#: clock: when it published, loaded, recorded a quarantine check, quarantined or saw a deletion)
 RUN_SPECIFIC_COLUMNS = frozenset(
-    {"run_id", "_run_id", "published_at", "loaded_at", "_loaded_at", "storage_version"}
+    {
+        "run_id",
+        "_run_id",
+        "published_at",
+        "loaded_at",
+        "_loaded_at",
+        "recorded_at",
+        "quarantined_at",
+        "deleted_at",
+        "storage_version",
+    }
 )
 
 

@@ -229,3 +229,25 @@ def test_churned_at_risk_and_reactivated_are_decided_only_by_their_macros() -> N
         "macros/is_churned.sql",
         "macros/is_reactivated.sql",
     ]
+
+
+#: the revenue rules of the client-day family -> the one model that applies them on the dates
+#: of the spine (the daily, history and backtest models read its rows). The churn reasons
+#: apply the volume rule once more, on the windows ending on each churned client's last order
+#: day (a date per client, not a date of the spine).
+REVENUE_RULE_CALLERS = [
+    "models/actions/intermediate/int_actions__churn_reasons.sql",
+    "models/clients/intermediate/int_clients__revenue_windows.sql",
+]
+_REVENUE_RULE_CALL = re.compile(r"{{-?\s*(has_volume_drop|is_volume_judged|is_growing)\s*\(")
+
+
+def test_volume_and_growth_are_applied_by_one_model() -> None:
+    """Volume drop and growth are decided once per client day, in int_clients__revenue_windows:
+    no other clients model calls their macros (they read its rows instead)."""
+    callers = sorted(
+        str(path.relative_to(DBT_DIR))
+        for path in sorted(MODELS.rglob("*.sql"))
+        if _REVENUE_RULE_CALL.search(JINJA_COMMENT.sub("", path.read_text()))
+    )
+    assert callers == REVENUE_RULE_CALLERS

@@ -48,3 +48,17 @@ def test_doubles_rounded_on_request_only(tmp_path: Path) -> None:
     assert not {d.table: d for d in compare(before, after)}["marts.t"].same
     assert all(d.same for d in compare(before, after, round_doubles=9))
     assert main([str(before), str(after), "--round-doubles", "9"]) == 0
+
+
+def test_the_run_clock_columns_are_left_out(tmp_path: Path) -> None:
+    """A quarantine check recorded at another time is the same row (audit.quarantine_runs)."""
+    paths = []
+    for name, at in (("b", "2026-12-07 04:43:52"), ("a", "2026-12-07 04:51:10")):
+        path = tmp_path / f"{name}.duckdb"
+        with duckdb.connect(str(path)) as con:
+            con.execute("create schema marts; create schema audit")
+            con.execute(
+                f"create table audit.q as select 'erp' as source, timestamp '{at}' as recorded_at"
+            )
+        paths.append(path)
+    assert all(d.same for d in compare(*paths))

@@ -1,12 +1,8 @@
-{%- set growth_days = var('growth_window_days') -%}
+-- The lifecycle stage and status group of every client with a completed order at D
+-- (docs/rules.md "Lifecycle"): the churn score's flags, volume drop (int_clients__volume) and
+-- growth (D's rows of int_clients__revenue_windows) through the lifecycle macros.
 
 with
-
-orders as (
-
-    select * from {{ ref('fct_orders') }}
-
-),
 
 cadence as (
 
@@ -27,22 +23,11 @@ churn_flags as (
 
 ),
 
-growth_windows as (
+growth as (
 
-    select
-        client_id,
-        cast({{ money_sum(
-            "case when order_date > " ~ as_of_date() ~ " - " ~ growth_days ~ " then net_revenue else 0 end"
-        ) }} as double) as revenue_recent_period,
-        cast({{ money_sum(
-            "case when order_date <= " ~ as_of_date() ~ " - " ~ growth_days ~ " then net_revenue else 0 end"
-        ) }} as double) as revenue_prior_period
+    select * from {{ ref('int_clients__revenue_windows') }}
 
-    from orders
-
-    where order_date between {{ as_of_date() }} - (2 * {{ growth_days }} - 1) and {{ as_of_date() }}
-
-    group by client_id
+    where is_run_date
 
 ),
 
@@ -55,10 +40,10 @@ flags as (
         coalesce(churn_flags.is_churned, cadence.is_churned) as is_churned,
         coalesce(churn_flags.is_at_risk, cadence.is_at_risk) as is_at_risk,
         volume.has_volume_drop,
-        coalesce(growth_windows.revenue_recent_period, 0) as revenue_recent_period,
-        coalesce(growth_windows.revenue_prior_period, 0) as revenue_prior_period,
+        coalesce(growth.revenue_recent_period, 0) as revenue_recent_period,
+        coalesce(growth.revenue_prior_period, 0) as revenue_prior_period,
         {{ is_new_client('cadence.first_order_date', as_of_date()) }} as is_new_client,
-        {{ is_growing('growth_windows.revenue_recent_period', 'growth_windows.revenue_prior_period') }} as is_growing,
+        coalesce(growth.is_growing, false) as is_growing,
         {{ is_reactivated(
             'coalesce(churn_flags.is_churned, cadence.is_churned)',
             'cadence.last_order_date',
@@ -73,8 +58,8 @@ flags as (
         on cadence.client_id = churn_flags.client_id
     left join volume
         on cadence.client_id = volume.client_id
-    left join growth_windows
-        on cadence.client_id = growth_windows.client_id
+    left join growth
+        on cadence.client_id = growth.client_id
 
     where cadence.distinct_order_days > 0
 

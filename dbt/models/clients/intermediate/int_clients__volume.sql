@@ -1,10 +1,8 @@
+-- Volume drop at D (docs/rules.md "Volume"): D's rows of int_clients__revenue_windows (the
+-- one implementation of the revenue windows and the rule) for every client; a client
+-- without an order up to D has no revenue and is not judged.
+
 with
-
-orders as (
-
-    select * from {{ ref('fct_orders') }}
-
-),
 
 cadence as (
 
@@ -12,50 +10,33 @@ cadence as (
 
 ),
 
-windows as (
+revenue_windows as (
 
-    select
-        client_id,
-        {{ money_sum("case when order_date >= " ~ as_of_date() ~ " - 89 then net_revenue else 0 end") }}
-            as revenue_last_90d,
-        {{ money_sum("case when order_date < " ~ as_of_date() ~ " - 89 then net_revenue else 0 end") }}
-            as revenue_prior_270d
-
-    from orders
-
-    where order_date between {{ as_of_date() }} - 359 and {{ as_of_date() }}
-
-    group by client_id
+    select * from {{ ref('int_clients__revenue_windows') }}
 
 ),
 
-baseline as (
+run_date_rows as (
 
-    select
-        cadence.client_id,
-        cadence.expected_interval_days,
-        cast(coalesce(windows.revenue_last_90d, 0) as double) as revenue_last_90d,
-        cast(coalesce(windows.revenue_prior_270d, 0) as double) / 3.0 as baseline_revenue_90d
+    select * from revenue_windows
 
-    from cadence
-    left join windows
-        on cadence.client_id = windows.client_id
+    where is_run_date
 
 ),
 
 final as (
 
     select
-        client_id,
-        revenue_last_90d,
-        baseline_revenue_90d,
-        case
-            when baseline_revenue_90d > 0 then revenue_last_90d / baseline_revenue_90d - 1
-        end as volume_change_ratio,
-        {{ is_volume_judged('baseline_revenue_90d', 'expected_interval_days') }} as is_volume_judged,
-        {{ has_volume_drop('revenue_last_90d', 'baseline_revenue_90d', 'expected_interval_days') }} as has_volume_drop
+        cadence.client_id,
+        coalesce(run_date_rows.revenue_last_90d, 0) as revenue_last_90d,
+        coalesce(run_date_rows.baseline_revenue_90d, 0) as baseline_revenue_90d,
+        run_date_rows.volume_change_ratio,
+        coalesce(run_date_rows.is_volume_judged, false) as is_volume_judged,
+        run_date_rows.has_volume_drop
 
-    from baseline
+    from cadence
+    left join run_date_rows
+        on cadence.client_id = run_date_rows.client_id
 
 )
 
