@@ -62,6 +62,8 @@ def frame_from_orders(
                     "revenue_90d": 100.0 * sum(1 for d in seen if (t - d).days < 90),
                     "revenue_prior_90d": 100.0 * sum(1 for d in seen if 90 <= (t - d).days < 180),
                     "revenue_365d": 100.0 * sum(1 for d in seen if (t - d).days < 365),
+                    "order_days_90d": sum(1 for d in seen if (t - d).days < 90),
+                    "order_days_180d": sum(1 for d in seen if (t - d).days < 180),
                     "revenue_to_date": 100.0 * n,
                     "first_order_revenue": 100.0,
                     "next_order_date": later[0] if later and t < as_of else None,
@@ -297,3 +299,41 @@ def test_reasons_name_the_facts_that_raised_the_score(history: pd.DataFrame) -> 
     fresh = clients[clients["days_since_last_order"] <= 3]
     assert len(fresh) > 5
     assert not any("silent" in str(d) for d in fresh["score_drivers"])
+
+
+def test_learned_models_are_judged_on_clients_they_were_not_fitted_on(
+    history: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's judgement (and so the choice and the flag levels) uses the clients of the
+    other half only: the same client's cases a week apart share their outcome, so a model
+    judged on its own fit clients is rewarded for recognising them."""
+    from pipelines.score import model
+
+    fits: list[tuple[set[str], set[str]]] = []  # (clients fitted on, clients scored)
+    real_fit = model._fit
+
+    def recording_fit(name, segments, settings, cases, lost):  # type: ignore[no-untyped-def]
+        fitted = real_fit(name, segments, settings, cases, lost)
+        scored: set[str] = set()
+        real_raw = fitted.raw
+
+        def raw(frame: pd.DataFrame) -> np.ndarray:
+            scored.update(frame["client_id"].astype(str))
+            return real_raw(frame)
+
+        fitted.raw = raw  # type: ignore[method-assign]
+        fits.append((set(cases["client_id"].astype(str)), scored))
+        return fitted
+
+    monkeypatch.setattr(model, "_fit", recording_fit)
+    result = score_clients(history, D, ScoreSettings(horizon_days=60))
+    assert result.chosen in ("logistic", "gradient_boosting", "blend")
+    everyone = set(history["client_id"])
+    # first logistic and boosting, each once per half; then the refits on every passed date
+    window_fits, refits = fits[:4], fits[4:]
+    for fitted_on, scored in window_fits:
+        assert scored and not fitted_on & scored
+    assert refits and all(len(f[0]) > len(w[0]) for f in refits for w in window_fits)
+    halves = model.client_halves(pd.Series(sorted(everyone)))
+    assert 0.3 < halves.mean() < 0.7
+    assert "judged on the other half of the clients" in result.report["why"].iloc[0]

@@ -123,6 +123,7 @@ day_states as (
         client_id,
         order_day,
         sum(revenue) over to_date as revenue_to_date,
+        count(*) over to_date as order_days_to_date,
         first_value(revenue) over to_date as first_order_revenue,
         max(gap_days) over to_date as longest_gap_days,
         lead(order_day) over (partition by client_id order by order_day) as next_order_day
@@ -148,6 +149,9 @@ at_dates as (
         now_state.revenue_to_date,
         now_state.first_order_revenue,
         now_state.longest_gap_days,
+        now_state.order_days_to_date,
+        coalesce(state_90.order_days_to_date, 0) as order_days_to_90d_before,
+        coalesce(state_180.order_days_to_date, 0) as order_days_to_180d_before,
         coalesce(state_90.revenue_to_date, 0) as revenue_to_90d_before,
         coalesce(state_180.revenue_to_date, 0) as revenue_to_180d_before,
         coalesce(state_365.revenue_to_date, 0) as revenue_to_365d_before
@@ -204,6 +208,8 @@ final as (
         revenue_to_date - revenue_to_90d_before as revenue_90d,
         revenue_to_90d_before - revenue_to_180d_before as revenue_prior_90d,
         revenue_to_date - revenue_to_365d_before as revenue_365d,
+        cast(order_days_to_date - order_days_to_90d_before as integer) as order_days_90d,
+        cast(order_days_to_date - order_days_to_180d_before as integer) as order_days_180d,
         revenue_to_date,
         first_order_revenue,
         next_order_date
