@@ -6,7 +6,8 @@ client) goes in -- the past backtest dates and D's clients, built by the dbt mod
 
 * each candidate score (plain recency, the cadence rule's overdue ratio, a regularised
   logistic regression and a gradient-boosted model monotone in lateness) fitted on older
-  past dates and judged on the most recent passed dates (out of time);
+  past dates and judged on the most recent passed dates (out of time), the learned ones on
+  the half of the clients they were not fitted on;
 * the chosen one (a learned model must beat recency by a margin there), calibrated on that
   window (Platt, so the ranking is kept) and refitted on every passed date to score D;
 * the probability levels of the churned and at-risk flags, chosen on the window by their
@@ -21,13 +22,13 @@ client) goes in -- the past backtest dates and D's clients, built by the dbt mod
 The dbt Python model ``int_clients__churn_model`` calls it inside the one ``dbt build``.
 """
 
-from pipelines.score.model import (
+from pipelines.score.model import score_clients
+from pipelines.score.settings import (
     SCORE_VERSION,
     ScoreError,
     ScoreResult,
     ScoreSettings,
     derive_horizon,
-    score_clients,
 )
 
 __all__ = [

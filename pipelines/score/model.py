@@ -1,6 +1,10 @@
-"""Candidates, their out-of-time judgement, the choice, calibration and the flag levels.
+"""The choice: candidates judged out of time, the chosen one calibrated, its flag levels,
+and D's clients scored (docs/rules.md "Churn score"). The parts live beside it:
+``settings`` (settings, result, horizon), ``features`` (the learned models' inputs),
+``candidates`` (the scores and their fits), ``measures`` (AUC, Platt, levels) and
+``drivers`` (the facts in the reasons).
 
-Terms (docs/rules.md "Churn score"):
+Terms:
 
 * **case**: a client on a past backtest date ``t`` whose horizon has passed by D
   (``t + H <= D``); **lost** when its next completed order is later than ``t + H`` (or
@@ -9,7 +13,9 @@ Terms (docs/rules.md "Churn score"):
   candidates are fitted on the dates before it and judged there (ROC AUC). Strictly, the
   fit dates' horizons end before the window starts; a short history has no such dates, so
   then the fit uses every date before the window (their outcomes overlap it) and the
-  report's ``why`` says so.
+  report's ``why`` says so. The learned candidates are judged on clients they were not
+  fitted on: each fixed half of the clients (:func:`client_halves`) is scored by models
+  fitted on the other half.
 * **choice**: the best AUC on the window; a learned candidate must beat recency's AUC by
   ``margin``, else the better simple score (recency or the cadence rule) stands.
 * **calibration**: Platt scaling of the chosen score on the window (a monotone map, so the
@@ -24,553 +30,50 @@ Terms (docs/rules.md "Churn score"):
 
 from __future__ import annotations
 
-import math
-import zlib
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-#: the version of the score's definition, published with it (bump on any change of rule)
-SCORE_VERSION = "churn-score-3"
-
-#: columns the features frame must hold
-REQUIRED_COLUMNS = (
-    "as_of_date",
-    "client_id",
-    "segment",
-    "days_since_last_order",
-    "distinct_order_days",
-    "tenure_days",
-    "mean_gap_days",
-    "last_gap_days",
-    "longest_gap_days",
-    "expected_interval_days",
-    "overdue_ratio",
-    "revenue_90d",
-    "revenue_prior_90d",
-    "revenue_365d",
-    "order_days_90d",
-    "order_days_180d",
-    "revenue_to_date",
-    "first_order_revenue",
-    "next_order_date",
+from pipelines.score.candidates import (
+    _Blend,
+    _Boosting,
+    _Cadence,
+    _Candidate,
+    _fit,
+    _Logistic,
+    _Recency,
+    client_halves,
+)
+from pipelines.score.drivers import score_drivers
+from pipelines.score.features import _check_frame
+from pipelines.score.measures import (
+    Platt,
+    _cross_calibration_error,
+    lowest_level,
+    quantile_map,
+    roc_auc,
+)
+from pipelines.score.settings import (
+    CANDIDATES,
+    LEARNED,
+    SCORE_VERSION,
+    SIMPLE,
+    ScoreError,
+    ScoreResult,
+    ScoreSettings,
+    derive_horizon,
 )
 
-SIMPLE = ("recency", "cadence_rule")
-LEARNED = ("logistic", "gradient_boosting", "blend")
-CANDIDATES = SIMPLE + LEARNED
-
-
-class ScoreError(ValueError):
-    """The features frame or a setting is unusable (names what and where)."""
-
-
-@dataclass(frozen=True)
-class ScoreSettings:
-    """Settings of the score (dbt vars, docs/rules.md "Churn score")."""
-
-    #: days after the as-of date within which "no completed order" counts as lost; None:
-    #: derived from the company's cadence (:func:`derive_horizon`)
-    horizon_days: int | None = None
-    #: a learned candidate must beat recency's validation AUC by this much to be chosen
-    margin: float = 0.01
-    #: the churned flag's validated precision target
-    churned_precision: float = 0.8
-    #: a client is never churned below this many times its usual interval
-    churned_min_overdue_ratio: float = 1.5
-    #: nor at risk at or below its usual interval
-    at_risk_min_overdue_ratio: float = 1.0
-    #: each of the fit and the validation cases needs this many lost and this many kept
-    min_cases: int = 30
-    #: a flag's level must rest on at least this many validation cases
-    min_flag_cases: int = 20
-    #: at most this many past cases are read (a deterministic sample beyond)
-    max_cases: int = 100_000
-    #: the random seed of the learned models
-    seed: int = 20
-    #: cases lose half their weight every this many days back (drift), 0: no weighting
-    half_life_days: float = 365.0
-
-    def validate(self) -> None:
-        def bad(name: str, value: Any, want: str) -> ScoreError:
-            return ScoreError(f"churn score setting {name}={value!r}: {want}")
-
-        if self.horizon_days is not None and not 1 <= self.horizon_days <= 3650:
-            raise bad("churn_horizon_days", self.horizon_days, "1 .. 3650 days, or null")
-        if not 0 <= self.margin < 0.5:
-            raise bad("churn_score_margin", self.margin, "0 <= margin < 0.5")
-        if not 0 < self.churned_precision <= 1:
-            raise bad("churned_target_precision", self.churned_precision, "in (0, 1]")
-        if not self.churned_min_overdue_ratio >= 0:
-            raise bad("churned_min_overdue_ratio", self.churned_min_overdue_ratio, ">= 0")
-        if not self.at_risk_min_overdue_ratio >= 0:
-            raise bad("at_risk_min_overdue_ratio", self.at_risk_min_overdue_ratio, ">= 0")
-        if self.min_cases < 1 or self.min_flag_cases < 1:
-            raise bad("churn_score_min_cases", self.min_cases, "at least 1")
-        if self.max_cases < 1000:
-            raise bad("churn_score_max_cases", self.max_cases, "at least 1000")
-        if self.half_life_days < 0:
-            raise bad("churn_score_half_life_days", self.half_life_days, ">= 0")
-
-
-@dataclass
-class ScoreResult:
-    clients: pd.DataFrame  # one row per client of D
-    report: pd.DataFrame  # one row per candidate and validation window
-    chosen: str
-    horizon_days: int
-    horizon_source: str
-    churned_level: float | None
-    at_risk_level: float | None
-    notes: list[str] = field(default_factory=list)
-
-
-# --- features --------------------------------------------------------------------------
-
-
-def _check_frame(frame: pd.DataFrame) -> None:
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ScoreError(f"the features frame lacks the columns {', '.join(missing)}")
-
-
-def _log1p(values: pd.Series) -> np.ndarray:
-    return np.log1p(np.clip(values.to_numpy(dtype=float, na_value=np.nan), 0, None))
-
-
-def feature_matrix(frame: pd.DataFrame, segments: list[str]) -> tuple[np.ndarray, list[str]]:
-    """The learned models' inputs (NaN where unknown; the logistic model imputes)."""
-    recency = frame["days_since_last_order"].to_numpy(dtype=float)
-    longest = frame["longest_gap_days"].to_numpy(dtype=float, na_value=np.nan)
-    days = frame["distinct_order_days"].to_numpy(dtype=float)
-    revenue_to_date = frame["revenue_to_date"].to_numpy(dtype=float, na_value=0.0)
-    recent = frame["revenue_90d"].to_numpy(dtype=float, na_value=0.0)
-    prior = frame["revenue_prior_90d"].to_numpy(dtype=float, na_value=0.0)
-    columns = {
-        "log_recency": np.log1p(recency),
-        "log_overdue_ratio": np.log1p(frame["overdue_ratio"].to_numpy(dtype=float)),
-        "log_recency_over_longest_gap": np.log1p(recency / np.where(longest > 0, longest, np.nan)),
-        # the share of its life so far the client has been silent: bounded, so it carries
-        # over from short past histories to today's longer ones (recency alone does not)
-        "silent_share": recency / np.maximum(frame["tenure_days"].to_numpy(dtype=float), 1),
-        "log_order_days": np.log(np.maximum(days, 1)),
-        "log_tenure": _log1p(frame["tenure_days"]),
-        "log_mean_gap": _log1p(frame["mean_gap_days"]),
-        "log_last_gap": _log1p(frame["last_gap_days"]),
-        # order days in the recent windows: how much of the client's buying is recent
-        # (judged on the other half of the clients, Online Retail 2011-06-09's window:
-        # logistic 0.716 without, 0.719 with)
-        "log_order_days_90d": _log1p(frame["order_days_90d"]),
-        "log_order_days_180d": _log1p(frame["order_days_180d"]),
-        "log_revenue_90d": np.log1p(np.clip(recent, 0, None)),
-        "revenue_trend": np.log1p(np.clip(recent, 0, None)) - np.log1p(np.clip(prior, 0, None)),
-        "log_revenue_365d": _log1p(frame["revenue_365d"]),
-        "log_avg_order_value": np.log1p(np.clip(revenue_to_date, 0, None) / np.maximum(days, 1)),
-        "log_first_order_value": _log1p(frame["first_order_revenue"]),
-    }
-    seg = frame["segment"].astype("string").fillna("").to_numpy()
-    for name in segments:
-        columns[f"segment={name}"] = (seg == name).astype(float)
-    names = list(columns)
-    return np.column_stack([columns[n] for n in names]), names
-
-
-#: features that only grow as a client gets later, everything else equal
-LATENESS_FEATURES = (
-    "log_recency",
-    "log_overdue_ratio",
-    "log_recency_over_longest_gap",
-    "silent_share",
-)
-
-
-#: inputs the boosted model does without: fixed per client, they let trees recognise
-#: clients (:class:`_Boosting`)
-BOOSTING_LEAVES_OUT = ("log_first_order_value",)
-
-
-# --- candidates ------------------------------------------------------------------------
-
-
-class _Candidate:
-    name: str
-
-    def fit(self, frame: pd.DataFrame, y: np.ndarray, w: np.ndarray) -> _Candidate:
-        return self
-
-    def raw(self, frame: pd.DataFrame) -> np.ndarray:  # higher = more likely lost
-        raise NotImplementedError
-
-    @staticmethod
-    def link(raw: np.ndarray) -> np.ndarray:
-        """The scale Platt scaling is fitted on (a monotone transform of ``raw``)."""
-        return np.log1p(np.clip(raw, 0, None))
-
-
-class _Recency(_Candidate):
-    name = "recency"
-
-    def raw(self, frame: pd.DataFrame) -> np.ndarray:
-        return frame["days_since_last_order"].to_numpy(dtype=float)
-
-
-class _Cadence(_Candidate):
-    name = "cadence_rule"
-
-    def raw(self, frame: pd.DataFrame) -> np.ndarray:
-        return frame["overdue_ratio"].to_numpy(dtype=float)
-
-
-class _Learned(_Candidate):
-    def __init__(self, segments: list[str], seed: int) -> None:
-        self.segments = segments
-        self.seed = seed
-        self.model: Any = None
-
-    @staticmethod
-    def link(raw: np.ndarray) -> np.ndarray:
-        p = np.clip(raw, 1e-6, 1 - 1e-6)
-        return np.log(p / (1 - p))
-
-    def raw(self, frame: pd.DataFrame) -> np.ndarray:
-        x, _ = feature_matrix(frame, self.segments)
-        return self.raw_x(x)
-
-    def raw_x(self, x: np.ndarray) -> np.ndarray:
-        """``raw`` on a feature matrix (the drivers' what-if rows)."""
-        return self.model.predict_proba(x)[:, 1]
-
-
-class _Logistic(_Learned):
-    """L2-regularised logistic regression on log recency, frequency, tenure, gaps and
-    value. Lateness enters only through log recency, so the probability is monotone in
-    lateness exactly when its coefficient is positive (checked; else the candidate is
-    dropped)."""
-
-    name = "logistic"
-    USED = (
-        "log_recency",
-        "log_order_days",
-        "log_tenure",
-        "log_mean_gap",
-        "log_order_days_90d",
-        "log_order_days_180d",
-        "log_revenue_90d",
-        "revenue_trend",
-        "log_revenue_365d",
-        "log_avg_order_value",
-        "log_first_order_value",
-    )
-
-    def fit(self, frame: pd.DataFrame, y: np.ndarray, w: np.ndarray) -> _Logistic:
-        from sklearn.impute import SimpleImputer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        x, names = feature_matrix(frame, self.segments)
-        self.keep = [i for i, n in enumerate(names) if n in self.USED or n.startswith("segment=")]
-        model = make_pipeline(
-            SimpleImputer(strategy="median", keep_empty_features=True),
-            StandardScaler(),
-            # strong enough to keep the lateness coefficient stable: the inputs are
-            # collinear on a short history (revenue in 90 and 365 days are the same for
-            # clients younger than 90 days), and at C=1 a fit on half the clients of Online
-            # Retail 2011-06-09 gave recency a negative coefficient (the model was dropped)
-            LogisticRegression(C=0.01, max_iter=500),
-        )
-        model.fit(x[:, self.keep], y, logisticregression__sample_weight=w)
-        self.model = model
-        coef = model[-1].coef_[0]
-        self.monotone = bool(coef[self.keep.index(names.index("log_recency"))] > 0)
-        return self
-
-    def raw_x(self, x: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(x[:, self.keep])[:, 1]
-
-
-class _Boosting(_Learned):
-    """scikit-learn's HistGradientBoostingClassifier, constrained to never lower the
-    probability as recency, the overdue ratio or recency / longest past gap grow."""
-
-    name = "gradient_boosting"
-
-    def fit(self, frame: pd.DataFrame, y: np.ndarray, w: np.ndarray) -> _Boosting:
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        x, names = feature_matrix(frame, self.segments)
-        # Trees of 7 leaves, each at least 2 % of the cases, without the first-order value:
-        # a value fixed per client lets fine trees recognise the clients themselves (the
-        # same client's weekly cases share the outcome). Judged on the other half of the
-        # clients (Online Retail 2011-06-09 / 2011-05-12 windows): 15 leaves of 50 cases
-        # 0.682 / 0.677, 7 leaves of 2 % 0.699 / 0.688, and without the first-order value
-        # 0.703 / 0.692.
-        self.keep = [i for i, n in enumerate(names) if n not in BOOSTING_LEAVES_OUT]
-        self.model = HistGradientBoostingClassifier(
-            learning_rate=0.05,
-            max_iter=200,
-            max_leaf_nodes=7,
-            min_samples_leaf=max(50, int(0.02 * len(y))),
-            l2_regularization=1.0,
-            monotonic_cst=[1 if names[i] in LATENESS_FEATURES else 0 for i in self.keep],
-            early_stopping=False,
-            random_state=self.seed,
-        )
-        # unweighted: sample weights made the fit 8x slower (15 s vs 1.9 s at 60,000 cases)
-        self.model.fit(x[:, self.keep], y)
-        self.monotone = True
-        return self
-
-    def raw_x(self, x: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(x[:, self.keep])[:, 1]
-
-
-class _Blend(_Learned):
-    """The mean of the logistic and the boosted model's log-odds: the boosted model ranks
-    finely inside the past's range, the logistic one carries on beyond it (a client silent
-    longer than any past case). Monotone in lateness when both are."""
-
-    name = "blend"
-
-    def fit(self, frame: pd.DataFrame, y: np.ndarray, w: np.ndarray) -> _Blend:
-        parts = [_Logistic(self.segments, self.seed), _Boosting(self.segments, self.seed)]
-        return self.use([part.fit(frame, y, w) for part in parts])
-
-    def use(self, parts: list[_Candidate]) -> _Blend:
-        self.parts = parts
-        self.monotone = all(getattr(part, "monotone", True) for part in parts)
-        return self
-
-    def raw_x(self, x: np.ndarray) -> np.ndarray:
-        z = np.mean([self.link(part.raw_x(x)) for part in self.parts], axis=0)
-        return 1 / (1 + np.exp(-z))
-
-
-# --- measures --------------------------------------------------------------------------
-
-
-def roc_auc(score: np.ndarray, lost: np.ndarray) -> float | None:
-    """ROC AUC with ties counted one half; None when a class is empty."""
-    lost = lost.astype(bool)
-    n_pos = int(lost.sum())
-    n_neg = len(lost) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = pd.Series(score).rank(method="average").to_numpy()
-    return float((ranks[lost].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def calibration_error(p: np.ndarray, lost: np.ndarray, bins: int = 10) -> float | None:
-    """Expected calibration error over ``bins`` equal-count bins of p."""
-    if len(p) == 0:
-        return None
-    order = np.argsort(p, kind="stable")
-    error = 0.0
-    for chunk in np.array_split(order, min(bins, len(p))):
-        if len(chunk):
-            error += len(chunk) * abs(float(p[chunk].mean()) - float(lost[chunk].mean()))
-    return error / len(p)
-
-
-@dataclass(frozen=True)
-class Platt:
-    a: float
-    b: float
-
-    @staticmethod
-    def fit(z: np.ndarray, lost: np.ndarray) -> Platt:
-        from sklearn.linear_model import LogisticRegression
-
-        if lost.min() == lost.max():
-            share = float(lost.mean())
-            share = min(max(share, 1e-3), 1 - 1e-3)
-            return Platt(0.0, math.log(share / (1 - share)))
-        model = LogisticRegression(C=1e6, max_iter=1000).fit(z.reshape(-1, 1), lost)
-        return Platt(float(model.coef_[0][0]), float(model.intercept_[0]))
-
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-(self.a * z + self.b)))
-
-
-def lowest_level(
-    p: np.ndarray, lost: np.ndarray, eligible: np.ndarray, target: float, min_cases: int
-) -> tuple[float, float, int] | None:
-    """The lowest probability level L such that eligible cases with p >= L are lost at
-    least ``target`` of the time, resting on ``min_cases`` cases: (L, precision, cases)."""
-    idx = np.where(eligible)[0]
-    if len(idx) == 0:
-        return None
-    order = idx[np.argsort(-p[idx], kind="stable")]
-    hits = np.cumsum(lost[order])
-    counts = np.arange(1, len(order) + 1)
-    precision = hits / counts
-    ps = p[order]
-    # only at the end of a run of equal probabilities (a level takes all of them)
-    last_of_run = np.append(ps[1:] != ps[:-1], True)
-    ok = np.where(last_of_run & (precision >= target) & (counts >= min_cases))[0]
-    if len(ok) == 0:
-        return None
-    k = ok[-1]
-    return float(ps[k]), float(precision[k]), int(counts[k])
-
-
-def quantile_map(x: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Each x at its quantile of ``source`` mapped to the same quantile of ``target``
-    (piecewise linear, monotone); beyond source's range, linearly with slope 1 (so clients
-    beyond the window's range keep their order instead of tying at its end)."""
-    src = np.sort(source)
-    dst = np.quantile(target, np.linspace(0, 1, len(src)))
-    src, first = np.unique(src, return_index=True)
-    dst = dst[first]
-    if len(src) < 2:
-        return x - (src[0] if len(src) else 0) + (dst[0] if len(dst) else 0)
-    out = np.interp(x, src, dst)
-    out = np.where(x < src[0], dst[0] + (x - src[0]), out)
-    return np.where(x > src[-1], dst[-1] + (x - src[-1]), out)
-
-
-# --- the facts that drove a client's score ---------------------------------------------
-
-#: groups of the learned models' inputs, each one fact a manager can check: the fact's
-#: effect on a client's score is how far the score falls when the group is set to a typical
-#: past case's values (the median past case), everything else kept
-DRIVER_GROUPS: dict[str, tuple[str, ...]] = {
-    "silence": LATENESS_FEATURES,
-    "frequency": (
-        "log_order_days",
-        "log_mean_gap",
-        "log_last_gap",
-        "log_tenure",
-        "log_order_days_90d",
-        "log_order_days_180d",
-    ),
-    "recent_revenue": ("log_revenue_90d", "revenue_trend"),
-    "value": ("log_revenue_365d", "log_avg_order_value", "log_first_order_value"),
-}
-#: a fact is named when it raises the score's log-odds by at least this much
-DRIVER_MIN_EFFECT = 0.1
-
-
-def _money(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def _driver_text(group: str, row: Any, typical: dict[str, float]) -> str | None:
-    """The fact in words, or None when the client is not on the risky side of a typical
-    kept client there (a model can weigh a fact oddly; a manager is told only the facts that
-    read as a reason)."""
-    recency = int(row.days_since_last_order)
-    days = int(row.distinct_order_days)
-    if group == "silence":
-        if recency <= typical["days_since_last_order"]:
-            return None
-        interval = row.expected_interval_days
-        if days <= 1 or not np.isfinite(interval) or interval <= 0:
-            return f"silent {recency} days since its only order"
-        return f"silent {recency} days, {row.overdue_ratio:.1f}x its usual {interval:.0f} days"
-    if group == "frequency":
-        if days >= typical["distinct_order_days"]:
-            return None
-        return (
-            f"{days} order day{'s' if days != 1 else ''} in {int(row.tenure_days)} days "
-            f"(clients who stayed: {typical['distinct_order_days']:.0f})"
-        )
-    if group == "recent_revenue":
-        recent = float(0 if pd.isna(row.revenue_90d) else row.revenue_90d)
-        prior = float(0 if pd.isna(row.revenue_prior_90d) else row.revenue_prior_90d)
-        if recent <= 0 and recency >= 90:
-            return None  # the silence says it (and the reason quotes the days silent)
-        if recent <= 0 < prior:
-            return f"no revenue in the last 90 days ({_money(prior)} the 90 before)"
-        if prior > 0 and recent < prior:
-            return (
-                f"revenue in the last 90 days down {100 * (1 - recent / prior):.0f} % "
-                f"({_money(recent)} vs {_money(prior)} the 90 before)"
-            )
-        return None
-    value = float(0 if pd.isna(row.revenue_365d) else row.revenue_365d)
-    if value >= typical["revenue_365d"]:
-        return None
-    return (
-        f"revenue in 365 days {_money(value)} "
-        f"(clients who stayed: {_money(typical['revenue_365d'])})"
-    )
-
-
-def score_drivers(
-    cand: _Candidate,
-    today: pd.DataFrame,
-    past: pd.DataFrame,
-    lost: np.ndarray,
-    segments: list[str],
-    most: int = 3,
-) -> list[str | None]:
-    """Per client of D, the two or three facts that raised its score most above a typical
-    kept past case (the median of the past cases that ordered again), ``; ``-joined, or None
-    when none raised it by :data:`DRIVER_MIN_EFFECT`. A simple score (recency, the cadence
-    rule) has one fact: the silence."""
-    if len(today) == 0:
-        return []
-    kept = past[~lost] if len(past) == len(lost) and (~lost).any() else past
-    typical = {
-        column: float(np.nanmedian(kept[column].to_numpy(dtype=float, na_value=np.nan)))
-        if len(kept)
-        else float("nan")
-        for column in ("days_since_last_order", "distinct_order_days", "revenue_365d")
-    }
-    rows = list(today.itertuples(index=False))
-    if not isinstance(cand, _Learned):
-        return [_driver_text("silence", row, typical) for row in rows]
-    x, names = feature_matrix(today, segments)
-    x_kept, _ = feature_matrix(kept, segments)
-    reference = np.nanmedian(x_kept, axis=0) if len(x_kept) else np.zeros(len(names))
-    z = cand.link(cand.raw_x(x))
-    effects = []
-    for group, columns in DRIVER_GROUPS.items():
-        idx = [names.index(c) for c in columns if c in names]
-        what_if = x.copy()
-        what_if[:, idx] = reference[idx]
-        effects.append((group, z - cand.link(cand.raw_x(what_if))))
-    out: list[str | None] = []
-    for i, row in enumerate(rows):
-        ranked = sorted(((e[i], g) for g, e in effects if e[i] >= DRIVER_MIN_EFFECT), reverse=True)
-        texts = [t for _, g in ranked if (t := _driver_text(g, row, typical)) is not None]
-        out.append("; ".join(texts[:most]) or None)
-    return out
-
-
-# --- the horizon -----------------------------------------------------------------------
-
-
-def derive_horizon(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) -> tuple[int, str]:
-    """The horizon in days and where it came from.
-
-    The setting wins. Else 3 x the median expected interval of D's clients, rounded up to
-    whole weeks, within 28 .. 365 days; and at most half the span of past dates (so that
-    passed cases exist to fit and judge on), not below 28.
-    """
-    if settings.horizon_days is not None:
-        return int(settings.horizon_days), "setting churn_horizon_days"
-    today = frame[frame["as_of_date"] == as_of]
-    interval = float(np.nanmedian(today["expected_interval_days"])) if len(today) else 30.0
-    if not math.isfinite(interval) or interval <= 0:
-        interval = 30.0
-    h = int(min(max(7 * math.ceil(3 * interval / 7), 28), 365))
-    why = f"3 x the median usual interval ({interval:.0f} days), whole weeks, 28..365"
-    past = frame.loc[frame["as_of_date"] < as_of, "as_of_date"]
-    if len(past):
-        span = (as_of - min(past)).days
-        cap = max(28, 7 * (span // 14))
-        if cap < h:
-            h = cap
-            why += f"; capped at half the {span} days of past dates"
-    return h, why
-
-
-# --- the whole thing -------------------------------------------------------------------
+__all__ = [
+    "SCORE_VERSION",
+    "ScoreError",
+    "ScoreResult",
+    "ScoreSettings",
+    "derive_horizon",
+    "score_clients",
+]
 
 
 def _as_date(value: Any) -> date:
@@ -586,14 +89,6 @@ def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
     # the fits depend on it (the benchmark's floor and the run disagreed on 13 win-back
     # candidates at 20,000 clients before this)
     return frame.sort_values(["as_of_date", "client_id"], kind="stable").reset_index(drop=True)
-
-
-def _weights(dates: pd.Series, settings: ScoreSettings) -> np.ndarray:
-    if settings.half_life_days <= 0 or len(dates) == 0:
-        return np.ones(len(dates))
-    newest = max(dates)
-    age = np.array([(newest - d).days for d in dates], dtype=float)
-    return np.power(0.5, age / settings.half_life_days)
 
 
 def _report_row(**values: Any) -> dict[str, Any]:
@@ -960,43 +455,6 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
         at_risk_level=at_risk_level,
         notes=notes,
     )
-
-
-def _fit(
-    name: str, segments: list[str], settings: ScoreSettings, cases: pd.DataFrame, lost: np.ndarray
-) -> _Candidate:
-    """A candidate fitted on ``cases`` (the simple ones need no fit)."""
-    cand: _Candidate = {
-        "recency": lambda: _Recency(),
-        "cadence_rule": lambda: _Cadence(),
-        "logistic": lambda: _Logistic(segments, settings.seed),
-        "gradient_boosting": lambda: _Boosting(segments, settings.seed),
-        "blend": lambda: _Blend(segments, settings.seed),
-    }[name]()
-    cand.fit(cases, lost, _weights(cases["as_of_date"], settings))
-    return cand
-
-
-def client_halves(client_ids: pd.Series) -> np.ndarray:
-    """0 or 1 per client, fixed by its id (CRC-32: the same on every run and machine)."""
-    return np.array([zlib.crc32(str(c).encode()) % 2 for c in client_ids], dtype=int)
-
-
-def _cross_calibration_error(
-    cand: _Candidate, raw: np.ndarray, lost: np.ndarray, dates: pd.Series
-) -> float | None:
-    """Calibration error of Platt scaling fitted on every other window date and judged on
-    the others (and the other way round)."""
-    order = {d: i for i, d in enumerate(sorted(dates.unique()))}
-    half = np.array([order[d] % 2 for d in dates])
-    z = cand.link(raw)
-    p = np.full(len(raw), np.nan)
-    for part in (0, 1):
-        train, test = half != part, half == part
-        if not train.any() or not test.any():
-            return calibration_error(Platt.fit(z, lost)(z), lost)
-        p[test] = Platt.fit(z[train], lost[train])(z[test])
-    return calibration_error(p, lost)
 
 
 def _candidate_row(

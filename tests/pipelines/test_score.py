@@ -15,16 +15,9 @@ import pandas as pd
 import pytest
 
 from pipelines.score import ScoreError, ScoreSettings, derive_horizon, score_clients
-from pipelines.score.model import (
-    LATENESS_FEATURES,
-    Platt,
-    _Boosting,
-    _Logistic,
-    calibration_error,
-    feature_matrix,
-    lowest_level,
-    roc_auc,
-)
+from pipelines.score.candidates import _Boosting, _Logistic, client_halves
+from pipelines.score.features import LATENESS_FEATURES, feature_matrix
+from pipelines.score.measures import Platt, calibration_error, lowest_level, roc_auc
 
 D = date(2026, 9, 30)
 
@@ -334,6 +327,6 @@ def test_learned_models_are_judged_on_clients_they_were_not_fitted_on(
     for fitted_on, scored in window_fits:
         assert scored and not fitted_on & scored
     assert refits and all(len(f[0]) > len(w[0]) for f in refits for w in window_fits)
-    halves = model.client_halves(pd.Series(sorted(everyone)))
+    halves = client_halves(pd.Series(sorted(everyone)))
     assert 0.3 < halves.mean() < 0.7
     assert "judged on the other half of the clients" in result.report["why"].iloc[0]

@@ -1,0 +1,109 @@
+"""Measures and maps on the validation window: ROC AUC, calibration error, Platt scaling,
+the flag levels by validated precision and the quantile map (docs/rules.md "Churn score")."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines.score.candidates import _Candidate
+
+
+def roc_auc(score: np.ndarray, lost: np.ndarray) -> float | None:
+    """ROC AUC with ties counted one half; None when a class is empty."""
+    lost = lost.astype(bool)
+    n_pos = int(lost.sum())
+    n_neg = len(lost) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    return float((ranks[lost].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def calibration_error(p: np.ndarray, lost: np.ndarray, bins: int = 10) -> float | None:
+    """Expected calibration error over ``bins`` equal-count bins of p."""
+    if len(p) == 0:
+        return None
+    order = np.argsort(p, kind="stable")
+    error = 0.0
+    for chunk in np.array_split(order, min(bins, len(p))):
+        if len(chunk):
+            error += len(chunk) * abs(float(p[chunk].mean()) - float(lost[chunk].mean()))
+    return error / len(p)
+
+
+@dataclass(frozen=True)
+class Platt:
+    a: float
+    b: float
+
+    @staticmethod
+    def fit(z: np.ndarray, lost: np.ndarray) -> Platt:
+        from sklearn.linear_model import LogisticRegression
+
+        if lost.min() == lost.max():
+            share = float(lost.mean())
+            share = min(max(share, 1e-3), 1 - 1e-3)
+            return Platt(0.0, math.log(share / (1 - share)))
+        model = LogisticRegression(C=1e6, max_iter=1000).fit(z.reshape(-1, 1), lost)
+        return Platt(float(model.coef_[0][0]), float(model.intercept_[0]))
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-(self.a * z + self.b)))
+
+
+def lowest_level(
+    p: np.ndarray, lost: np.ndarray, eligible: np.ndarray, target: float, min_cases: int
+) -> tuple[float, float, int] | None:
+    """The lowest probability level L such that eligible cases with p >= L are lost at
+    least ``target`` of the time, resting on ``min_cases`` cases: (L, precision, cases)."""
+    idx = np.where(eligible)[0]
+    if len(idx) == 0:
+        return None
+    order = idx[np.argsort(-p[idx], kind="stable")]
+    hits = np.cumsum(lost[order])
+    counts = np.arange(1, len(order) + 1)
+    precision = hits / counts
+    ps = p[order]
+    # only at the end of a run of equal probabilities (a level takes all of them)
+    last_of_run = np.append(ps[1:] != ps[:-1], True)
+    ok = np.where(last_of_run & (precision >= target) & (counts >= min_cases))[0]
+    if len(ok) == 0:
+        return None
+    k = ok[-1]
+    return float(ps[k]), float(precision[k]), int(counts[k])
+
+
+def quantile_map(x: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each x at its quantile of ``source`` mapped to the same quantile of ``target``
+    (piecewise linear, monotone); beyond source's range, linearly with slope 1 (so clients
+    beyond the window's range keep their order instead of tying at its end)."""
+    src = np.sort(source)
+    dst = np.quantile(target, np.linspace(0, 1, len(src)))
+    src, first = np.unique(src, return_index=True)
+    dst = dst[first]
+    if len(src) < 2:
+        return x - (src[0] if len(src) else 0) + (dst[0] if len(dst) else 0)
+    out = np.interp(x, src, dst)
+    out = np.where(x < src[0], dst[0] + (x - src[0]), out)
+    return np.where(x > src[-1], dst[-1] + (x - src[-1]), out)
+
+
+def _cross_calibration_error(
+    cand: _Candidate, raw: np.ndarray, lost: np.ndarray, dates: pd.Series
+) -> float | None:
+    """Calibration error of Platt scaling fitted on every other window date and judged on
+    the others (and the other way round)."""
+    order = {d: i for i, d in enumerate(sorted(dates.unique()))}
+    half = np.array([order[d] % 2 for d in dates])
+    z = cand.link(raw)
+    p = np.full(len(raw), np.nan)
+    for part in (0, 1):
+        train, test = half != part, half == part
+        if not train.any() or not test.any():
+            return calibration_error(Platt.fit(z, lost)(z), lost)
+        p[test] = Platt.fit(z[train], lost[train])(z[test])
+    return calibration_error(p, lost)

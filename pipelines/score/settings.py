@@ -1,0 +1,138 @@
+"""The score's settings, result, errors, version and horizon (docs/rules.md "Churn score")."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: the version of the score's definition, published with it (bump on any change of rule)
+SCORE_VERSION = "churn-score-3"
+
+#: columns the features frame must hold
+REQUIRED_COLUMNS = (
+    "as_of_date",
+    "client_id",
+    "segment",
+    "days_since_last_order",
+    "distinct_order_days",
+    "tenure_days",
+    "mean_gap_days",
+    "last_gap_days",
+    "longest_gap_days",
+    "expected_interval_days",
+    "overdue_ratio",
+    "revenue_90d",
+    "revenue_prior_90d",
+    "revenue_365d",
+    "order_days_90d",
+    "order_days_180d",
+    "revenue_to_date",
+    "first_order_revenue",
+    "next_order_date",
+)
+
+SIMPLE = ("recency", "cadence_rule")
+LEARNED = ("logistic", "gradient_boosting", "blend")
+CANDIDATES = SIMPLE + LEARNED
+
+
+class ScoreError(ValueError):
+    """The features frame or a setting is unusable (names what and where)."""
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """Settings of the score (dbt vars, docs/rules.md "Churn score")."""
+
+    #: days after the as-of date within which "no completed order" counts as lost; None:
+    #: derived from the company's cadence (:func:`derive_horizon`)
+    horizon_days: int | None = None
+    #: a learned candidate must beat recency's validation AUC by this much to be chosen
+    margin: float = 0.01
+    #: the churned flag's validated precision target
+    churned_precision: float = 0.8
+    #: a client is never churned below this many times its usual interval
+    churned_min_overdue_ratio: float = 1.5
+    #: nor at risk at or below its usual interval
+    at_risk_min_overdue_ratio: float = 1.0
+    #: each of the fit and the validation cases needs this many lost and this many kept
+    min_cases: int = 30
+    #: a flag's level must rest on at least this many validation cases
+    min_flag_cases: int = 20
+    #: at most this many past cases are read (a deterministic sample beyond)
+    max_cases: int = 100_000
+    #: the random seed of the learned models
+    seed: int = 20
+    #: cases lose half their weight every this many days back (drift), 0: no weighting
+    half_life_days: float = 365.0
+
+    def validate(self) -> None:
+        def bad(name: str, value: Any, want: str) -> ScoreError:
+            return ScoreError(f"churn score setting {name}={value!r}: {want}")
+
+        if self.horizon_days is not None and not 1 <= self.horizon_days <= 3650:
+            raise bad("churn_horizon_days", self.horizon_days, "1 .. 3650 days, or null")
+        if not 0 <= self.margin < 0.5:
+            raise bad("churn_score_margin", self.margin, "0 <= margin < 0.5")
+        if not 0 < self.churned_precision <= 1:
+            raise bad("churned_target_precision", self.churned_precision, "in (0, 1]")
+        if not self.churned_min_overdue_ratio >= 0:
+            raise bad("churned_min_overdue_ratio", self.churned_min_overdue_ratio, ">= 0")
+        if not self.at_risk_min_overdue_ratio >= 0:
+            raise bad("at_risk_min_overdue_ratio", self.at_risk_min_overdue_ratio, ">= 0")
+        if self.min_cases < 1 or self.min_flag_cases < 1:
+            raise bad("churn_score_min_cases", self.min_cases, "at least 1")
+        if self.max_cases < 1000:
+            raise bad("churn_score_max_cases", self.max_cases, "at least 1000")
+        if self.half_life_days < 0:
+            raise bad("churn_score_half_life_days", self.half_life_days, ">= 0")
+
+
+@dataclass
+class ScoreResult:
+    clients: pd.DataFrame  # one row per client of D
+    report: pd.DataFrame  # one row per candidate and validation window
+    chosen: str
+    horizon_days: int
+    horizon_source: str
+    churned_level: float | None
+    at_risk_level: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+def derive_horizon(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) -> tuple[int, str]:
+    """The horizon in days and where it came from.
+
+    The setting wins. Else 3 x the median expected interval of D's clients, rounded up to
+    whole weeks, within 28 .. 365 days; and at most half the span of past dates (so that
+    passed cases exist to fit and judge on), not below 28.
+    """
+    if settings.horizon_days is not None:
+        return int(settings.horizon_days), "setting churn_horizon_days"
+    today = frame[frame["as_of_date"] == as_of]
+    interval = float(np.nanmedian(today["expected_interval_days"])) if len(today) else 30.0
+    if not math.isfinite(interval) or interval <= 0:
+        interval = 30.0
+    h = int(min(max(7 * math.ceil(3 * interval / 7), 28), 365))
+    why = f"3 x the median usual interval ({interval:.0f} days), whole weeks, 28..365"
+    past = frame.loc[frame["as_of_date"] < as_of, "as_of_date"]
+    if len(past):
+        span = (as_of - min(past)).days
+        cap = max(28, 7 * (span // 14))
+        if cap < h:
+            h = cap
+            why += f"; capped at half the {span} days of past dates"
+    return h, why
+
+
+def _weights(dates: pd.Series, settings: ScoreSettings) -> np.ndarray:
+    if settings.half_life_days <= 0 or len(dates) == 0:
+        return np.ones(len(dates))
+    newest = max(dates)
+    age = np.array([(newest - d).days for d in dates], dtype=float)
+    return np.power(0.5, age / settings.half_life_days)
