@@ -251,3 +251,21 @@ def test_volume_and_growth_are_applied_by_one_model() -> None:
         if _REVENUE_RULE_CALL.search(JINJA_COMMENT.sub("", path.read_text()))
     )
     assert callers == REVENUE_RULE_CALLERS
+
+
+#: the lifecycle rules -> the one model that applies them, on D and the history dates (the
+#: daily and history models read its rows)
+_LIFECYCLE_RULE_CALL = re.compile(
+    r"{{-?\s*(is_new_client|is_reactivated|lifecycle_stage_rule|status_group_rule)\s*\("
+)
+
+
+def test_lifecycle_is_applied_by_one_model() -> None:
+    """New, reactivated, lifecycle stage and status group are decided once per client day, in
+    int_clients__lifecycle_days: no other model calls their macros."""
+    callers = sorted(
+        str(path.relative_to(DBT_DIR))
+        for path in sorted(MODELS.rglob("*.sql"))
+        if _LIFECYCLE_RULE_CALL.search(JINJA_COMMENT.sub("", path.read_text()))
+    )
+    assert callers == ["models/clients/intermediate/int_clients__lifecycle_days.sql"]
