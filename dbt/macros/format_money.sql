@@ -1,12 +1,13 @@
 {#-
     A money amount as text for reason strings: thousands separators and two decimals,
     e.g. 1069745.0 -> '1,069,745.00', -1234.567 -> '-1,234.57'. Null stays null.
-    Rounded first (and + 0.0) so that a tiny negative like -0.001 reads '0.00', not '-0.00'.
+    Rounded first (round_money: a half-cent tie reads the same cent on every engine, and as
+    to_money publishes it; + 0.0 so that a tiny negative like -0.001 reads '0.00', not '-0.00').
     With var currency (KAM_CURRENCY, validated to a code or a sign) it follows the amount:
     '1,069,745.00 GBP'.
 -#}
 {% macro format_money(expression) -%}
-    {{ format_thousands('cast(round(cast(' ~ expression ~ ' as double), 2) as double) + cast(0 as double)') }}
+    {{ format_thousands('cast(' ~ round_money('cast(' ~ expression ~ ' as double)', 2) ~ ' as double) + cast(0 as double)') }}
     {%- if var('currency') %} || ' {{ var("currency") }}'{% endif %}
 {%- endmacro %}
 
