@@ -3,7 +3,7 @@
 -- backtest dates) and client with at least one completed order day up to that date: order
 -- days, own interval, segment norm, expected interval, lateness, the segment's factors and
 -- the cadence rule's churned / at-risk flags. The one implementation of them:
--- int_clients__cadence reads D's rows, int_clients__status_history_rebuilt the history
+-- int_clients__cadence reads D's rows, int_clients__lifecycle_days D's and the history
 -- dates', int_clients__backtest_cases the backtest dates'.
 
 with

@@ -2,9 +2,9 @@
 -- "ABC"): one row per date of the spine (int_clients__as_of_dates: D, the history dates,
 -- the backtest dates) and client with an order of any status up to that date: the revenue
 -- windows ending on the date, volume drop, growth and the ABC ranking on revenue. The one
--- implementation of them: int_clients__volume, int_clients__lifecycle_today and
--- int_clients__abc_ranking read D's rows, int_clients__status_history_rebuilt the history
--- dates', int_clients__backtest_flags the backtest dates'.
+-- implementation of them: int_clients__volume and int_clients__abc_ranking read D's rows,
+-- int_clients__lifecycle_days D's and the history dates', int_clients__backtest_flags the
+-- backtest dates'.
 -- Revenue windows come from exact prefix sums per client: the sum over (d - n, d] is
 -- cum(d) - cum(d - n), taken by lag() over one day-by-day series per client, rounded like
 -- money_sum (one sort instead of an ASOF join per window: 3x faster at 20,000 clients).
