@@ -11,17 +11,18 @@ validation window); int_clients__churn_probability and marts.churn_model_report 
 """
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
 
-#: DuckDB's share of its memory limit while this model's pandas / scikit-learn frames are
-#: held: those sit outside DuckDB's limit, in the same dbt process, while the other dbt
-#: thread's SQL (at 20,000 clients int_clients__status_history_rebuilt) keeps DuckDB at its
-#: limit; the dbt process then peaked at 1.85 GB of a 2.25-2.47 GB process tree (2 GB bound)
-DUCKDB_SHARE_WHILE_SCORING = 0.5
+#: DuckDB's share of its memory limit from this model on, for the rest of the dbt process:
+#: the model's pandas / scikit-learn modules and heap (~380 MB at 20,000 clients) sit outside
+#: DuckDB's limit and stay in the dbt process until it exits, while the other dbt thread's SQL
+#: (at 20,000 clients int_clients__status_history_rebuilt, then the history marts) keeps
+#: DuckDB at its limit. At the full 1GB the dbt process peaked at 1.85 GB during the model
+#: (2,251-2,467 MB process tree) and, with the limit given back after it, at 1.49 GB after it
+#: (a ~2.1 GB tree; 2 GB bound).
+DUCKDB_SHARE_FROM_SCORING = 0.5
 
 _UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 _UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -77,37 +78,34 @@ def _bytes(limit: str) -> int | None:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
-@contextmanager
-def duckdb_memory_lowered(session) -> Iterator[None]:
-    """DuckDB's memory limit cut to DUCKDB_SHARE_WHILE_SCORING of itself, and restored.
+def cut_duckdb_memory(session) -> str | None:
+    """Cut DuckDB's memory limit to DUCKDB_SHARE_FROM_SCORING of itself; the new limit.
 
     The setting is global to the dbt process's DuckDB, so a query on the other thread spills
-    to disk beyond it instead of holding memory beside the frames (measured on a 14M-row
-    window query: RSS 920 -> 655 MB within a second of the cut, the query unharmed). If
-    DuckDB cannot free enough at once it keeps its limit and the model runs anyway.
-    No session (the model run outside dbt-duckdb, pipelines.spark_build): nothing to cut.
+    to disk beyond it instead of holding memory beside this model's (measured on a 14M-row
+    window query: RSS 920 -> 655 MB within a second of the cut, the query unharmed, also cut
+    to 300MB). It is not given back: the Python memory stays too. If DuckDB cannot free
+    enough at once it keeps its limit (None) and the model runs anyway. No session (the
+    model run outside dbt-duckdb, pipelines.spark_build): nothing to cut (None).
     """
     if session is None:
-        yield
-        return
+        return None
     (before,) = session.execute("select current_setting('memory_limit')").fetchone()
     limit = _bytes(str(before))
-    lowered = False
-    if limit:
-        try:
-            session.execute(f"set memory_limit = '{int(limit * DUCKDB_SHARE_WHILE_SCORING)}B'")
-            lowered = True
-        except duckdb.Error:  # DuckDB could not free enough memory at once: keep its limit
-            pass
+    if not limit:
+        return None
+    cut = f"{int(limit * DUCKDB_SHARE_FROM_SCORING)}B"
     try:
-        yield
-    finally:
-        if lowered:
-            session.execute(f"set memory_limit = '{before}'")
+        session.execute(f"set memory_limit = '{cut}'")
+    except duckdb.Error:  # DuckDB could not free enough memory at once: keep its limit
+        return None
+    return cut
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
+    # before the imports and frames below, so they never sit beside DuckDB's full limit
+    cut_duckdb_memory(session)
     from pipelines.score import ScoreSettings, score_clients
 
     (row,) = dbt.ref("int_clients__score_settings").df().to_dict("records")
@@ -126,8 +124,7 @@ def model(dbt, session):
     # max_cases of them (20,000 clients x 3 years: ~2M past cases, of which it builds
     # ~120,000), so this frame stays small; score_clients cuts them to max_cases exactly
     features = dbt.ref("int_clients__score_features").df()
-    with duckdb_memory_lowered(session):
-        result = score_clients(features, as_of, settings)
+    result = score_clients(features, as_of, settings)
     clients = result.clients.copy()
     clients["row_kind"] = "client"
     report = result.report.copy()
