@@ -11,7 +11,7 @@ parse produced here:
   ``config()``, a ``ref`` or a ``source``; tests/dbt/test_project_rules.py holds it);
 * the profile's values differ only in the DuckDB file's ``path`` (what dbt connects to);
   the ``database`` name the nodes carry is the file's stem and is checked here to be the
-  same; ``memory_limit`` is a connection setting.
+  same; ``memory_limit`` is a connection option (``config_options``).
 
 So :func:`seed_partial_parse` copies the packaged file into the data dir's target with the
 two checksums replaced by the ones dbt computes for this run (same formulas, same dbt
@@ -52,7 +52,7 @@ def duckdb_profile_checksum(work_db: Path, memory_limit: str) -> str:
             "path": str(work_db),
             "database": work_db.stem,
             "schema": "main",
-            "settings": {"memory_limit": memory_limit},
+            "config_options": {"memory_limit": memory_limit},
         }
     )
     return _checksum(pprint.pformat(sorted(credentials.connection_info())))

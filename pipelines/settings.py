@@ -516,10 +516,10 @@ SETTINGS: tuple[Setting, ...] = (
         "1GB",
         _memory_size,
         "memory DuckDB may use in the dbt build (beyond it, it spills to disk next to the work "
-        "DB). It does not count the churn model's Python frames: at 20,000 clients x 3 years "
-        "with 1GB the run's process tree peaked at 2.25 GB (in dbt, while the churn model "
-        "ran; December 2026, over the 2 GB target); 3GB takes ~22 % less dbt time for a "
-        "3.8 GB run; without a limit DuckDB takes up to 80 % of RAM (15 GB seen)",
+        "DB); from the churn model on, half of it: the model's Python memory (~400 MB at "
+        "20,000 clients) is outside DuckDB's limit and stays in the dbt process. 3GB took "
+        "~22 % less dbt time for a 3.8 GB run (December 2026); without a limit DuckDB takes "
+        "up to 80 % of RAM (15 GB seen)",
     ),
     Setting(
         "currency",

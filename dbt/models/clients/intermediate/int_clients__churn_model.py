@@ -84,9 +84,12 @@ def cut_duckdb_memory(session) -> str | None:
     The setting is global to the dbt process's DuckDB, so a query on the other thread spills
     to disk beyond it instead of holding memory beside this model's (measured on a 14M-row
     window query: RSS 920 -> 655 MB within a second of the cut, the query unharmed, also cut
-    to 300MB). It is not given back: the Python memory stays too. If DuckDB cannot free
-    enough at once it keeps its limit (None) and the model runs anyway. No session (the
-    model run outside dbt-duckdb, pipelines.spark_build): nothing to cut (None).
+    to 300MB). It is not given back: the Python memory stays too (and dbt/profiles.yml
+    sets the limit as a connection option, which later nodes' cursors do not set again:
+    as a `settings` entry, dbt-duckdb ran it again on each node's cursor, undoing the
+    cut). If DuckDB cannot free enough at once it keeps its limit (None) and the model runs
+    anyway. No session (the model run outside dbt-duckdb, pipelines.spark_build): nothing to
+    cut (None).
     """
     if session is None:
         return None
