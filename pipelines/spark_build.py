@@ -10,15 +10,23 @@ models build the same marts on Spark, and the way to try it on one machine:
 2. :func:`load_sources`: the work DB's validated sources (the ``valid_erp`` / ``valid_crm``
    views dbt reads on DuckDB) as Spark tables of the same names, through Parquet.
 3. :func:`build`: ``dbt seed`` and ``dbt build`` (models, data tests, unit tests) with
-   ``--target spark``, in-process (dbtRunner), so dbt's session is this one.
+   ``--target spark``, in-process (dbtRunner), so dbt's session is this one; with
+   ``--first-as-of`` models-only runs at those dates first, so that the incremental models
+   (client_status_history, kam_action_log: insert_overwrite of their date partitions, the
+   log's unchanged rows kept by dbt/macros/get_insert_overwrite_sql.sql) take their
+   incremental path.
    The churn score is a dbt Python model, which dbt-spark runs only on Databricks (its Python
    submission methods are Databricks jobs and clusters; the session method has none): here the
    build stops before it, :func:`build_churn_model` runs the model's own ``model()`` on the
    Spark tables' rows (its DataFrame calls are DuckDB's relation API, served by an in-memory
    DuckDB) and writes the result as the Spark table dbt would have written, and the build
    goes on after it.
-4. :func:`compare_marts`: every table of ``marts`` on Spark against the DuckDB build's, EXCEPT
-   ALL both ways, doubles equal within 1e-9 (relative above 1).
+4. :func:`compare_marts`: every table of ``marts`` on Spark copied into a DuckDB file
+   (:func:`export_marts`) and compared with the DuckDB build's by
+   :mod:`pipelines.benchmark.same_marts`: EXCEPT ALL both ways, doubles within 1e-9
+   (relative above 1). The work DB must hold one build at ``--as-of`` (after one at
+   ``--first-as-of`` when given): a work DB of many daily runs has a longer action log and
+   daily rows in its status history that one Spark build cannot have.
 """
 
 from __future__ import annotations
@@ -28,12 +36,17 @@ import importlib.util
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from pipelines.benchmark import same_marts
+from pipelines.benchmark.same_marts import TableDiff
+from pipelines.settings import declared_default
 
 PROJECT = Path(__file__).resolve().parents[1] / "dbt"
 CHURN_MODEL = "int_clients__churn_model"
@@ -41,10 +54,6 @@ CHURN_MODEL = "int_clients__churn_model"
 CHURN_MODEL_INPUTS = ("int_clients__score_features", "int_clients__score_settings")
 CHURN_MODEL_SCHEMA = "intermediate"
 SOURCE_SCHEMAS = ("valid_erp", "valid_crm")
-#: models that need a Delta (or Iceberg/Hudi) table on Spark: kam_action_log rewrites its rows
-#: by (action_id, opened_on), a merge, which dbt-spark refuses on the session method's Parquet
-#: tables; left out of the local build with what reads it (manager_portfolio)
-NEEDS_DELTA = ("kam_action_log",)
 #: relative tolerance of doubles (absolute below 1)
 DOUBLE_TOLERANCE = 1e-9
 
@@ -58,6 +67,7 @@ def local_session(warehouse: Path, cores: int = 2) -> Any:
         SparkSession.builder.master(f"local[{cores}]")
         .appName("kam-dbt")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")  # progress bars fill the logs
         .config("spark.sql.warehouse.dir", str(warehouse))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(cores * 2))
@@ -102,6 +112,7 @@ class DbtStep:
     args: list[str]
     success: bool
     statuses: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
     def failed(self) -> dict[str, str]:
         return {n: s for n, s in self.statuses.items() if s not in ("success", "pass")}
@@ -129,11 +140,13 @@ def run_dbt(args: Sequence[str], target_path: Path, dbt_vars: dict[str, Any]) ->
         "--vars",
         json.dumps(dbt_vars),
     ]
+    started = time.monotonic()
     result = dbtRunner().invoke(full)
     statuses = {}
     for node_result in getattr(result.result, "results", None) or []:
         statuses[node_result.node.unique_id] = str(node_result.status)
-    return DbtStep(list(full), bool(result.success), statuses)
+    seconds = round(time.monotonic() - started, 1)
+    return DbtStep(list(full), bool(result.success), statuses, seconds)
 
 
 class _Refs:
@@ -172,19 +185,18 @@ def build_churn_model(spark: Any) -> int:
 
 
 def build(
-    spark: Any, target_path: Path, dbt_vars: dict[str, Any], delta_tables: bool = False
+    spark: Any, target_path: Path, dbt_vars: dict[str, Any], command: str = "build"
 ) -> list[DbtStep]:
-    """``dbt seed`` and ``dbt build`` on Spark, the churn model run by
-    :func:`build_churn_model` between the part of the graph before it and the rest. Without
-    ``delta_tables`` (a session whose tables are Parquet) the NEEDS_DELTA models and their
-    descendants are left out."""
+    """``dbt seed`` and ``dbt <command>`` (``build``: models, data tests and unit tests;
+    ``run``: models only) on Spark, the churn model run by :func:`build_churn_model` between
+    the part of the graph before it and the rest."""
     before = [f"+{name}" for name in CHURN_MODEL_INPUTS]
     steps = [run_dbt(["seed"], target_path, dbt_vars)]
     # the graph up to the churn model's inputs, with the tests all of whose models are in it
     steps.append(
         run_dbt(
             [
-                "build",
+                command,
                 "--select",
                 *before,
                 "--exclude",
@@ -197,138 +209,129 @@ def build(
         )
     )
     build_churn_model(spark)
-    steps.append(run_dbt(["test", "--select", CHURN_MODEL], target_path, dbt_vars))
-    # the rest, with every test that reads one of its models (eager); without Delta tables,
-    # not the models that need them and what reads them
-    delta = [] if delta_tables else [f"{name}+" for name in NEEDS_DELTA]
-    steps.append(
-        run_dbt(["build", "--exclude", *before, CHURN_MODEL, *delta], target_path, dbt_vars)
-    )
+    if command == "build":
+        steps.append(run_dbt(["test", "--select", CHURN_MODEL], target_path, dbt_vars))
+    # the rest, with every test that reads one of its models (eager)
+    steps.append(run_dbt([command, "--exclude", *before, CHURN_MODEL], target_path, dbt_vars))
+    if command == "build":
+        # the data tests between the two parts (a relationship from a CRM staging model, built
+        # in the rest, to an ERP one, built before): neither selection above takes them
+        ran = {node for step in steps for node in step.statuses}
+        missed = sorted(
+            node["name"]
+            for unique_id, node in _manifest_nodes(target_path).items()
+            if node["resource_type"] == "test" and unique_id not in ran
+        )
+        if missed:
+            steps.append(run_dbt(["test", "--select", *missed], target_path, dbt_vars))
     return steps
 
 
-@dataclass
-class TableComparison:
-    table: str
-    rows_duckdb: int
-    rows_spark: int
-    only_duckdb: int
-    only_spark: int
-    problem: str = ""
-
-    @property
-    def same(self) -> bool:
-        return not self.problem and self.only_duckdb == 0 and self.only_spark == 0
+def _manifest_nodes(target_path: Path) -> dict[str, Any]:
+    """The project's own nodes in dbt's manifest (the last invocation wrote it)."""
+    nodes = json.loads((target_path / "manifest.json").read_text())["nodes"]
+    return {k: v for k, v in nodes.items() if v.get("package_name") == "kam"}
 
 
 def _tables(spark: Any, schema: str) -> list[str]:
-    return sorted(r.tableName for r in spark.sql(f"show tables in {schema}").collect())
+    """The tables and views of ``schema`` (SHOW TABLES also lists the session's temporary
+    views, such as dbt-spark's ``<model>__dbt_tmp``: left out)."""
+    rows = spark.sql(f"show tables in {schema}").collect()
+    return sorted(r.tableName for r in rows if not r.isTemporary)
 
 
-def compare_marts(spark: Any, work_db: Path, schema: str = "marts") -> list[TableComparison]:
-    """Every table of ``schema`` on Spark against the DuckDB work DB's: the same tables and
-    columns, and the same rows both ways (EXCEPT ALL), doubles within DOUBLE_TOLERANCE."""
-    con = duckdb.connect(str(work_db), read_only=True)
-    out = []
+def export_marts(spark: Any, reference: Path, out: Path, schema: str = "marts") -> Path:
+    """Spark's tables of ``schema`` copied into the DuckDB file ``out`` (same schema and
+    names), for :mod:`pipelines.benchmark.same_marts`. Where the DuckDB ``reference`` has the
+    table with the same column names, each column takes the reference's type and place
+    (Spark puts partition columns last and has no VARCHAR / TIMESTAMP without time zone);
+    else the table is copied as it is and the comparison reports its columns."""
+    out.unlink(missing_ok=True)
+    con = duckdb.connect(str(out))
     try:
-        duck_tables = sorted(
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = ? "
-                "and table_type = 'BASE TABLE'",
-                [schema],
+        con.execute("set TimeZone = 'UTC'")  # the Spark session's time zone (local_session)
+        con.execute(f"attach '{reference}' as ref (read_only)")
+        con.execute(f"create schema {schema}")
+        for table in _tables(spark, schema):
+            rows = spark.table(f"{schema}.{table}").toArrow()
+            con.register("_spark_rows", rows)
+            reference_columns = con.execute(
+                "select column_name, data_type from duckdb_columns() where database_name = 'ref' "
+                "and schema_name = ? and table_name = ? order by column_index",
+                [schema, table],
             ).fetchall()
-        )
-        spark_tables = _tables(spark, schema)
-        for table in sorted(set(duck_tables) | set(spark_tables)):
-            if table not in spark_tables or table not in duck_tables:
-                where = "Spark" if table not in spark_tables else "DuckDB"
-                out.append(TableComparison(table, 0, 0, 0, 0, f"missing on {where}"))
-                continue
-            out.append(_compare_table(spark, con, schema, table))
+            spark_columns = {c.lower(): c for c in rows.column_names}
+            select = "*"
+            if sorted(c.lower() for c, _ in reference_columns) == sorted(spark_columns):
+                select = ", ".join(
+                    f'cast("{spark_columns[c.lower()]}" as {t}) as "{c}"'
+                    for c, t in reference_columns
+                )
+            con.execute(f'create table {schema}."{table}" as select {select} from _spark_rows')
+            con.unregister("_spark_rows")
     finally:
         con.close()
     return out
 
 
-def _compare_table(
-    spark: Any, con: duckdb.DuckDBPyConnection, schema: str, table: str
-) -> TableComparison:
-    columns = con.execute(
-        "select column_name, data_type from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
-        [schema, table],
-    ).fetchall()
-    frame = spark.table(f"{schema}.{table}")
-    spark_columns = [c.lower() for c in frame.columns]
-    names = [c for c, _ in columns]
-    if sorted(spark_columns) != sorted(c.lower() for c in names):
-        return TableComparison(
-            table, 0, 0, 0, 0, f"columns differ: DuckDB {names}, Spark {frame.columns}"
-        )
-    con.register("_spark_rows", frame.toArrow())
-    doubles = [c for c, t in columns if t in ("DOUBLE", "FLOAT", "REAL")]
-    others = [c for c, _ in columns if c not in doubles]
-
-    def rounded(alias: str) -> str:
-        return ", ".join(
-            f"round({alias}.{c}, 9) as {c}" if c in doubles else f"{alias}.{c}" for c in names
-        )
-
-    typed = ", ".join(f'cast("{c}" as {t}) as {c}' for c, t in columns)
-    con.execute(f"create or replace temp table _s as select {typed} from _spark_rows")
-    con.execute(f"create or replace temp table _d as select * from {schema}.{table}")
-    con.execute(
-        f"create or replace temp table _only_d as select {rounded('d')} from _d d "
-        f"except all select {rounded('s')} from _s s"
-    )
-    con.execute(
-        f"create or replace temp table _only_s as select {rounded('s')} from _s s "
-        f"except all select {rounded('d')} from _d d"
-    )
-    # rows that differ only by rounding at the 9th decimal: matched within the tolerance
-    match = " and ".join(
-        [f"a.{c} is not distinct from b.{c}" for c in others]
-        + [
-            f"(a.{c} is null and b.{c} is null or abs(a.{c} - b.{c}) "
-            f"<= {DOUBLE_TOLERANCE} * greatest(1, abs(a.{c})))"
-            for c in doubles
-        ]
-    )
-
-    def unmatched(a: str, b: str, raw_b: str) -> int:
-        return con.execute(
-            f"select count(*) from {a} a where not exists "
-            f"(select 1 from {raw_b} b where {match or 'true'})"
-        ).fetchall()[0][0]
-
-    only_d = unmatched("_only_d", "_only_s", "_s")
-    only_s = unmatched("_only_s", "_only_d", "_d")
-    rows_d = con.execute("select count(*) from _d").fetchall()[0][0]
-    rows_s = con.execute("select count(*) from _s").fetchall()[0][0]
-    con.unregister("_spark_rows")
-    problem = "" if rows_d == rows_s else f"{rows_d} rows on DuckDB, {rows_s} on Spark"
-    return TableComparison(table, rows_d, rows_s, only_d, only_s, problem)
+def compare_marts(
+    spark: Any, work_db: Path, exported: Path, schema: str = "marts"
+) -> list[TableDiff]:
+    """Every table of ``schema`` on Spark against the DuckDB work DB's
+    (:func:`pipelines.benchmark.same_marts.compare`, "before" = DuckDB, "after" = Spark): the
+    same tables and columns, the same rows both ways (EXCEPT ALL), doubles within
+    DOUBLE_TOLERANCE."""
+    export_marts(spark, work_db, exported, schema)
+    return same_marts.compare(work_db, exported, tolerance=DOUBLE_TOLERANCE, schemas=(schema,))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-db", type=Path, required=True, help="the DuckDB work DB")
     parser.add_argument("--as-of", required=True, help="the as-of date, YYYY-MM-DD")
-    parser.add_argument("--history-days", type=int, default=730)
+    parser.add_argument(
+        "--first-as-of",
+        action="append",
+        default=[],
+        help="first run the models at this earlier date (YYYY-MM-DD; repeatable, in date "
+        "order), as the daily job did before: the incremental models (client_status_history, "
+        "kam_action_log) then take their incremental path. The work DB must have been built "
+        "the same way (runs at these dates, then at --as-of), else those marts differ by "
+        "construction",
+    )
+    parser.add_argument("--history-days", type=int, default=declared_default("history_days"))
     parser.add_argument("--dir", type=Path, help="Spark's warehouse and dbt's files (tmp)")
+    parser.add_argument("--report", type=Path, help="write the steps and comparisons as JSON")
     args = parser.parse_args(argv)
     base = args.dir or Path(tempfile.mkdtemp(prefix="kam-spark-"))
+    started = time.monotonic()
     spark = local_session(base / "warehouse")
     load_sources(spark, args.work_db, base / "sources")
-    dbt_vars = {"as_of_date": args.as_of, "history_days": args.history_days}
-    steps = build(spark, base / "target", dbt_vars)
+    steps: list[DbtStep] = []
+    runs = [(as_of, "run") for as_of in args.first_as_of] + [(args.as_of, "build")]
+    for as_of, command in runs:
+        dbt_vars = {"as_of_date": as_of, "history_days": args.history_days}
+        steps += build(spark, base / "target", dbt_vars, command)
     for step in steps:
-        print(" ".join(step.args[:4]), "ok" if step.success else f"FAILED {step.failed()}")
-    results = compare_marts(spark, args.work_db)
+        outcome = "ok" if step.success else f"FAILED {step.failed()}"
+        print(" ".join(step.args[:4]), f"{step.seconds:.0f} s", outcome)
+    built = time.monotonic()
+    results = compare_marts(spark, args.work_db, base / "spark_marts.duckdb")
     for r in results:
-        print(f"{r.table:32} {'same' if r.same else 'DIFFERENT'} {r.problem}")
-    return 0 if all(s.success for s in steps) and all(r.same for r in results) else 1
+        status = "same" if r.same else f"DIFFERENT {r.problem}".strip()
+        print(
+            f"{r.table:40} rows {r.rows:>7}  only DuckDB {r.only_before:>5}  "
+            f"only Spark {r.only_after:>5}  {status}"
+        )
+    if args.report:
+        report = {
+            "build_seconds": round(built - started, 1),
+            "compare_seconds": round(time.monotonic() - built, 1),
+            "steps": [asdict(step) for step in steps],
+            "marts": [{**asdict(r), "same": r.same} for r in results],
+        }
+        args.report.write_text(json.dumps(report, indent=1))
+    return 0 if all(s.success for s in steps) and results and all(r.same for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -24,11 +24,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dbt_support import HISTORY_DAYS, WORK_DB, query, run_dbt
+from dbt_support import HISTORY_DAYS, WORK_DB, load_generated, query, run_dbt
 from planted_clients import populate_planted_clients
-
-from pipelines.extract.raw_schema import ensure_raw_schema
-from pipelines.generator.core import generate_demo
 
 D = date(2026, 9, 30)
 #: the daily models of one as-of date (no history model)
@@ -71,27 +68,11 @@ def _build_marts(work: Path, as_of: date, **extra_vars: object) -> None:
     )
 
 
-def _load_generated(raw_db: Path, sources: Path) -> None:
-    """A small generated demo (60 clients, 3 years up to D) loaded into a raw work DB."""
-    generate_demo(sources, clients=60, years=3, seed=7, end_date=D, fmt="parquet")
-    con = duckdb.connect(str(raw_db))
-    try:
-        ensure_raw_schema(con)
-        for system in ("erp", "crm"):
-            for path in sorted((sources / system).glob("*.parquet")):
-                con.execute(
-                    f"insert into raw_{system}.{path.stem} by name "
-                    "select *, 'gen' as _run_id, timestamp '2026-09-30 00:00:00' as _loaded_at "
-                    f"from read_parquet('{path}')"
-                )
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def raw_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("history_raw")
-    _load_generated(base / "raw.duckdb", base / "sources")
+    # a small generated demo (60 clients, 3 years up to D)
+    load_generated(base / "raw.duckdb", base / "sources", clients=60, end_date=D)
     return base / "raw.duckdb"
 
 

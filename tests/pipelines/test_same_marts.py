@@ -62,3 +62,37 @@ def test_the_run_clock_columns_are_left_out(tmp_path: Path) -> None:
             )
         paths.append(path)
     assert all(d.same for d in compare(*paths))
+
+
+def test_doubles_within_a_tolerance(tmp_path: Path) -> None:
+    """Within 1e-9 (relative above 1: 1e6 and 1e6 + 5e-4 are the same) is the same, also
+    where rounding to 9 decimals splits two values (0.1234567895 vs 0.12345678949999); 0.5
+    and 0.5 + 2e-9 are not."""
+    before = _warehouse(
+        tmp_path / "b.duckdb", [("a", 0.1234567895), ("b", 1e6), ("c", 0.5), ("d", None)], "r1"
+    )
+    after = _warehouse(
+        tmp_path / "a.duckdb",
+        [("a", 0.12345678949999), ("b", 1e6 * (1 + 5e-10)), ("c", 0.5 + 2e-9), ("d", None)],
+        "r1",
+    )
+    assert not {d.table: d for d in compare(before, after, round_doubles=9)}["marts.t"].same
+    diff = {d.table: d for d in compare(before, after, tolerance=1e-9)}["marts.t"]
+    assert (diff.rows, diff.only_before, diff.only_after) == (4, 1, 1)  # only "c"
+    assert main([str(before), str(after), "--tolerance", "1e-9"]) == 1
+    close = _warehouse(
+        tmp_path / "c.duckdb", [("a", 0.1234567895), ("b", 1e6), ("c", 0.5), ("d", None)], "r1"
+    )
+    assert all(d.same for d in compare(close, before, tolerance=1e-9))
+
+
+def test_schemas_and_row_counts(tmp_path: Path) -> None:
+    before = _warehouse(tmp_path / "b.duckdb", [("a", 1.0), ("a", 1.0)], "r1")
+    after = _warehouse(tmp_path / "a.duckdb", [("a", 1.0)], "r1", extra_table=True)
+    diffs = compare(before, after, tolerance=1e-9, schemas=("marts",))
+    assert [d.table for d in diffs] == ["marts.extra", "marts.t"]  # no audit
+    t = diffs[1]
+    # within a tolerance a row is matched by any row of the other side (the duplicate "a"
+    # is): the row counts tell the duplicate
+    assert (t.only_before, t.only_after, t.problem) == (0, 0, "2 rows before, 1 after")
+    assert not t.same

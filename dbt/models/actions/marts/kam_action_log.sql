@@ -2,7 +2,8 @@
     config(
         materialized='incremental',
         unique_key=['action_id', 'opened_on'],
-        incremental_strategy=('delete+insert' if target.type == 'duckdb' else 'merge'),
+        incremental_strategy=('delete+insert' if target.type == 'duckdb' else 'insert_overwrite'),
+        partition_by=(none if target.type == 'duckdb' else ['opened_on']),
         on_schema_change='append_new_columns',
         full_refresh=false
     )
@@ -13,7 +14,10 @@
     action no longer listed = its condition cleared; else still listed action_expire_days after
     its due date = expired) and records the outcome (a completed order within
     action_outcome_days of the opening). Only rows that can still change are rewritten, so a
-    rerun of D gives the same rows. Rules in kam_action_log.yml. -#}
+    rerun of D gives the same rows. Rules in kam_action_log.yml.
+    Spark: a plain Parquet table has no merge; its opened_on partitions are overwritten and the
+    rows of those partitions that this run does not rewrite are kept
+    (macros/get_insert_overwrite_sql.sql), which is DuckDB's delete+insert by key. -#}
 {%- set crm_enabled = 'true' if has_crm() else 'false' -%}
 
 with
