@@ -14,8 +14,8 @@ table has no merge). Two earlier runs, a week apart, so that D's run keeps log r
 with their outcome on the second run) beside rows it rewrites.
 
 Needs Java 17+, pyspark and dbt-spark (``spark_engine``: skipped with the reason where they
-are missing, a failure under KAM_REQUIRE_DBT=1 as in CI). About 7-10 minutes on 2 cores,
-nearly all of it Spark's per-node cost (~300 dbt nodes), not data.
+are missing, a failure under KAM_REQUIRE_DBT=1 as in CI). 19.8 minutes at load 7-14 on 2
+cores (Spark 15.2 of them), nearly all of it Spark's per-node cost (~300 dbt nodes), not data.
 """
 
 from __future__ import annotations
