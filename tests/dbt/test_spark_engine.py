@@ -14,8 +14,9 @@ table has no merge). Two earlier runs, a week apart, so that D's run keeps log r
 with their outcome on the second run) beside rows it rewrites.
 
 Needs Java 17+, pyspark and dbt-spark (``spark_engine``: skipped with the reason where they
-are missing, a failure under KAM_REQUIRE_DBT=1 as in CI). 19.8 minutes at load 7-14 on 2
-cores (Spark 15.2 of them), nearly all of it Spark's per-node cost (~300 dbt nodes), not data.
+are missing, a failure under KAM_REQUIRE_DBT=1 as in CI). 9.1 minutes at load 4-9 on 2 cores,
+19.8 at load 7-14 (Spark 15.2 of them), nearly all of it Spark's per-node cost (~300 dbt
+nodes), not data.
 """
 
 from __future__ import annotations
