@@ -66,15 +66,6 @@ from pipelines.score.settings import (
     derive_horizon,
 )
 
-__all__ = [
-    "SCORE_VERSION",
-    "ScoreError",
-    "ScoreResult",
-    "ScoreSettings",
-    "derive_horizon",
-    "score_clients",
-]
-
 
 def _as_date(value: Any) -> date:
     return pd.Timestamp(value).date()
