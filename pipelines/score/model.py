@@ -30,6 +30,7 @@ Terms:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -127,94 +128,35 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     segments = sorted(str(s) for s in frame["segment"].dropna().unique())
     notes: list[str] = []
 
-    dates = sorted(past["as_of_date"].unique())
-    n_val = max(1, min(13, len(dates) // 3)) if dates else 0
-    val_dates = dates[-n_val:] if n_val else []
-    v_start = val_dates[0] if val_dates else None
-    report: list[dict[str, Any]] = []
-    window = f"{val_dates[0].isoformat()} .. {val_dates[-1].isoformat()}" if val_dates else "none"
-
-    def enough(y: np.ndarray) -> bool:
-        return int(y.sum()) >= settings.min_cases and int((~y).sum()) >= settings.min_cases
-
-    fit_mask = val_mask = np.zeros(len(past), dtype=bool)
-    fit_how = ""
-    if v_start is not None:
-        val_mask = (past["as_of_date"] >= v_start).to_numpy()
-        strict = (
-            past["as_of_date"].map(lambda t: t + timedelta(days=horizon)) < v_start
-        ).to_numpy()
-        if enough(lost[strict]):
-            fit_mask, fit_how = strict, "fitted on dates whose horizon ended before the window"
-        else:
-            fit_mask = ~val_mask
-            fit_how = (
-                "fitted on the dates before the window (their outcomes overlap it: the "
-                "history is too short for horizons that end before it)"
-            )
-
-    usable = v_start is not None and enough(lost[val_mask]) and enough(lost[fit_mask])
     candidates: dict[str, _Candidate] = {"recency": _Recency(), "cadence_rule": _Cadence()}
+    halves = client_halves(past["client_id"]) if len(past) else np.zeros(0, dtype=int)
+    windows, window_note = _plan_windows(past, lost, halves, horizon, settings)
+    usable = bool(windows)
     if usable:
         candidates["logistic"] = _Logistic(segments, settings.seed)
         candidates["gradient_boosting"] = _Boosting(segments, settings.seed)
         candidates["blend"] = _Blend(segments, settings.seed)
-
-    # The learned models are judged on clients they were not fitted on: the clients are cut
-    # in two fixed halves, each half's window cases scored by the models fitted on the other
-    # half's fit dates. The same client's cases a week apart share their outcome and most
-    # of their features (first-order value, tenure), so a model judged on its own fit
-    # clients is rewarded for recognising them: on Online Retail 2011-06-09 the boosted
-    # model's window AUC was 0.757 on the same clients, 0.682 on the other half, and 0.726
-    # at D; the choice and the flag levels rest on the window, so they must not be fooled.
-    halves = client_halves(past["client_id"]) if len(past) else np.zeros(0, dtype=int)
-    grouped = usable and all(enough(lost[fit_mask & (halves == g)]) for g in (0, 1))
-    if usable:
-        fit_how += (
-            "; judged on the other half of the clients (each half's window cases scored by "
-            "the models fitted on the other half)"
-            if grouped
-            else "; judged on the same clients (too few cases to cut them in halves)"
-        )
+        if window_note:
+            notes.append(window_note)
+    for win in windows:
+        _judge(win, candidates, past, lost, halves, segments, settings, notes)
+    newest = windows[0] if windows else None
+    window = newest.label if newest else "none"
+    # the choice rests on each candidate's mean AUC over the windows (dropped in any: out)
     aucs: dict[str, float | None] = {}
-    val_scores: dict[str, np.ndarray] = {}
+    for name in candidates if usable else []:
+        per_window = [w.aucs.get(name) for w in windows]
+        aucs[name] = None if any(a is None for a in per_window) else float(np.mean(per_window))
+    val_scores = newest.scores if newest else {}
+    val_mask = newest.val_mask if newest else np.zeros(len(past), dtype=bool)
     val_frame = past[val_mask]
     y_val = lost[val_mask]
-    folds = [(fit_mask & (halves == g), halves[val_mask] != g) for g in (0, 1)] if grouped else []
-    if usable and not grouped:
-        folds = [(fit_mask, np.ones(int(val_mask.sum()), dtype=bool))]
-    fold_models: dict[str, list[_Candidate]] = {}
-    for name, cand in list(candidates.items()):
-        if not usable:
-            break
-        if name in SIMPLE:
-            val_scores[name] = cand.raw(val_frame)
-            aucs[name] = roc_auc(val_scores[name], y_val)
-            continue
-        scores = np.full(len(val_frame), np.nan)
-        models: list[_Candidate] = []
-        for train, judged in folds:
-            if name == "blend":  # the blend of this fold's two parts, fitted above
-                i = len(models)
-                model: _Candidate = _Blend(segments, settings.seed).use(
-                    [fold_models["logistic"][i], fold_models["gradient_boosting"][i]]
-                )
-            else:
-                model = _fit(name, segments, settings, past[train], lost[train])
-            models.append(model)
-            scores[judged] = model.raw(val_frame[judged])
-        fold_models[name] = models
-        if not all(getattr(m, "monotone", True) for m in models):
-            notes.append(f"{name}: its fit lowered the probability as lateness grows; dropped")
-            aucs[name] = None
-            continue
-        val_scores[name] = scores
-        aucs[name] = roc_auc(scores, y_val)
+    over = f"mean AUC over {len(windows)} validation windows" if len(windows) > 1 else "AUC"
 
     # the choice
     if not usable:
         chosen = "recency"
-        if v_start is None or len(past) == 0:
+        if not len(past):
             why_chosen = (
                 f"fallback: no past date's {horizon}-day horizon has passed by D, nothing to "
                 "fit or judge on; recency ranks, the flags use the cadence rule"
@@ -227,40 +169,9 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
             )
         notes.append(why_chosen)
     else:
-        best = max((n for n in aucs if aucs[n] is not None), key=lambda n: aucs[n])
-        base = aucs["recency"] or 0.5
-        learned = [n for n in LEARNED if aucs.get(n) is not None]
-        best_learned = max(learned, key=lambda n: aucs[n]) if learned else None
-        if best in LEARNED and aucs[best] >= base + settings.margin:
-            chosen = best
-            why_chosen = (
-                f"best out of time, beats recency by {aucs[best] - base:+.3f} "
-                f"(margin {settings.margin:.3f})"
-            )
-            blend = aucs.get("blend")
-            if best != "blend" and blend is not None and blend >= aucs[best] - settings.margin:
-                # within the margin of the best, the blend is preferred: the window's cases
-                # lie in the range of the fit's, D's clients often beyond it (silent longer
-                # than any past case), where the logistic half keeps ranking and boosting
-                # goes flat (Online Retail 2011-06-09: window 0.757 vs 0.749, at D 0.726 vs
-                # 0.737)
-                chosen = "blend"
-                why_chosen = (
-                    f"within the margin {settings.margin:.3f} of the best ({best} "
-                    f"{aucs[best]:.3f}), the blend is preferred: it keeps ranking beyond the "
-                    f"past cases' range; beats recency by {blend - base:+.3f}"
-                )
-        else:
-            simple_best = max(SIMPLE, key=lambda n: aucs[n] or 0)
-            chosen = simple_best
-            if best_learned is not None:
-                why_chosen = (
-                    f"no learned model beats recency by the margin {settings.margin:.3f} "
-                    f"(best: {best_learned} {aucs[best_learned] - base:+.3f}); the simple "
-                    "score stands"
-                )
-            else:
-                why_chosen = "the best simple score out of time"
+        chosen, why_chosen = _choose(aucs, settings, over)
+        if window_note:
+            why_chosen += f"; {window_note}"
 
     # calibration on the window, thresholds, refit on all passed dates, scoring of D
     cand = candidates[chosen]
@@ -358,15 +269,23 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
         platt = None
         p_today = np.full(len(today), np.nan)
 
-    for name in candidates:
-        if not usable:
-            break
-        s = val_scores.get(name)
-        report.append(
-            _candidate_row(
-                name, window, y_val, s, aucs.get(name), chosen, why_chosen, churned, fit_how
+    report: list[dict[str, Any]] = []
+    for win in windows:  # newest window first
+        y_win = lost[win.val_mask]
+        for name in candidates:
+            row = _candidate_row(
+                name,
+                win.label,
+                y_win,
+                win.scores.get(name),
+                win.aucs.get(name),
+                chosen,
+                why_chosen,
+                float(churned.mean()) if len(churned) else 0.0,
+                win.fit_how,
             )
-        )
+            row["mean_auc"] = aucs.get(name)
+            report.append(row)
     if not usable:
         report.append(
             _report_row(
@@ -387,7 +306,8 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
             )
         )
     for row in report:
-        if row["is_chosen"]:
+        # calibration and the flag levels rest on the newest window (the first rows)
+        if row["is_chosen"] and row["validation_window"] == report[0]["validation_window"]:
             row["calibration_error"] = cal_error
 
     drivers = score_drivers(cand, today, past, lost, segments) if platt is not None else []
@@ -448,6 +368,176 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     )
 
 
+def _choose(aucs: dict[str, float | None], settings: ScoreSettings, over: str) -> tuple[str, str]:
+    """The chosen candidate and why, from each candidate's AUC out of time (the mean over
+    the validation windows; None: dropped). The best learned one must beat recency by the
+    margin, else the better simple score stands; within the margin of the best learned
+    one, the blend is preferred."""
+    best = max((n for n in aucs if aucs[n] is not None), key=lambda n: aucs[n])
+    base = aucs["recency"] or 0.5
+    learned = [n for n in LEARNED if aucs.get(n) is not None]
+    best_learned = max(learned, key=lambda n: aucs[n]) if learned else None
+    if best in LEARNED and aucs[best] >= base + settings.margin:
+        chosen = best
+        why_chosen = (
+            f"best out of time ({over} {aucs[best]:.3f}), beats recency's by "
+            f"{aucs[best] - base:+.3f} (margin {settings.margin:.3f})"
+        )
+        blend = aucs.get("blend")
+        if best != "blend" and blend is not None and blend >= aucs[best] - settings.margin:
+            # within the margin of the best, the blend is preferred: the window's cases
+            # lie in the range of the fit's, D's clients often beyond it (silent longer
+            # than any past case), where the logistic half keeps ranking and boosting
+            # goes flat (Online Retail 2011-06-09: window 0.757 vs 0.749, at D 0.726 vs
+            # 0.737)
+            chosen = "blend"
+            why_chosen = (
+                f"within the margin {settings.margin:.3f} of the best ({best} "
+                f"{aucs[best]:.3f}, {over}), the blend is preferred: it keeps ranking "
+                f"beyond the past cases' range; beats recency's by {blend - base:+.3f}"
+            )
+    else:
+        simple_best = max(SIMPLE, key=lambda n: aucs[n] or 0)
+        chosen = simple_best
+        if best_learned is not None:
+            why_chosen = (
+                f"no learned model beats recency by the margin {settings.margin:.3f} "
+                f"({over}; best: {best_learned} {aucs[best_learned] - base:+.3f}); the "
+                "simple score stands"
+            )
+        else:
+            why_chosen = f"the best simple score out of time ({over})"
+    return chosen, why_chosen
+
+
+@dataclass
+class _Window:
+    """One validation window: its dates' cases, the cases its candidates are fitted on, and
+    what they scored there."""
+
+    label: str
+    val_mask: np.ndarray
+    fit_mask: np.ndarray
+    fit_how: str
+    grouped: bool
+    aucs: dict[str, float | None] = field(default_factory=dict)
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _enough(y: np.ndarray, settings: ScoreSettings) -> bool:
+    return int(y.sum()) >= settings.min_cases and int((~y).sum()) >= settings.min_cases
+
+
+def _plan_windows(
+    past: pd.DataFrame, lost: np.ndarray, halves: np.ndarray, horizon: int, settings: ScoreSettings
+) -> tuple[list[_Window], str | None]:
+    """The validation windows, newest first, and a note when fewer than asked were possible.
+
+    For k windows (``settings.windows``, then fewer): the passed dates are cut into k + 2
+    parts; the newest k parts (at most 13 dates each) are the windows, each judged by models
+    fitted on the dates whose horizon ended before it (if those have too few cases, every
+    date before it: their outcomes overlap it, and ``fit_how`` says so). k windows are used
+    when every window and every fit has ``min_cases`` lost and kept; one window is the old
+    single-window choice (a third of the dates). None possible: no window (fallback).
+    """
+    dates = sorted(past["as_of_date"].unique())
+    t = past["as_of_date"]
+    for k in range(settings.windows, 0, -1):
+        size = max(1, min(13, len(dates) // (k + 2)))
+        if not dates or k * size >= len(dates):
+            continue
+        windows: list[_Window] = []
+        for i in range(k):
+            window_dates = dates[len(dates) - (i + 1) * size : len(dates) - i * size]
+            first, last = window_dates[0], window_dates[-1]
+            val_mask = ((t >= first) & (t <= last)).to_numpy()
+            strict = (t.map(lambda d: d + timedelta(days=horizon)) < first).to_numpy()
+            if _enough(lost[strict], settings):
+                fit_mask, fit_how = strict, "fitted on dates whose horizon ended before the window"
+            else:
+                fit_mask = (t < first).to_numpy()
+                fit_how = (
+                    "fitted on the dates before the window (their outcomes overlap it: the "
+                    "history is too short for horizons that end before it)"
+                )
+            if not (_enough(lost[val_mask], settings) and _enough(lost[fit_mask], settings)):
+                break
+            grouped = all(_enough(lost[fit_mask & (halves == g)], settings) for g in (0, 1))
+            fit_how += (
+                "; judged on the other half of the clients (each half's window cases scored "
+                "by the models fitted on the other half)"
+                if grouped
+                else "; judged on the same clients (too few cases to cut them in halves)"
+            )
+            label = f"{first.isoformat()} .. {last.isoformat()}"
+            windows.append(_Window(label, val_mask, fit_mask, fit_how, grouped))
+        else:
+            note = None
+            if k < settings.windows:
+                note = (
+                    f"fallback: {k} validation window{'s' if k > 1 else ''} instead of "
+                    f"{settings.windows}: too few past cases for more (each window and its "
+                    f"fit need {settings.min_cases} lost and {settings.min_cases} kept)"
+                )
+            return windows, note
+    return [], None
+
+
+def _judge(
+    win: _Window,
+    candidates: dict[str, _Candidate],
+    past: pd.DataFrame,
+    lost: np.ndarray,
+    halves: np.ndarray,
+    segments: list[str],
+    settings: ScoreSettings,
+    notes: list[str],
+) -> None:
+    """Every candidate's scores and AUC on one window (the learned ones fitted on the
+    window's fit cases, judged on the half of the clients they were not fitted on).
+
+    The same client's cases a week apart share their outcome and most of their features
+    (first-order value, tenure), so a model judged on its own fit clients is rewarded for
+    recognising them: on Online Retail 2011-06-09 the boosted model's window AUC was 0.757
+    on the same clients, 0.682 on the other half, and 0.726 at D; the choice and the flag
+    levels rest on the windows, so they must not be fooled.
+    """
+    val_frame = past[win.val_mask]
+    y_val = lost[win.val_mask]
+    if win.grouped:
+        folds = [(win.fit_mask & (halves == g), halves[win.val_mask] != g) for g in (0, 1)]
+    else:
+        folds = [(win.fit_mask, np.ones(int(win.val_mask.sum()), dtype=bool))]
+    fold_models: dict[str, list[_Candidate]] = {}
+    for name, cand in candidates.items():
+        if name in SIMPLE:
+            win.scores[name] = cand.raw(val_frame)
+            win.aucs[name] = roc_auc(win.scores[name], y_val)
+            continue
+        scores = np.full(len(val_frame), np.nan)
+        models: list[_Candidate] = []
+        for train, judged in folds:
+            if name == "blend":  # the blend of this fold's two parts, fitted above
+                i = len(models)
+                model: _Candidate = _Blend(segments, settings.seed).use(
+                    [fold_models["logistic"][i], fold_models["gradient_boosting"][i]]
+                )
+            else:
+                model = _fit(name, segments, settings, past[train], lost[train])
+            models.append(model)
+            scores[judged] = model.raw(val_frame[judged])
+        fold_models[name] = models
+        if not all(getattr(m, "monotone", True) for m in models):
+            notes.append(
+                f"{name}: its fit for {win.label} lowered the probability as lateness grows; "
+                "dropped"
+            )
+            win.aucs[name] = None
+            continue
+        win.scores[name] = scores
+        win.aucs[name] = roc_auc(scores, y_val)
+
+
 def _candidate_row(
     name: str,
     window: str,
@@ -456,12 +546,11 @@ def _candidate_row(
     auc: float | None,
     chosen: str,
     why_chosen: str,
-    churned: np.ndarray,
+    share: float,
     fit_how: str,
 ) -> dict[str, Any]:
     """A report row: AUC and precision / recall when the candidate flags as many of the
-    window's cases as the chosen score's churned flag does (its share)."""
-    share = float(churned.mean()) if len(churned) else 0.0
+    window's cases as the chosen score's churned flag does on the newest window (its share)."""
     precision = recall = None
     if scores is not None and share > 0:
         k = max(1, int(round(share * len(scores))))

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 #: the version of the score's definition, published with it (bump on any change of rule)
-SCORE_VERSION = "churn-score-3"
+SCORE_VERSION = "churn-score-4"
 
 #: columns the features frame must hold
 REQUIRED_COLUMNS = (
@@ -52,8 +52,11 @@ class ScoreSettings:
     #: days after the as-of date within which "no completed order" counts as lost; None:
     #: derived from the company's cadence (:func:`derive_horizon`)
     horizon_days: int | None = None
-    #: a learned candidate must beat recency's validation AUC by this much to be chosen
+    #: a learned candidate must beat recency's validation AUC (mean over the windows) by
+    #: this much to be chosen
     margin: float = 0.01
+    #: validation windows the choice is judged on (fewer when the past has too few cases)
+    windows: int = 3
     #: the churned flag's validated precision target
     churned_precision: float = 0.8
     #: a client is never churned below this many times its usual interval
@@ -85,6 +88,8 @@ class ScoreSettings:
             raise bad("churned_min_overdue_ratio", self.churned_min_overdue_ratio, ">= 0")
         if not self.at_risk_min_overdue_ratio >= 0:
             raise bad("at_risk_min_overdue_ratio", self.at_risk_min_overdue_ratio, ">= 0")
+        if not 1 <= self.windows <= 6:
+            raise bad("churn_score_windows", self.windows, "1 .. 6")
         if self.min_cases < 1 or self.min_flag_cases < 1:
             raise bad("churn_score_min_cases", self.min_cases, "at least 1")
         if self.max_cases < 1000:

@@ -255,8 +255,8 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
             ).fetchall()
         )
         levels = wh.execute(
-            "select churned_level, at_risk_level, candidate from marts.churn_model_report "
-            "where is_chosen"
+            "select distinct churned_level, at_risk_level, candidate "
+            "from marts.churn_model_report where is_chosen"
         ).fetchall()
         sources = wh.execute(
             "select distinct flag_source from marts.client_churn_signals "

@@ -52,6 +52,7 @@ COLUMN_TYPES = {
     "lost": "Int64",
     "base_rate": "float64",
     "auc": "float64",
+    "mean_auc": "float64",
     "flag_share": "float64",
     "precision_at_flag_share": "float64",
     "recall_at_flag_share": "float64",
@@ -116,6 +117,7 @@ def model(dbt, session):
     settings = ScoreSettings(
         horizon_days=None if pd.isna(row["horizon_days"]) else int(row["horizon_days"]),
         margin=float(row["margin"]),
+        windows=int(row["windows"]),
         churned_precision=float(row["churned_precision"]),
         churned_min_overdue_ratio=float(row["churned_min_overdue_ratio"]),
         at_risk_min_overdue_ratio=float(row["at_risk_min_overdue_ratio"]),

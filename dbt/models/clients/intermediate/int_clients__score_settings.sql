@@ -12,6 +12,7 @@ final as (
         {{ as_of_date() }} as as_of_date,
         cast({{ 'null' if horizon is none else horizon }} as integer) as horizon_days,
         cast({{ var('churn_score_margin') }} as double) as margin,
+        cast({{ var('churn_score_windows') }} as integer) as windows,
         cast({{ var('churned_target_precision') }} as double) as churned_precision,
         cast({{ var('churned_min_overdue_ratio') }} as double) as churned_min_overdue_ratio,
         cast({{ var('at_risk_min_overdue_ratio') }} as double) as at_risk_min_overdue_ratio,

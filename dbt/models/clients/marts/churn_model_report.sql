@@ -19,6 +19,7 @@ final as (
         cast(lost as bigint) as lost,
         cast(base_rate as double) as base_rate,
         cast(auc as double) as auc,
+        cast(mean_auc as double) as mean_auc,
         cast(flag_share as double) as flag_share,
         cast(precision_at_flag_share as double) as precision_at_flag_share,
         cast(recall_at_flag_share as double) as recall_at_flag_share,
