@@ -65,6 +65,7 @@ from pipelines.score.settings import (
     ScoreResult,
     ScoreSettings,
     derive_horizon,
+    detect_drift,
 )
 
 
@@ -138,6 +139,9 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
         candidates["blend"] = _Blend(segments, settings.seed)
         if window_note:
             notes.append(window_note)
+        # the refit on every passed date weights recent cases only where the lost share
+        # drifts (each window's fit decides the same on its own dates)
+        notes.append(detect_drift(past["as_of_date"], lost, settings).describe())
     for win in windows:
         _judge(win, candidates, past, lost, halves, segments, settings, notes)
     newest = windows[0] if windows else None

@@ -71,8 +71,14 @@ class ScoreSettings:
     max_cases: int = 100_000
     #: the random seed of the learned models
     seed: int = 20
-    #: cases lose half their weight every this many days back (drift), 0: no weighting
-    half_life_days: float = 365.0
+    #: where the lost share drifts (:func:`detect_drift`), cases lose half their weight every
+    #: this many days back; None: a third of the span of the fit dates; 0: never weighted
+    half_life_days: float | None = None
+    #: the lost share drifts when its newer half differs from its older half by at least
+    #: this much (absolute) ...
+    drift_min_change: float = 0.05
+    #: ... and this much relative to the older half's share
+    drift_min_relative: float = 0.25
 
     def validate(self) -> None:
         def bad(name: str, value: Any, want: str) -> ScoreError:
@@ -94,8 +100,10 @@ class ScoreSettings:
             raise bad("churn_score_min_cases", self.min_cases, "at least 1")
         if self.max_cases < 1000:
             raise bad("churn_score_max_cases", self.max_cases, "at least 1000")
-        if self.half_life_days < 0:
-            raise bad("churn_score_half_life_days", self.half_life_days, ">= 0")
+        if self.half_life_days is not None and self.half_life_days < 0:
+            raise bad("churn_score_half_life_days", self.half_life_days, ">= 0, or null")
+        if not (0 <= self.drift_min_change < 1 and self.drift_min_relative >= 0):
+            raise bad("churn_score_drift_min_change", self.drift_min_change, "in [0, 1)")
 
 
 @dataclass
@@ -135,9 +143,73 @@ def derive_horizon(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     return h, why
 
 
-def _weights(dates: pd.Series, settings: ScoreSettings) -> np.ndarray:
-    if settings.half_life_days <= 0 or len(dates) == 0:
+@dataclass(frozen=True)
+class Drift:
+    """The lost share of the older and the newer half of the fit dates, and the verdict."""
+
+    older_share: float
+    newer_share: float
+    z: float
+    drifted: bool
+    half_life_days: float | None
+
+    def describe(self) -> str:
+        if not self.drifted:
+            return (
+                f"no drift in the lost share ({self.older_share:.2f} on the older half of the "
+                f"past dates, {self.newer_share:.2f} on the newer): cases weighted equally"
+            )
+        return (
+            f"the lost share drifted ({self.older_share:.2f} on the older half of the past "
+            f"dates, {self.newer_share:.2f} on the newer, z {self.z:.1f}): recent cases "
+            f"weighted more (half-life {self.half_life_days:.0f} days)"
+        )
+
+
+def detect_drift(dates: pd.Series, lost: np.ndarray, settings: ScoreSettings) -> Drift:
+    """Does the lost share drift over the past dates?
+
+    The dates are cut in an older and a newer half (by date); the lost share drifts when the
+    halves differ by at least ``drift_min_change`` (absolute) and ``drift_min_relative``
+    (of the older share), and a two-proportion z-test gives |z| >= 2 with each half's n
+    counted as its clients, not its cases (a client's weekly cases share their outcome, so
+    counting cases would call a few clients' luck a drift): n = the half's cases / its dates,
+    the clients of one date on average.
+    """
+    if len(dates) == 0:
+        return Drift(0.0, 0.0, 0.0, False, None)
+    values = pd.to_datetime(pd.Series(dates)).to_numpy()
+    unique = np.unique(values)
+    if len(unique) < 4:
+        share = float(lost.mean())
+        return Drift(share, share, 0.0, False, None)
+    newer = values >= unique[len(unique) // 2]
+    p1, p2 = float(lost[~newer].mean()), float(lost[newer].mean())
+    # clients per half ~ cases of one date (each client appears once per date)
+    n1 = (~newer).sum() / max(1, len(unique) // 2)
+    n2 = newer.sum() / max(1, len(unique) - len(unique) // 2)
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    se = math.sqrt(max(pooled * (1 - pooled) * (1 / n1 + 1 / n2), 1e-12))
+    z = (p2 - p1) / se
+    change = abs(p2 - p1)
+    drifted = (
+        change >= settings.drift_min_change
+        and change >= settings.drift_min_relative * max(p1, 1e-9)
+        and abs(z) >= 2
+    )
+    half_life = None
+    if drifted and settings.half_life_days != 0:
+        span = (unique[-1] - unique[0]) / np.timedelta64(1, "D")
+        half_life = settings.half_life_days or max(28.0, float(span) / 3)
+    return Drift(p1, p2, float(z), drifted, half_life)
+
+
+def _weights(dates: pd.Series, lost: np.ndarray, settings: ScoreSettings) -> np.ndarray:
+    """Case weights: equal, unless the lost share drifts (:func:`detect_drift`); then
+    halved every ``half_life_days`` back from the newest date."""
+    drift = detect_drift(dates, lost, settings)
+    if not drift.drifted or not drift.half_life_days:
         return np.ones(len(dates))
     newest = max(dates)
     age = np.array([(newest - d).days for d in dates], dtype=float)
-    return np.power(0.5, age / settings.half_life_days)
+    return np.power(0.5, age / drift.half_life_days)

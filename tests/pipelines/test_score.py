@@ -410,3 +410,85 @@ def test_the_choice_takes_the_mean_auc_over_windows_and_the_margin_on_it() -> No
     # recency's mean 0.71: a margin of 0.05 is not met by the logistic model's +0.03
     chosen, why = _choose(means, ScoreSettings(margin=0.05), "mean AUC")
     assert chosen == "recency" and "no learned model beats recency by the margin 0.050" in why
+
+
+def test_a_planted_drift_in_the_lost_share_weights_recent_cases() -> None:
+    """20 weekly dates of 100 clients: lost 5 % on the older 10 dates, 30 % on the newer 10
+    is a drift (recent cases weighted, half-life a third of the 133-day span); the same
+    share throughout, or a change of 3 points, is not (equal weights)."""
+    from pipelines.score.settings import _weights, detect_drift
+
+    dates = [D - timedelta(days=7 * k) for k in range(20, 0, -1)]
+    older, _ = _cases(dates[:10], 100, 0.05)
+    newer, _ = _cases(dates[10:], 100, 0.30)
+    past = pd.concat([older, newer], ignore_index=True)
+    lost = np.concatenate([_cases(dates[:10], 100, 0.05)[1], _cases(dates[10:], 100, 0.30)[1]])
+    drift = detect_drift(past["as_of_date"], lost, ScoreSettings())
+    assert drift.drifted and drift.older_share == pytest.approx(0.05)
+    assert drift.newer_share == pytest.approx(0.30) and drift.z > 2
+    assert drift.half_life_days == pytest.approx(133 / 3)
+    assert "drifted (0.05 on the older half of the past dates, 0.30 on the newer" in (
+        drift.describe()
+    )
+    w = _weights(past["as_of_date"], lost, ScoreSettings())
+    newest, oldest = past["as_of_date"] == dates[-1], past["as_of_date"] == dates[0]
+    assert np.allclose(w[newest], 1.0) and np.allclose(w[oldest], 0.5**3)
+    # a half-life of 0 switches the weighting off, even under drift
+    assert np.allclose(_weights(past["as_of_date"], lost, ScoreSettings(half_life_days=0)), 1)
+
+    for share_new in (0.05, 0.08):  # no change; 3 points (below 5 points absolute)
+        steady = np.concatenate(
+            [_cases(dates[:10], 100, 0.05)[1], _cases(dates[10:], 100, share_new)[1]]
+        )
+        assert not detect_drift(past["as_of_date"], steady, ScoreSettings()).drifted
+        assert np.allclose(_weights(past["as_of_date"], steady, ScoreSettings()), 1.0)
+    # 5 % -> 30 % on 4 clients a date is no evidence of drift (|z| < 2 counted on clients)
+    few = _cases(dates, 4, 0.0)[0]
+    few_lost = np.array([i == 0 and t >= dates[10] for t in dates for i in range(4)])
+    assert not detect_drift(few["as_of_date"], few_lost, ScoreSettings()).drifted
+
+
+def test_under_drift_the_boosted_fit_follows_the_recent_lost_share() -> None:
+    """The boosted model weights by a fixed-seed sample (kept with probability = weight): on
+    a planted drift its mean probability on the newest date's cases is nearer the recent
+    lost share than an equally weighted fit's."""
+    rng = np.random.default_rng(3)
+    dates = [D - timedelta(days=7 * k) for k in range(40, 0, -1)]
+    rows, lost = [], []
+    for j, t in enumerate(dates):
+        share = 0.05 if j < 20 else 0.35
+        for i in range(150):
+            recency = int(rng.integers(1, 200))
+            rows.append(
+                {
+                    "as_of_date": t,
+                    "client_id": f"c{i:03d}",
+                    "segment": "retail",
+                    "days_since_last_order": recency,
+                    "distinct_order_days": 5,
+                    "tenure_days": 400,
+                    "mean_gap_days": 30.0,
+                    "last_gap_days": 30.0,
+                    "longest_gap_days": 60.0,
+                    "expected_interval_days": 30.0,
+                    "overdue_ratio": recency / 30,
+                    "revenue_90d": 100.0,
+                    "revenue_prior_90d": 100.0,
+                    "revenue_365d": 400.0,
+                    "order_days_90d": 1,
+                    "order_days_180d": 2,
+                    "revenue_to_date": 500.0,
+                    "first_order_revenue": 100.0,
+                }
+            )
+            lost.append(rng.random() < share * (0.5 + recency / 200))
+    frame, y = pd.DataFrame(rows), np.array(lost)
+    from pipelines.score.candidates import _fit
+
+    newest = (frame["as_of_date"] == dates[-1]).to_numpy()
+    recent_share = float(y[frame["as_of_date"] >= dates[20]].mean())
+    weighted = _fit("gradient_boosting", ["retail"], ScoreSettings(), frame, y)
+    equal = _fit("gradient_boosting", ["retail"], ScoreSettings(half_life_days=0), frame, y)
+    p_w = weighted.raw(frame[newest]).mean()
+    p_e = equal.raw(frame[newest]).mean()
+    assert abs(p_w - recent_share) < abs(p_e - recent_share) - 0.03
