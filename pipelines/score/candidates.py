@@ -183,7 +183,7 @@ def _fit(
         "gradient_boosting": lambda: _Boosting(segments, settings.seed),
         "blend": lambda: _Blend(segments, settings.seed),
     }[name]()
-    cand.fit(cases, lost, _weights(cases["as_of_date"], lost, settings))
+    cand.fit(cases, lost, _weights(cases, lost, settings))
     return cand
 
 

@@ -141,7 +141,7 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
             notes.append(window_note)
         # the refit on every passed date weights recent cases only where the lost share
         # drifts (each window's fit decides the same on its own dates)
-        notes.append(detect_drift(past["as_of_date"], lost, settings).describe())
+        notes.append(detect_drift(past, lost, settings).describe())
     for win in windows:
         _judge(win, candidates, past, lost, halves, segments, settings, notes)
     newest = windows[0] if windows else None
