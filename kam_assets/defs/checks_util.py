@@ -21,6 +21,7 @@ from pipelines.quality.checks import (
     check_name,
     outcome_metadata,
 )
+from pipelines.quality.child import STDERR_TAIL, can_run_in_child, run_checks_in_child
 from pipelines.quality.fingerprint import fingerprint_db, write_record
 from pipelines.quality.reports import CheckReport, RunReport, write_reports
 from pipelines.quality.runner import run_checks
@@ -187,6 +188,39 @@ def _record_fingerprint(
     log.info("fingerprint of %d checked marts: %s", len(tables), path)
 
 
+def _run_stage(
+    log: Any, work_db, stage: str, checks: Sequence[FrameCheck], ctx: CheckContext
+) -> tuple[list[tuple[FrameCheck, CheckOutcome]], dict[str, dict[str, Any]] | None]:
+    """The checks' outcomes and, for the mart stage, the fingerprint of the marts they read
+    (taken before they run; None if it could not be: the publish step then runs the checks
+    itself). In a child process when every check is declared for the stage (its memory is
+    returned when it ends, see :mod:`pipelines.quality.child`), else in this process."""
+    if not checks:
+        return [], None
+    relations = {c.relation for c in checks} if stage == MART_STAGE else None
+    if can_run_in_child(stage, checks):
+        child = run_checks_in_child(work_db, stage, checks, ctx, relations)
+        log.info(
+            "%d %s checks ran in a child process: %.1f s, peak RSS %.0f MB",
+            len(checks),
+            stage,
+            child.seconds,
+            child.max_rss_mb,
+        )
+        if child.stderr.strip():
+            log.debug("the check process wrote: %s", child.stderr[-STDERR_TAIL:])
+        if relations and child.fingerprint is None:
+            log.warning("could not fingerprint the marts: %s", child.fingerprint_error)
+        return child.outcomes, child.fingerprint
+    tables = None
+    if relations:
+        try:
+            tables = fingerprint_db(work_db, relations)
+        except Exception as exc:  # no record: the publish step then runs the checks itself
+            log.warning("could not fingerprint the marts: %s: %s", type(exc).__name__, exc)
+    return run_checks(work_db, checks, ctx), tables
+
+
 def evaluate(
     context: dg.AssetCheckExecutionContext,
     work_db,
@@ -207,13 +241,7 @@ def evaluate(
     ctx = check_context(settings, params)
     by_check = dict(todo)
     stage = stage or _default_stage(c for c, _ in todo)
-    tables = None
-    if stage == MART_STAGE and todo:  # what the checks see, taken before they run
-        try:
-            tables = fingerprint_db(work_db, {c.relation for c, _ in todo})
-        except Exception as exc:  # no record: the publish step then runs the checks itself
-            context.log.warning("could not fingerprint the marts: %s: %s", type(exc).__name__, exc)
-    outcomes = run_checks(work_db, [c for c, _ in todo], ctx)
+    outcomes, tables = _run_stage(context.log, work_db, stage, [c for c, _ in todo], ctx)
     report = None
     if outcomes:
         report = write_run_reports(context.log, settings, context.run.run_id, stage, outcomes, ctx)

@@ -1,0 +1,112 @@
+"""The checks run in a child process (pipelines.quality.child): same verdicts as in-process,
+the fingerprint taken there, and a failing child never a pass."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.contract import get_table
+from pipelines.extract.raw_schema import ensure_raw_schema
+from pipelines.quality.checks import CheckContext, applicable_checks, check_name
+from pipelines.quality.child import can_run_in_child, run_checks_in_child
+from pipelines.quality.fingerprint import fingerprint_db
+from pipelines.quality.mart_checks import MART_CHECKS
+from pipelines.quality.raw_checks import raw_checks
+from pipelines.quality.runner import run_checks
+
+CTX = CheckContext(as_of=date(2026, 9, 30), today=date(2026, 10, 1))
+
+
+def _failures(outcomes) -> dict[str, tuple[bool, list]]:
+    return {
+        check_name(c): (o.success, [(f["expectation"], f["unexpected_count"]) for f in o.failures])
+        for c, o in outcomes
+    }
+
+
+@pytest.fixture
+def mart_db(tmp_path: Path) -> Path:
+    path = tmp_path / "work.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    # a duplicated key and an order after the as-of date: two checks must fail
+    con.execute(
+        "create table marts.client_abc as select * from (values "
+        "('c1', 0.7, true, 'A'), ('c2', 0.3, true, 'B'), ('c2', null, false, null)) "
+        "t(client_id, revenue_share, is_ranked, abc_class)"
+    )
+    con.execute(
+        "create table marts.fct_orders as select * from (values "
+        "('o1', date '2026-09-30', 'completed'), ('o2', date '2026-10-01', 'completed')) "
+        "t(order_id, order_date, status)"
+    )
+    con.close()
+    return path
+
+
+def _mart_checks():
+    available = {
+        "marts.client_abc": ["client_id", "revenue_share", "is_ranked", "abc_class"],
+        "marts.fct_orders": ["order_id", "order_date", "status"],
+    }
+    return applicable_checks(MART_CHECKS, available)
+
+
+def test_mart_checks_in_a_child_same_verdicts_and_fingerprint(mart_db: Path) -> None:
+    checks = _mart_checks()
+    assert can_run_in_child("marts", checks)
+    relations = {c.relation for c in checks}
+    child = run_checks_in_child(mart_db, "marts", checks, CTX, relations)
+    here = run_checks(mart_db, checks, CTX)
+    assert [c for c, _ in child.outcomes] == checks
+    assert _failures(child.outcomes) == _failures(here)
+    found = _failures(child.outcomes)
+    assert not found["marts.client_abc:keys_unique_not_null"][0]
+    assert not found["marts.fct_orders:no_order_after_as_of"][0]
+    assert found["marts.fct_orders:keys_unique_not_null"][0]
+    assert child.fingerprint == fingerprint_db(mart_db, relations)
+    assert child.max_rss_mb > 0
+
+
+def test_raw_checks_in_a_child(tmp_path: Path) -> None:
+    path = tmp_path / "work.duckdb"
+    con = duckdb.connect(str(path))
+    ensure_raw_schema(con)
+    con.execute(
+        "insert into raw_erp.orders (order_id, client_id, order_date, status, updated_at) values "
+        "('o1', 'c404', '2026-09-01', 'completed', '2026-09-01')"
+    )
+    con.close()
+    # built anew on each call: the same declarations, new closures
+    checks = raw_checks([get_table("erp", "orders")])
+    assert can_run_in_child("raw", checks)
+    child = run_checks_in_child(path, "raw", checks, CTX)
+    assert child.fingerprint is None
+    assert _failures(child.outcomes) == _failures(run_checks(path, checks, CTX))
+    assert not _failures(child.outcomes)["erp.orders:references_exist"][0]
+
+
+def test_a_check_not_declared_stays_in_process() -> None:
+    [check] = [c for c in MART_CHECKS if c.name == "no_order_after_as_of"]
+    assert can_run_in_child("marts", [check])
+    assert not can_run_in_child("raw", [check])  # not a raw check
+    assert not can_run_in_child("marts", [dataclasses.replace(check, description="other")])
+    own_query = dataclasses.replace(check, query=lambda _ctx: "select 1 as order_date")
+    assert not can_run_in_child("marts", [own_query])
+    assert not can_run_in_child("elsewhere", [check])
+
+
+def test_a_failing_child_fails_every_check(mart_db: Path) -> None:
+    checks = _mart_checks()
+    # a stage the child does not know: it exits with an error before any check
+    child = run_checks_in_child(mart_db, "elsewhere", checks, CTX, {"marts.fct_orders"})
+    assert len(child.outcomes) == len(checks)
+    assert all(not o.success for _c, o in child.outcomes)
+    assert all("the check process exited 1" in (o.error or "") for _c, o in child.outcomes)
+    assert "elsewhere" in child.outcomes[0][1].error
+    assert child.fingerprint is None and child.fingerprint_error
