@@ -40,8 +40,7 @@ past_dates as (
         expected_interval_days,
         days_since_last_order,
         overdue_ratio,
-        next_order_date,
-        count(*) over () as past_cases
+        next_order_date
 
     from cadence_history
 
@@ -56,18 +55,7 @@ past_dates as (
 -- up to 1.2 x churn_score_max_cases
 client_dates as (
 
-    select
-        as_of_date,
-        client_id,
-        segment,
-        first_order_date,
-        last_order_date,
-        last_gap_days,
-        distinct_order_days,
-        expected_interval_days,
-        days_since_last_order,
-        overdue_ratio,
-        next_order_date
+    select past_dates.*
 
     from past_dates
 
@@ -76,7 +64,8 @@ client_dates as (
         < floor(
             1000000 * least(
                 cast(1 as double),
-                cast(1.2 as double) * {{ var('churn_score_max_cases') }} / past_cases
+                cast(1.2 as double) * {{ var('churn_score_max_cases') }}
+                / (select count(counted.as_of_date) from past_dates as counted)
             )
         )
 
