@@ -156,6 +156,12 @@ class Drift:
     group: str = "all past cases"
 
     def describe(self) -> str:
+        if self.drifted and not self.half_life_days:
+            return (
+                f"the lost share of {self.group} drifted ({self.older_share:.2f} on the older "
+                f"half of the past dates, {self.newer_share:.2f} on the newer, z {self.z:.1f}); "
+                "not weighted (half-life 0)"
+            )
         if not self.drifted:
             return (
                 f"no drift in the lost share ({self.older_share:.2f} on the older half of the "
