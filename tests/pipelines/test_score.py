@@ -388,6 +388,14 @@ def test_a_young_company_falls_back_to_one_window_and_says_why() -> None:
     assert len(windows) == 1
     assert note is not None and note.startswith("fallback: 1 validation window instead of 3")
     assert "30 lost and 30 kept" in note
+    # 20 dates of 20 cases, 6 lost a date: 3 windows of 4 dates hold 24 lost (too few), 2 of
+    # 5 dates 30 (enough): two windows, and the note says so
+    dates20 = [D - timedelta(days=7 * k) for k in range(20, 0, -1)]
+    past20, lost20 = _cases(dates20, 20, 0.3)
+    halves20 = client_halves(past20["client_id"])
+    windows, note = _plan_windows(past20, lost20, halves20, 7, ScoreSettings())
+    assert len(windows) == 2 and [int(w.val_mask.sum()) for w in windows] == [100, 100]
+    assert note is not None and note.startswith("fallback: 2 validation windows instead of 3")
     # fewer still: no window at all (the recency fallback)
     windows, note = _plan_windows(
         past, lost, client_halves(past["client_id"]), 7, ScoreSettings(min_cases=200)
@@ -589,3 +597,17 @@ def test_b2b_resellers_the_published_score_never_ranks_below_recency(b2b) -> Non
     auc_published = roc_auc(today["churn_probability"].to_numpy(dtype=float), lost)
     auc_recency = roc_auc(today["days_since_last_order"].to_numpy(dtype=float), lost)
     assert auc_published >= auc_recency
+
+
+def test_a_short_history_is_judged_on_fewer_windows_and_the_report_says_so() -> None:
+    """60 clients, 12 weeks of dates, a 28-day horizon: too few cases for 3 windows, enough
+    for 2; the report has each candidate's 2 window rows, and the chosen rows' why names
+    the fallback."""
+    frame = frame_from_orders(company(clients=60), D, weeks=12)
+    result = score_clients(frame, D, ScoreSettings(horizon_days=28))
+    report = result.report
+    assert report["validation_window"].nunique() == 2 and len(report) == 10
+    chosen_why = report.loc[report["is_chosen"], "why"]
+    assert len(chosen_why) == 2
+    assert all("fallback: 2 validation windows instead of 3" in w for w in chosen_why)
+    assert any(n.startswith("fallback: 2 validation windows") for n in result.notes)
