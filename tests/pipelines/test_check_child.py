@@ -110,3 +110,21 @@ def test_a_failing_child_fails_every_check(mart_db: Path) -> None:
     assert all("the check process exited 1" in (o.error or "") for _c, o in child.outcomes)
     assert "elsewhere" in child.outcomes[0][1].error
     assert child.fingerprint is None and child.fingerprint_error
+
+
+def _own_peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+def test_the_child_reports_its_own_peak_not_its_parents(mart_db: Path) -> None:
+    # the parent's peak goes ~800 MB above anything the child needs for this tiny DB
+    ballast = b"\x01" * (800 * 2**20)
+    del ballast
+    parent_peak = _own_peak_mb()
+    child = run_checks_in_child(mart_db, "marts", _mart_checks(), CTX)
+    assert all(o.success or o.failures for _c, o in child.outcomes)
+    assert 0 < child.max_rss_mb < parent_peak - 400, (child.max_rss_mb, parent_peak)
