@@ -19,7 +19,12 @@ import duckdb
 import pytest
 from test_history_interrupted import D, _dbt, build_last_run
 
-from pipelines.history_corrections import find_correction, record_fingerprints
+from pipelines.history_corrections import (
+    find_correction,
+    find_correction_in_child,
+    record_fingerprints,
+    record_fingerprints_in_child,
+)
 
 NEXT = D + timedelta(days=1)
 HISTORY_DAYS = 365
@@ -95,8 +100,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_history_follows_a_moved_and_a_deleted_order(runs: dict[str, Path]) -> None:
     followed = runs["followed"]
-    # DuckDB capped as the dbt step caps it (KAM_DUCKDB_MEMORY_LIMIT)
-    correction = find_correction(followed / "work.duckdb", NEXT, HISTORY_DAYS, "64MB")
+    # as the dbt step runs it: in a child process, DuckDB capped (KAM_DUCKDB_MEMORY_LIMIT)
+    correction = find_correction_in_child(followed / "work.duckdb", NEXT, HISTORY_DAYS, "64MB")
+    assert correction == find_correction(followed / "work.duckdb", NEXT, HISTORY_DAYS)
     # the moved order's new date is before the window: rebuilt from the window's start
     assert correction.rebuild_from == WINDOW_START, correction
     assert (correction.changed, correction.removed) == (1, 1), correction
@@ -109,7 +115,7 @@ def test_history_follows_a_moved_and_a_deleted_order(runs: dict[str, Path]) -> N
         history_days=HISTORY_DAYS,
         rebuild_from=correction.rebuild_from.isoformat(),
     )
-    assert record_fingerprints(followed / "work.duckdb", "64MB") > 0
+    assert record_fingerprints_in_child(followed / "work.duckdb", "64MB") > 0
     assert find_correction(followed / "work.duckdb", NEXT, HISTORY_DAYS).rebuild_from is None
 
     # the control: the next run as the pipeline made it before
@@ -129,3 +135,8 @@ def test_no_change_means_no_rebuild(runs: dict[str, Path]) -> None:
     record_fingerprints(clean)
     assert find_correction(clean, NEXT + timedelta(days=1), HISTORY_DAYS).rebuild_from is None
     assert date.today() > D  # (the dates above are in the past)
+
+
+def test_a_failing_child_fails_the_step(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="history corrections \\(record\\) failed"):
+        record_fingerprints_in_child(tmp_path / "no_such_dir" / "work.duckdb", "64MB")

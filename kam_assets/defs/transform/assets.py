@@ -27,7 +27,10 @@ from kam_assets.defs.transform.dbt_output import DbtOutput
 from kam_assets.partitions import BACKFILL_POLICY, daily_partitions, run_parameters
 from kam_assets.resources import KamResource
 from pipelines.dbt_partial_parse import PARTIAL_PARSE_FILE, seed_partial_parse
-from pipelines.history_corrections import find_correction, record_fingerprints
+from pipelines.history_corrections import (
+    find_correction_in_child,
+    record_fingerprints_in_child,
+)
 from pipelines.run_params import dbt_daily_build_args, write_run_parameters
 from pipelines.settings import URL_SETTINGS, Settings
 
@@ -109,8 +112,9 @@ def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: 
     log_path = target / "dbt_output.log"
     # orders changed, deleted or arriving late inside the built history: rebuild its
     # dates from the earliest of them (the backfill path), counted in the run's log
-    # DuckDB capped as in dbt: unbounded, the fingerprints took 1.2 GB at 20,000 clients
-    correction = find_correction(
+    # DuckDB capped as in dbt (unbounded, the fingerprints took 1.2 GB at 20,000 clients),
+    # in a child process so that the kam process, alive for the whole run, never holds it
+    correction = find_correction_in_child(
         settings.work_db, params.as_of, params.history_days, settings.duckdb_memory_limit
     )
     context.log.info("history corrections: %s", correction.describe())
@@ -147,4 +151,4 @@ def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: 
     ):
         yield from dbt.cli(args, context=context, target_path=target).stream()
     # the build succeeded: what it was built from is the reference of the next run
-    record_fingerprints(settings.work_db, settings.duckdb_memory_limit)
+    record_fingerprints_in_child(settings.work_db, settings.duckdb_memory_limit)
