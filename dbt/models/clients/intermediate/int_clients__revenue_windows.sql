@@ -6,11 +6,19 @@
 -- int_clients__lifecycle_days D's and the history dates', int_clients__backtest_flags the
 -- backtest dates'.
 -- Revenue windows come from exact prefix sums per client: the sum over (d - n, d] is
--- cum(d) - cum(d - n), taken by lag() over one day-by-day series per client, rounded like
--- money_sum (one sort instead of an ASOF join per window: 3x faster at 20,000 clients).
+-- cum(d) - cum(d - n), rounded like money_sum. Only the prefix sums the run needs are taken:
+-- * history dates (consecutive days on a first run, after a gap or from a backfill's
+--   rebuild_from): lag() over one day-by-day series per client over their span (one sort; an
+--   ASOF join per window was 3x slower there at 20,000 clients);
+-- * D and the backtest dates that are not history dates (every backtest_every_days: all a
+--   daily run after a daily run has): the prefix sums at the window starts looked up by one
+--   ASOF join on the order days' prefix sums, no day series. A backtest-only date gets the
+--   volume windows only (its one reader, int_clients__backtest_flags, takes has_volume_drop):
+--   its growth and ABC columns are null.
 {%- set growth_days = var('growth_window_days') | int -%}
+{%- set abc_days = var('abc_window_days') | int -%}
 {%- set money = "decimal(38, 10)" -%}
-{%- set lookback = [360, 2 * growth_days, var('abc_window_days') | int] | max %}
+{%- set lookback = [360, 2 * growth_days, abc_days] | max %}
 
 with
 
@@ -48,16 +56,6 @@ order_day_revenue as (
 
 ),
 
-spine_span as (
-
-    select
-        min(as_of_date) - {{ lookback }} as first_day,
-        max(as_of_date) as last_day
-
-    from as_of_dates
-
-),
-
 client_dates as (
 
     select
@@ -83,43 +81,57 @@ client_dates as (
 
 ),
 
+-- cum(d) on each order day (it holds until the next order day)
 cumulative_revenue as (
 
     select
-        order_day_revenue.client_id,
-        order_day_revenue.order_date,
-        spine_span.first_day,
-        spine_span.last_day,
-        sum(order_day_revenue.revenue) over by_day as cum_revenue,
-        lead(order_day_revenue.order_date) over by_day as next_order_date
+        client_id,
+        order_date,
+        sum(revenue) over by_day as cum_revenue,
+        lead(order_date) over by_day as next_order_date
 
     from order_day_revenue
-    cross join spine_span
 
-    window by_day as (partition by order_day_revenue.client_id order by order_day_revenue.order_date)
+    window by_day as (partition by client_id order by order_date)
 
 ),
 
--- cum(d) for every day of the span from the client's first order day on (each prefix sum
--- holds until the next order day), so that cum(d - n) is the row n days before
+-- the history dates' span with the longest look-back before it (no history date: no span)
+history_span as (
+
+    select
+        min(as_of_date) - {{ lookback }} as first_day,
+        max(as_of_date) as last_day
+
+    from as_of_dates
+
+    where is_history_date
+
+),
+
+-- cum(d) for every day of the span from the client's first order day on, so that
+-- cum(d - n) is the row n days before
 daily_cumulative as (
 
     select
-        client_id,
-        cum_revenue,
+        cumulative_revenue.client_id,
+        cumulative_revenue.cum_revenue,
         {{ unnest_days(
-            'greatest(order_date, first_day)',
-            'least(coalesce(next_order_date - 1, last_day), last_day)'
+            'greatest(cumulative_revenue.order_date, history_span.first_day)',
+            'least(coalesce(cumulative_revenue.next_order_date - 1, history_span.last_day), history_span.last_day)'
         ) }} as day
 
     from cumulative_revenue
+    cross join history_span
 
-    where greatest(order_date, first_day) <= least(coalesce(next_order_date - 1, last_day), last_day)
+    where
+        greatest(cumulative_revenue.order_date, history_span.first_day)
+        <= least(coalesce(cumulative_revenue.next_order_date - 1, history_span.last_day), history_span.last_day)
 
 ),
 
 -- a missing row n days before means no order yet: 0
-prefix_sums as (
+history_prefix_sums as (
 
     select
         client_id,
@@ -129,7 +141,7 @@ prefix_sums as (
         coalesce(lag(cum_revenue, 360) over by_day, 0) as cum_year,
         coalesce(lag(cum_revenue, {{ growth_days }}) over by_day, 0) as cum_growth,
         coalesce(lag(cum_revenue, {{ 2 * growth_days }}) over by_day, 0) as cum_growth_prior,
-        coalesce(lag(cum_revenue, {{ var('abc_window_days') }}) over by_day, 0) as cum_abc
+        coalesce(lag(cum_revenue, {{ abc_days }}) over by_day, 0) as cum_abc
 
     from daily_cumulative
 
@@ -137,8 +149,105 @@ prefix_sums as (
 
 ),
 
--- the client days with their revenue windows (a client's series also covers dates it has
--- no row on: joined on both keys)
+-- the other dates' prefix sums: one lookup per (client, date, days back) it needs
+lookups as (
+
+    select
+        client_dates.client_id,
+        client_dates.as_of_date,
+        prefixes.days_back,
+        client_dates.as_of_date - prefixes.days_back as lookup_day
+
+    from client_dates
+    inner join (
+        -- days back, needed on a backtest-only date (the volume windows' starts)
+        select
+            0 as days_back,
+            true as on_backtest_only_date
+        union all
+        select
+            90 as days_back,
+            true as on_backtest_only_date
+        union all
+        select
+            360 as days_back,
+            true as on_backtest_only_date
+        union all
+        select
+            {{ growth_days }} as days_back,
+            false as on_backtest_only_date
+        union all
+        select
+            {{ 2 * growth_days }} as days_back,
+            false as on_backtest_only_date
+        union all
+        select
+            {{ abc_days }} as days_back,
+            false as on_backtest_only_date
+    ) as prefixes
+        on prefixes.on_backtest_only_date or client_dates.is_run_date
+
+    where not client_dates.is_history_date
+
+),
+
+looked_up as (
+
+    select
+        lookups.client_id,
+        lookups.as_of_date,
+        lookups.days_back,
+        -- no order day up to the lookup day: 0
+        coalesce(cumulative_revenue.cum_revenue, 0) as cum_revenue
+
+    from lookups
+    {{ asof_left_join(
+        'cumulative_revenue',
+        'lookups.client_id = cumulative_revenue.client_id',
+        'lookups.lookup_day',
+        'cumulative_revenue.order_date',
+        'cumulative_revenue.next_order_date'
+    ) }}
+
+),
+
+-- one row per client and date (a sum the date does not need: null)
+lookup_prefix_sums as (
+
+    select
+        looked_up.client_id,
+        looked_up.as_of_date,
+        max(case when looked_up.days_back = 0 then looked_up.cum_revenue end) as cum_d,
+        max(case when looked_up.days_back = 90 then looked_up.cum_revenue end) as cum_volume,
+        max(case when looked_up.days_back = 360 then looked_up.cum_revenue end) as cum_year,
+        max(case when looked_up.days_back = {{ growth_days }} then looked_up.cum_revenue end) as cum_growth,
+        max(case when looked_up.days_back = {{ 2 * growth_days }} then looked_up.cum_revenue end) as cum_growth_prior,
+        max(case when looked_up.days_back = {{ abc_days }} then looked_up.cum_revenue end) as cum_abc
+
+    from looked_up
+
+    group by looked_up.client_id, looked_up.as_of_date
+
+),
+
+-- the series' rows of the history dates (not of the other dates within its span)
+prefix_sums as (
+
+    select history_prefix_sums.*
+
+    from history_prefix_sums
+    inner join as_of_dates
+        on
+            history_prefix_sums.as_of_date = as_of_dates.as_of_date
+            and as_of_dates.is_history_date
+
+    union all
+
+    select * from lookup_prefix_sums
+
+),
+
+-- the client days with their revenue windows
 revenue_windows as (
 
     select
@@ -210,8 +319,10 @@ final as (
         ) }} as has_volume_drop,
         revenue_windows.revenue_recent_period,
         revenue_windows.revenue_prior_period,
-        {{ is_growing('revenue_windows.revenue_recent_period', 'revenue_windows.revenue_prior_period') }}
-            as is_growing,
+        case
+            when revenue_windows.is_run_date or revenue_windows.is_history_date
+                then {{ is_growing('revenue_windows.revenue_recent_period', 'revenue_windows.revenue_prior_period') }}
+        end as is_growing,
         revenue_windows.net_revenue_365d,
         abc_ranked.revenue_rank,
         abc_ranked.revenue_share,
