@@ -64,10 +64,10 @@ joined as (
             {{ interval_source('null', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }}
         ) as interval_source,
         coalesce(
-            run_date_rows.at_risk_ratio, segment_policies.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)
+            run_date_rows.at_risk_ratio, {{ segment_factor('at_risk_ratio', 'segment_policies.at_risk_ratio') }}
         ) as at_risk_ratio,
         coalesce(
-            run_date_rows.churn_ratio, segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double)
+            run_date_rows.churn_ratio, {{ segment_factor('churn_ratio', 'segment_policies.churn_ratio') }}
         ) as churn_ratio,
         run_date_rows.days_since_last_order,
         run_date_rows.overdue_ratio,

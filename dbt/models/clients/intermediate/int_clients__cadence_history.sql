@@ -125,8 +125,8 @@ expected as (
         {{ expected_interval('own_intervals.own_interval_days', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as expected_interval_days,
         {{ interval_source('own_intervals.own_interval_days', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as interval_source,
         -- clients without a segment (or one without a row) are judged with the defaults
-        coalesce(segment_policies.at_risk_ratio, cast({{ var('at_risk_ratio') }} as double)) as at_risk_ratio,
-        coalesce(segment_policies.churn_ratio, cast({{ var('churn_ratio') }} as double)) as churn_ratio
+        {{ segment_factor('at_risk_ratio', 'segment_policies.at_risk_ratio') }} as at_risk_ratio,
+        {{ segment_factor('churn_ratio', 'segment_policies.churn_ratio') }} as churn_ratio
 
     from own_intervals
     left join segment_norms
