@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from pipelines.benchmark.data import DEFAULT_PG_URL, build_parquet, build_postgres, build_sqlite
+from pipelines.process_guard import own_peak_rss_mb
 
 
 def peak_rss_mb() -> float:
@@ -27,12 +28,9 @@ def peak_rss_mb() -> float:
     Linux: VmHWM (reset at exec, so a child does not inherit its parent's peak, which
     ``ru_maxrss`` does); elsewhere ``ru_maxrss``.
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    own = own_peak_rss_mb()
+    if own is not None:
+        return own
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
 

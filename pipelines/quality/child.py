@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.process_guard import own_peak_rss_mb
 from pipelines.quality.checks import CheckContext, CheckOutcome, FrameCheck, check_name
 
 RAW_STAGE = "raw"
@@ -144,19 +145,6 @@ def run_checks_in_child(
     )
 
 
-def _own_peak_mb() -> float | None:
-    """This process's peak RSS since it started Python (``VmHWM``). Not ``ru_maxrss``:
-    the child is forked from kam, and Linux carries the kam image's peak over the exec
-    (the raw checks' child reported 759 MB for the ~580 MB it used). None without /proc."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
 def _child(request_path: str, result_path: str) -> int:
     """The child: fingerprint (if asked), then the checks; the result written last."""
     from pipelines.quality.fingerprint import fingerprint_db
@@ -176,7 +164,7 @@ def _child(request_path: str, result_path: str) -> int:
         "outcomes": outcomes,
         "fingerprint": fingerprint,
         "fingerprint_error": fingerprint_error,
-        "max_rss_mb": _own_peak_mb(),
+        "max_rss_mb": own_peak_rss_mb(),
     }
     tmp = Path(result_path).with_suffix(".tmp")
     tmp.write_bytes(pickle.dumps(result))

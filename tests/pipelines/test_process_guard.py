@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.process_guard import descendants, end_group, group_members, is_alive, process_table
+from pipelines.process_guard import (
+    descendants,
+    end_group,
+    group_members,
+    is_alive,
+    process_table,
+)
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
 
@@ -145,3 +151,23 @@ def test_process_table_walks_children_of_children_and_tells_zombies() -> None:
         child.kill()
         child.wait()
     assert not is_alive(child.pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_own_peak_rss_is_this_process_peak_not_a_forked_parents() -> None:
+    # a child that allocates ~200 MB reports at least that; a fresh interpreter started by
+    # it afterwards (exec resets VmHWM) reports far less, although its parent's peak was high
+    program = (
+        "import subprocess, sys\n"
+        "from pipelines.process_guard import own_peak_rss_mb\n"
+        "block = bytearray(200 * 1024 * 1024)\n"
+        "fresh = subprocess.run([sys.executable, '-c', 'from pipelines.process_guard import "
+        "own_peak_rss_mb; print(own_peak_rss_mb())'], capture_output=True, text=True, check=True)\n"
+        "print(own_peak_rss_mb(), fresh.stdout.strip())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    ).stdout.split()
+    parent_peak, fresh_peak = float(out[0]), float(out[1])
+    assert parent_peak >= 200
+    assert fresh_peak < 150
