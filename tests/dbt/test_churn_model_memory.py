@@ -61,3 +61,57 @@ def test_limit_cut_for_every_cursor(churn_model: ModuleType) -> None:
 
 def test_no_session_outside_dbt(churn_model: ModuleType) -> None:
     assert churn_model.cut_duckdb_memory(None) is None
+
+
+class _RefusingSession:
+    """A session whose first `refusals` `set memory_limit` raise as DuckDB does when the
+    other dbt thread's query holds more pinned memory than the new limit."""
+
+    def __init__(self, refusals: int) -> None:
+        self.con = duckdb.connect(config={"memory_limit": "1GB"})
+        self.refusals = refusals
+        self.sets = 0
+
+    def execute(self, sql: str) -> duckdb.DuckDBPyConnection:
+        if sql.startswith("set memory_limit"):
+            self.sets += 1
+            if self.sets <= self.refusals:
+                raise duckdb.OutOfMemoryException(
+                    "Out of Memory Error: Failed to change memory limit to 500000000: "
+                    "could not free up enough memory for the new limit"
+                )
+        return self.con.execute(sql)
+
+
+def test_refused_cut_tried_again(churn_model: ModuleType) -> None:
+    session = _RefusingSession(refusals=1)
+    waits: list[float] = []
+    lines: list[str] = []
+    cut = churn_model.cut_duckdb_memory(
+        session, tries=3, wait_seconds=1.5, sleep=waits.append, say=lines.append
+    )
+    assert cut is not None
+    assert session.sets == 2
+    assert waits == [1.5]
+    full = 10**9
+    assert churn_model._bytes(_limit(session.con)) == pytest.approx(
+        full * churn_model.DUCKDB_SHARE_FROM_SCORING, rel=0.01
+    )
+    assert len(lines) == 1 and "try 2 of 3" in lines[0] and "Warning" not in lines[0]
+
+
+def test_cut_refused_every_time_is_said(churn_model: ModuleType) -> None:
+    session = _RefusingSession(refusals=3)
+    waits: list[float] = []
+    lines: list[str] = []
+    before = _limit(session.con)
+    cut = churn_model.cut_duckdb_memory(
+        session, tries=3, wait_seconds=1.5, sleep=waits.append, say=lines.append
+    )
+    assert cut is None
+    assert session.sets == 3
+    assert waits == [1.5, 1.5]  # no wait after the last try
+    assert _limit(session.con) == before
+    # "Warning" puts the line in the step log too (kam_assets DbtOutput), not only dbt_output.log
+    assert len(lines) == 1 and "Warning" in lines[0] and "refused 3 times" in lines[0]
+    assert "could not free up enough memory" in lines[0]
