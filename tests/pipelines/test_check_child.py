@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from mart_fixtures import write_small_marts
 
 from pipelines.contract import get_table
 from pipelines.extract.raw_schema import ensure_raw_schema
@@ -31,22 +32,8 @@ def _failures(outcomes) -> dict[str, tuple[bool, list]]:
 
 @pytest.fixture
 def mart_db(tmp_path: Path) -> Path:
-    path = tmp_path / "work.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute("create schema marts")
-    # a duplicated key and an order after the as-of date: two checks must fail
-    con.execute(
-        "create table marts.client_abc as select * from (values "
-        "('c1', 0.7, true, 'A'), ('c2', 0.3, true, 'B'), ('c2', null, false, null)) "
-        "t(client_id, revenue_share, is_ranked, abc_class)"
-    )
-    con.execute(
-        "create table marts.fct_orders as select * from (values "
-        "('o1', date '2026-09-30', 'completed'), ('o2', date '2026-10-01', 'completed')) "
-        "t(order_id, order_date, status)"
-    )
-    con.close()
-    return path
+    # a duplicated key (c2 twice) and an order after the as-of date: two checks must fail
+    return write_small_marts(tmp_path / "work.duckdb", third_client_id="c2")
 
 
 def _mart_checks():

@@ -9,6 +9,7 @@ import duckdb
 import great_expectations as gx
 import pandas as pd
 import pytest
+from mart_fixtures import SMALL_MART_COLUMNS, write_small_marts
 
 from pipelines.contract import get_table
 from pipelines.extract.raw_schema import ensure_raw_schema
@@ -176,24 +177,8 @@ def test_future_dates_judged_against_wall_clock(raw_db: Path) -> None:
 
 
 def test_mart_checks_on_a_small_mart(tmp_path: Path) -> None:
-    path = tmp_path / "work.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute("create schema marts")
-    con.execute(
-        "create table marts.client_abc as select * from (values "
-        "('c1', 0.7, true, 'A'), ('c2', 0.3, true, 'B'), ('c3', null, false, null)) "
-        "t(client_id, revenue_share, is_ranked, abc_class)"
-    )
-    con.execute(
-        "create table marts.fct_orders as select * from (values "
-        "('o1', date '2026-09-30', 'completed'), ('o2', date '2026-10-01', 'completed')) "
-        "t(order_id, order_date, status)"
-    )
-    con.close()
-    available = {
-        "marts.client_abc": ["client_id", "revenue_share", "is_ranked", "abc_class"],
-        "marts.fct_orders": ["order_id", "order_date", "status"],
-    }
+    path = write_small_marts(tmp_path / "work.duckdb")
+    available = SMALL_MART_COLUMNS
     checks = applicable_checks(MART_CHECKS, available)
     names = {(c.relation, c.name) for c in checks}
     # client_abc's value-set check needs xyz_class, absent here: not applicable
