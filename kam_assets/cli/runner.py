@@ -36,7 +36,7 @@ def _error_text(error) -> str:
 
 
 def outcome_of(result) -> RunOutcome:
-    """Failed steps and failed checks of a finished run, from its events."""
+    """Failed (or skipped) steps and failed checks of a finished run, from its events."""
     outcome = RunOutcome(success=result.success, run_id=result.run_id)
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
@@ -50,6 +50,17 @@ def outcome_of(result) -> RunOutcome:
                 outcome.failed_checks.append(
                     f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}: {text}"
                 )
+        elif event.event_type_value == "STEP_SKIPPED":
+            # Dagster calls a run with skipped steps a success (a step that did not yield
+            # every output skips what depends on it, the publish included): not kam
+            outcome.success = False
+            outcome.failures.append(
+                (
+                    event.step_key or "?",
+                    "skipped: a step before it did not produce one of its inputs "
+                    "(the run's log names it)",
+                )
+            )
         elif event.event_type_value == "RUN_FAILURE" and not outcome.failures:
             data = event.event_specific_data
             error = getattr(data, "error", None)

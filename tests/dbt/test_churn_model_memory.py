@@ -115,3 +115,45 @@ def test_cut_refused_every_time_is_said(churn_model: ModuleType) -> None:
     # "Warning" puts the line in the step log too (kam_assets DbtOutput), not only dbt_output.log
     assert len(lines) == 1 and "Warning" in lines[0] and "refused 3 times" in lines[0]
     assert "could not free up enough memory" in lines[0]
+
+
+_SAY_IN_DBT = """
+import importlib.util, sys
+from dbt_common.events.base_types import EventLevel
+from dbt_common.events.event_manager_client import get_event_manager
+from dbt_common.events.logger import LineFormat, LoggerConfig
+
+manager = get_event_manager()
+manager.loggers.clear()  # as under dagster-dbt: dbt's JSON lines only
+manager.add_logger(LoggerConfig(name="json", line_format=LineFormat.Json,
+                                output_stream=sys.stdout, level=EventLevel.DEBUG))
+spec = importlib.util.spec_from_file_location("churn_model", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+module.say_through_dbt("int_clients__churn_model: DuckDB memory limit 1GB -> 500000000B")
+module.say_through_dbt("int_clients__churn_model: Warning: DuckDB kept its memory limit 1GB")
+"""
+
+
+def test_lines_are_dbt_events() -> None:
+    """In dbt's process the model's lines are dbt events: whole JSON lines written by dbt's
+    logger, which dagster-dbt reads. A print() beside dbt's other thread once glued a dbt
+    result line to the model's text, so dagster-dbt lost a model's result and the publish
+    was skipped (CI of 2026-12-07)."""
+    import json
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", _SAY_IN_DBT, str(MODEL)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    events = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+    said = {e["info"]["msg"]: e["info"]["level"] for e in events}
+    assert said == {
+        "int_clients__churn_model: DuckDB memory limit 1GB -> 500000000B": "info",
+        "int_clients__churn_model: Warning: DuckDB kept its memory limit 1GB": "warn",
+    }

@@ -14,6 +14,7 @@ project; the dbt resource skips dagster-dbt's ``dbt --version`` and adapter set-
 import dataclasses
 import os
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,15 @@ def expected_counts(context: dg.AssetExecutionContext) -> tuple[int | None, int 
         return models, tests
     except Exception:  # progress only: never fail the step for it (the test checks counts)
         return None, None
+
+
+def unreported_models(
+    selected: AbstractSet[dg.AssetKey], built: AbstractSet[dg.AssetKey]
+) -> list[str]:
+    """The selected models (seeds, snapshots) a dbt build yielded no result for, sorted.
+    Dagster would call the step a success anyway and skip what depends on them, the publish
+    included (dagster-io/dagster #22242): a run that exits 0 having published nothing."""
+    return sorted(key.to_user_string() for key in selected - built)
 
 
 @contextmanager
@@ -149,6 +159,16 @@ def kam_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource, kam: 
         log_path.open("w") as log,
         redirect_stdout(DbtOutput(log, context.log.info, models=models, tests=tests)),
     ):
-        yield from dbt.cli(args, context=context, target_path=target).stream()
+        built: set[dg.AssetKey] = set()
+        for event in dbt.cli(args, context=context, target_path=target).stream():
+            if isinstance(event, dg.Output):
+                built.add(context.asset_key_for_output(event.output_name))
+            yield event
+    if missing := unreported_models(context.selected_asset_keys, built):
+        raise dg.Failure(
+            f"dbt exited 0 but reported no result for {len(missing)} selected model(s): "
+            f"{', '.join(missing[:10])}: a line of dbt's output was unreadable (see {log_path}); "
+            "nothing is published, run again"
+        )
     # the build succeeded: what it was built from is the reference of the next run
     record_fingerprints_in_child(settings.work_db, settings.duckdb_memory_limit)

@@ -96,12 +96,30 @@ def _bytes(limit: str) -> int | None:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
+def say_through_dbt(line: str) -> None:
+    """One line in dbt's log, written by dbt's own logger (one whole line per write, under
+    its lock). Never print(): dbt's other thread writes its JSON event lines to the same
+    stdout, and print writes the text and its newline apart, so a dbt event written between
+    them was glued to this line, unreadable to dagster-dbt: in CI a model's result was lost
+    that way, and Dagster skipped the publish of a run it called a success. A line with
+    "Warning" is a dbt warning (the step log shows it, kam_assets DbtOutput)."""
+    try:
+        from dbt_common.events.base_types import EventLevel
+        from dbt_common.events.functions import fire_event
+        from dbt_common.events.types import Note
+    except ImportError:  # not in a dbt process (a test, pipelines.spark_build)
+        print(line, flush=True)
+        return
+    level = EventLevel.WARN if "Warning" in line else EventLevel.INFO
+    fire_event(Note(msg=line), level=level)
+
+
 def cut_duckdb_memory(
     session,
     tries: int = CUT_TRIES,
     wait_seconds: float = CUT_WAIT_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
-    say: Callable[[str], None] = lambda line: print(line, flush=True),
+    say: Callable[[str], None] = say_through_dbt,
 ) -> str | None:
     """Cut DuckDB's memory limit to DUCKDB_SHARE_FROM_SCORING of itself; the new limit.
 
@@ -114,7 +132,7 @@ def cut_duckdb_memory(
     cut). If DuckDB cannot free enough at once (the other thread's query holds it pinned)
     it raises; the cut is tried again up to `tries` times, `wait_seconds` apart. Still
     refused: DuckDB keeps its limit (None), the model runs anyway, and a line says so
-    (`say`: dbt's stdout, so dbt_output.log, and the step log for its "Warning"). No
+    (`say`: dbt's log, so dbt_output.log, and the step log for its "Warning"). No
     session (the model run outside dbt-duckdb, pipelines.spark_build): nothing to cut (None).
     """
     if session is None:
