@@ -12,6 +12,7 @@ validation window); int_clients__churn_probability and marts.churn_model_report 
 
 import re
 import time
+import warnings
 from collections.abc import Callable
 
 import duckdb
@@ -188,7 +189,13 @@ def model(dbt, session):
     # max_cases of them (20,000 clients x 3 years: ~2M past cases, of which it builds
     # ~120,000), so this frame stays small; score_clients cuts them to max_cases exactly
     features = dbt.ref("int_clients__score_features").df()
-    result = score_clients(features, as_of, settings)
+    # a library's warning (scikit-learn, pandas) would go to stderr, the pipe dbt's JSON
+    # lines share: said through dbt's logger instead, once per distinct message
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = score_clients(features, as_of, settings)
+    for message in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught):
+        say_through_dbt(f"int_clients__churn_model: {message}")
     clients = result.clients.copy()
     clients["row_kind"] = "client"
     report = result.report.copy()
