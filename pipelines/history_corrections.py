@@ -18,14 +18,18 @@ fingerprints: it reconstructs the whole window anyway.
 
 from __future__ import annotations
 
-import json
-import subprocess
+import logging
 import sys
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
+
+from pipelines.child_process import run_in_child, serve
+
+log = logging.getLogger(__name__)
 
 FINGERPRINT_TABLE = "kam_state.order_fingerprint"
 
@@ -80,15 +84,32 @@ def _connect(
 ) -> duckdb.DuckDBPyConnection:
     """The work DB with DuckDB's memory capped (beyond it, it spills next to the work DB).
     Without a cap DuckDB may take 80 % of RAM: at 20,000 clients x 3 years the fingerprints
-    of 1.4M orders and their lines took 1.2 GB in the kam process, right after dbt."""
-    if memory_limit:
-        try:
-            return duckdb.connect(
-                str(work_db), read_only=read_only, config={"memory_limit": memory_limit}
-            )
-        except duckdb.Error:  # already open in this process with another configuration
-            pass
-    return duckdb.connect(str(work_db), read_only=read_only)
+    of 1.4M orders and their lines took 1.2 GB in the kam process, right after dbt.
+
+    If the file is already open in this process, DuckDB refuses another configuration: the
+    connection then shares the open database and its limit (only possible when it was opened
+    without one, so DuckDB's default, 80 % of RAM), and a warning names the limit in effect
+    instead of passing silently. The daily job runs these queries in a child process of
+    their own, where the file is never open already."""
+    if not memory_limit:
+        return duckdb.connect(str(work_db), read_only=read_only)
+    try:
+        return duckdb.connect(
+            str(work_db), read_only=read_only, config={"memory_limit": memory_limit}
+        )
+    except duckdb.Error as exc:
+        refused = str(exc)
+        con = duckdb.connect(str(work_db), read_only=read_only)
+    in_effect = con.execute("select current_setting('memory_limit')").fetchall()[0][0]
+    log.warning(
+        "history corrections: %s is already open in this process (%s); its DuckDB memory "
+        "limit %s applies, not %s",
+        work_db,
+        refused,
+        in_effect,
+        memory_limit,
+    )
+    return con
 
 
 def find_correction(
@@ -177,63 +198,42 @@ def record_fingerprints(work_db: Path, memory_limit: str | None = None) -> int:
 # process.
 
 
-def _run_child(request: dict) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines.history_corrections", json.dumps(request)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
+def _run_child(request: dict[str, Any]) -> Any:
+    run = run_in_child("pipelines.history_corrections", request)
+    if not run.ok:
         raise RuntimeError(
-            f"history corrections ({request['do']}) failed in its process "
-            f"(exit {done.returncode}): {done.stderr[-2000:].strip()}"
+            f"history corrections ({request['do']}) failed in its process: {run.failure()}"
         )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run.result
 
 
 def find_correction_in_child(
     work_db: Path, as_of: date, history_days: int, memory_limit: str | None = None
 ) -> Correction:
     """:func:`find_correction` in a child process (see above)."""
-    found = _run_child(
-        {
-            "do": "find",
-            "work_db": str(work_db),
-            "as_of": as_of.isoformat(),
-            "history_days": history_days,
-            "memory_limit": memory_limit,
-        }
-    )
-    start = found["rebuild_from"]
-    return Correction(
-        date.fromisoformat(start) if start else None,
-        found["changed"],
-        found["removed"],
-        found["added"],
-    )
+    request = {
+        "do": "find",
+        "work_db": work_db,
+        "as_of": as_of,
+        "history_days": history_days,
+        "memory_limit": memory_limit,
+    }
+    # sent back as a dict: run as __main__, the child's Correction class is __main__'s
+    return Correction(**_run_child(request))
 
 
 def record_fingerprints_in_child(work_db: Path, memory_limit: str | None = None) -> int:
     """:func:`record_fingerprints` in a child process (see above)."""
-    request = {"do": "record", "work_db": str(work_db), "memory_limit": memory_limit}
-    return int(_run_child(request)["orders"])
+    return int(_run_child({"do": "record", "work_db": work_db, "memory_limit": memory_limit}))
 
 
-def _main(argv: list[str]) -> int:
-    request = json.loads(argv[0])
+def _serve(request: dict[str, Any]) -> dict[str, Any] | int:
     work_db, limit = Path(request["work_db"]), request["memory_limit"]
     if request["do"] == "find":
-        found = find_correction(
-            work_db, date.fromisoformat(request["as_of"]), request["history_days"], limit
-        )
-        out = asdict(found)
-        out["rebuild_from"] = found.rebuild_from.isoformat() if found.rebuild_from else None
-    else:
-        out = {"orders": record_fingerprints(work_db, limit)}
-    print(json.dumps(out))
-    return 0
+        found = find_correction(work_db, request["as_of"], request["history_days"], limit)
+        return asdict(found)
+    return record_fingerprints(work_db, limit)
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    sys.exit(serve(_serve))

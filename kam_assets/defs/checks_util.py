@@ -13,6 +13,7 @@ import dagster as dg
 
 from kam_assets.partitions import run_parameters
 from kam_assets.resources import KamResource
+from pipelines.child_process import STDERR_TAIL
 from pipelines.quality.checks import (
     CheckContext,
     CheckOutcome,
@@ -21,10 +22,9 @@ from pipelines.quality.checks import (
     check_name,
     outcome_metadata,
 )
-from pipelines.quality.child import STDERR_TAIL, can_run_in_child, run_checks_in_child
-from pipelines.quality.fingerprint import fingerprint_db, write_record
+from pipelines.quality.child import run_stage_checks
+from pipelines.quality.fingerprint import write_record
 from pipelines.quality.reports import CheckReport, RunReport, write_reports
-from pipelines.quality.runner import run_checks
 from pipelines.run_params import RunParameters
 from pipelines.settings import Settings
 
@@ -193,32 +193,34 @@ def _run_stage(
 ) -> tuple[list[tuple[FrameCheck, CheckOutcome]], dict[str, dict[str, Any]] | None]:
     """The checks' outcomes and, for the mart stage, the fingerprint of the marts they read
     (taken before they run; None if it could not be: the publish step then runs the checks
-    itself). In a child process when every check is declared for the stage (its memory is
-    returned when it ends, see :mod:`pipelines.quality.child`), else in this process."""
+    itself). In a child process on a large work DB (its memory is returned when it ends),
+    in this process on a small one: see :func:`pipelines.quality.child.run_stage_checks`."""
     if not checks:
         return [], None
     relations = {c.relation for c in checks} if stage == MART_STAGE else None
-    if can_run_in_child(stage, checks):
-        child = run_checks_in_child(work_db, stage, checks, ctx, relations)
+    run = run_stage_checks(work_db, stage, checks, ctx, relations)
+    if run.in_child:
         log.info(
-            "%d %s checks ran in a child process: %.1f s, peak RSS %.0f MB",
+            "%d %s checks ran in a child process (%s): %.1f s, peak RSS %.0f MB",
             len(checks),
             stage,
-            child.seconds,
-            child.max_rss_mb,
+            run.why,
+            run.seconds,
+            run.max_rss_mb,
         )
-        if child.stderr.strip():
-            log.debug("the check process wrote: %s", child.stderr[-STDERR_TAIL:])
-        if relations and child.fingerprint is None:
-            log.warning("could not fingerprint the marts: %s", child.fingerprint_error)
-        return child.outcomes, child.fingerprint
-    tables = None
-    if relations:
-        try:
-            tables = fingerprint_db(work_db, relations)
-        except Exception as exc:  # no record: the publish step then runs the checks itself
-            log.warning("could not fingerprint the marts: %s: %s", type(exc).__name__, exc)
-    return run_checks(work_db, checks, ctx), tables
+        if run.stderr.strip():
+            log.debug("the check process wrote: %s", run.stderr[-STDERR_TAIL:])
+    else:
+        log.info(
+            "%d %s checks ran in this process (%s): %.1f s",
+            len(checks),
+            stage,
+            run.why,
+            run.seconds,
+        )
+    if relations and run.fingerprint is None:
+        log.warning("could not fingerprint the marts: %s", run.fingerprint_error)
+    return run.outcomes, run.fingerprint
 
 
 def evaluate(

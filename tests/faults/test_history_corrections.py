@@ -140,3 +140,28 @@ def test_no_change_means_no_rebuild(runs: dict[str, Path]) -> None:
 def test_a_failing_child_fails_the_step(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="history corrections \\(record\\) failed"):
         record_fingerprints_in_child(tmp_path / "no_such_dir" / "work.duckdb", "64MB")
+
+
+def test_a_cap_that_cannot_be_applied_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    work = tmp_path / "work.duckdb"
+    # the work DB already open in this process, without a memory limit (DuckDB's default)
+    open_here = duckdb.connect(str(work))
+    try:
+        in_effect = open_here.execute("select current_setting('memory_limit')").fetchall()[0][0]
+        with caplog.at_level("WARNING", logger="pipelines.history_corrections"):
+            assert record_fingerprints(work, "64MB") == 0  # no valid raw layer yet
+        [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert "already open in this process" in warning
+        assert f"memory limit {in_effect} applies, not 64MB" in warning
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="pipelines.history_corrections"):
+            record_fingerprints(work)  # no cap asked: nothing to say
+        assert not caplog.records
+    finally:
+        open_here.close()
+    # not open elsewhere: the cap applies, silently
+    with caplog.at_level("WARNING", logger="pipelines.history_corrections"):
+        assert record_fingerprints(work, "64MB") == 0
+    assert not caplog.records

@@ -17,10 +17,9 @@ from kam_assets.defs.publish.marts import mart_asset_keys, mart_checks
 from kam_assets.partitions import BACKFILL_POLICY, daily_partitions, run_parameters
 from kam_assets.resources import KamResource
 from pipelines.quality.checks import check_context, check_name
-from pipelines.quality.child import MART_STAGE, can_run_in_child, run_checks_in_child
+from pipelines.quality.child import MART_STAGE, run_stage_checks
 from pipelines.quality.fingerprint import Verification, verify
 from pipelines.quality.reports import INDEX_NAME, prune_reports
-from pipelines.quality.runner import run_checks
 from pipelines.run_params import RunParameters
 from pipelines.secrets import mask_url
 from pipelines.settings import Settings
@@ -51,10 +50,8 @@ def revalidate_marts(
     """
     checks = [check for check, _ in mart_checks()]
     ctx = check_context(settings, params)
-    if can_run_in_child(MART_STAGE, checks):  # their memory returned when the child ends
-        outcomes = run_checks_in_child(settings.work_db, MART_STAGE, checks, ctx).outcomes
-    else:
-        outcomes = run_checks(settings.work_db, checks, ctx)
+    # in a child process on a large work DB: their memory returned when it ends
+    outcomes = run_stage_checks(settings.work_db, MART_STAGE, checks, ctx).outcomes
     out = Revalidation(checks=len(outcomes))
     for _check, outcome in outcomes:
         if not outcome.success:
