@@ -270,12 +270,21 @@ def iter_sqlite(
 # --------------------------------------------------------------------------- PostgreSQL
 
 
+def pg_session_options(url: URL) -> str:
+    """libpq ``options`` of a session: the URL's own (e.g. ``-csearch_path=kam``, the
+    README's mapping example) followed by the UTC session time zone, which comes last so
+    that timestamps are always read in UTC."""
+    given = url.query.get("options", "")
+    given = given if isinstance(given, str) else given[-1]
+    return f"{given} -c timezone=UTC".strip()
+
+
 def pg_uri(url: URL, connect_timeout: float) -> str:
     """libpq URI of a SQLAlchemy PostgreSQL URL, with the generic path's session options
-    (UTC session time zone, connect timeout)."""
+    (the URL's options plus the UTC session time zone, connect timeout)."""
     query = {k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()}
     query.setdefault("connect_timeout", str(max(1, int(connect_timeout))))
-    query.setdefault("options", "-c timezone=UTC")
+    query["options"] = pg_session_options(url)
     base = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
     return base + "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
 

@@ -43,12 +43,14 @@ def with_installed_driver(url: str) -> str:
 
 
 def engine_options(url: str, connect_timeout: float) -> dict[str, Any]:
-    backend = make_url(url).get_backend_name()
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
     connect_args: dict[str, Any] = {}
     if backend == "postgresql":
+        # connect_args replace the URL's own query arguments: keep its options
         connect_args = {
             "connect_timeout": max(1, int(connect_timeout)),
-            "options": "-c timezone=UTC",
+            "options": fast_sql.pg_session_options(parsed),
         }
     elif backend in ("mysql", "mariadb"):
         connect_args = {"connect_timeout": max(1, int(connect_timeout))}

@@ -128,3 +128,36 @@ def test_postgres_contract_violation_is_named(pg_url: str) -> None:
         and "2 of 2 sampled values unreadable, e.g. 'thirty'" in p
         for p in err.value.problems
     )
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["adbc-copy", "generic"])
+def test_postgres_url_options_reach_the_session(pg_url: str, fast: bool) -> None:
+    """README "Mapping your data": views in a schema named by the URL's libpq options
+    (``?options=-csearch_path%3Dkam``) are the source; the session stays in UTC."""
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("create schema kam")
+    finally:
+        engine.dispose()
+    url = pg_url + "?options=-csearch_path%3Dkam"
+    data = fx.base_data()
+    fx.write_postgres(url, "erp", data["erp"])  # created in schema kam only
+    with open_source("erp", url) as source:
+        assert isinstance(source, SqlSource)
+        source.fast_reader = fast
+        source.check_contract()
+        with source.engine.connect() as conn:
+            assert conn.exec_driver_sql("show search_path").scalar_one() == "kam"
+            assert conn.exec_driver_sql("show timezone").scalar_one() == "UTC"
+        clients = next(t for t in tables_of("erp") if t.name == "clients")
+        rows = sum(batch.num_rows for batch in source.iter_batches(clients, None, 100))
+    assert rows == len(data["erp"]["clients"])
+
+
+def test_postgres_url_options_keep_the_utc_session_on_the_fast_path() -> None:
+    from pipelines.extract.fast_sql import pg_uri
+
+    uri = pg_uri(sa.engine.make_url("postgresql://u@h/db?options=-csearch_path%3Dkam"), 5)
+    options = uri.split("options=")[1].split("&")[0]
+    assert options == "-csearch_path%3Dkam%20-c%20timezone%3DUTC"
