@@ -135,9 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often the churn flags of an as-of date were right (backtest)",
         description=(
             "Judge the churn flags the warehouse holds for D by what each client did in the "
-            "H days after D (the work DB's raw orders): ROC AUC of the overdue ratio and of "
-            "recency, precision and recall of each flag, the base rate, whether the horizon "
-            "has passed. The warehouse must hold D (kam run --as-of D first)."
+            "H days after D (the work DB's raw orders): ROC AUC of churn_probability, of the "
+            "overdue ratio and of recency, precision and recall of each flag, the base rate, "
+            "whether the horizon has passed. The warehouse must hold D (kam run --as-of D first)."
         ),
     )
     evaluate.add_argument("--as-of", required=True, type=_date_argument, help="YYYY-MM-DD")

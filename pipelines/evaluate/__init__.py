@@ -1,9 +1,10 @@
 """Backtest of the churn flags on the configured data: `kam evaluate --as-of D --horizon-days H`.
 
 The flags published for D (``marts.client_churn_signals``) against what each client did in
-the ``H`` days after D (the work DB's raw orders): ROC AUC of the overdue ratio and of
-plain recency, precision and recall of each flag, the base rate, whether the horizon has
-passed (a horizon not passed is refused unless a partial judgement is asked for).
+the ``H`` days after D (the work DB's raw orders): ROC AUC of ``churn_probability``, of
+the overdue ratio and of plain recency, precision and recall of each flag, the base rate,
+whether the horizon has passed (a horizon not passed is refused unless a partial
+judgement is asked for).
 Framework-free (never imports Dagster); ``kam_assets.cli`` only calls it.
 
     from pipelines.evaluate import evaluate, format_evaluation
