@@ -1,5 +1,6 @@
 """Measures and maps on the validation window: ROC AUC, calibration error, Platt scaling,
-the flag levels by validated precision and the quantile map (docs/rules.md "Churn score")."""
+the flag levels by validated precision, the quantile map and the mix of a learned score
+with recency (docs/rules.md "Churn score")."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from pipelines.score.candidates import _Candidate
 
 
 def roc_auc(score: np.ndarray, lost: np.ndarray) -> float | None:
@@ -92,18 +91,56 @@ def quantile_map(x: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.nd
     return np.where(x > src[-1], dst[-1] + (x - src[-1]), out)
 
 
-def _cross_calibration_error(
-    cand: _Candidate, raw: np.ndarray, lost: np.ndarray, dates: pd.Series
-) -> float | None:
-    """Calibration error of Platt scaling fitted on every other window date and judged on
-    the others (and the other way round)."""
+def _cross_calibration_error(z: np.ndarray, lost: np.ndarray, dates: pd.Series) -> float | None:
+    """Calibration error of Platt scaling (of ``z``, the published score's scale) fitted on
+    every other window date and judged on the others (and the other way round)."""
     order = {d: i for i, d in enumerate(sorted(dates.unique()))}
     half = np.array([order[d] % 2 for d in dates])
-    z = cand.link(raw)
-    p = np.full(len(raw), np.nan)
+    p = np.full(len(z), np.nan)
     for part in (0, 1):
         train, test = half != part, half == part
         if not train.any() or not test.any():
             return calibration_error(Platt.fit(z, lost)(z), lost)
         p[test] = Platt.fit(z[train], lost[train])(z[test])
     return calibration_error(p, lost)
+
+
+@dataclass(frozen=True)
+class RecencyMix:
+    """The published ranking of a learned model: its log-odds and log(1 + recency), each
+    standardised on the validation cases, mixed ``(1 - w) * learned + w * recency``.
+
+    Monotone in lateness (the learned model is, and w >= 0). ``w`` is the weight of recency
+    in a logistic regression of the outcome on the two standardised scores over the
+    validation cases (0 when recency adds nothing there), at least ``floor`` (set when the
+    lost share drifts across the validation dates: the learned between-group levels are
+    then stale by D, recency has no levels to go stale).
+    """
+
+    w: float
+    fitted_w: float
+    floor: float
+    mean: tuple[float, float]
+    scale: tuple[float, float]
+
+    @staticmethod
+    def fit(z: np.ndarray, recency: np.ndarray, lost: np.ndarray, floor: float) -> RecencyMix:
+        from sklearn.linear_model import LogisticRegression
+
+        r = np.log1p(np.clip(recency, 0, None))
+        mean = (float(np.mean(z)), float(np.mean(r)))
+        scale = (float(np.std(z)) or 1.0, float(np.std(r)) or 1.0)
+        fitted_w = 0.0
+        if lost.min() != lost.max():
+            x = np.column_stack([(z - mean[0]) / scale[0], (r - mean[1]) / scale[1]])
+            b_learned, b_recency = LogisticRegression(C=1e6, max_iter=1000).fit(x, lost).coef_[0]
+            if b_recency > 0:
+                fitted_w = float(b_recency / (max(b_learned, 0.0) + b_recency))
+        return RecencyMix(max(fitted_w, floor), fitted_w, floor, mean, scale)
+
+    def __call__(self, z: np.ndarray, recency: np.ndarray) -> np.ndarray:
+        if self.w == 0:
+            return z  # the learned log-odds as they are (Platt maps them as before)
+        r = np.log1p(np.clip(recency, 0, None))
+        learned = (z - self.mean[0]) / self.scale[0]
+        return (1 - self.w) * learned + self.w * (r - self.mean[1]) / self.scale[1]

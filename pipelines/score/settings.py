@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 #: the version of the score's definition, published with it (bump on any change of rule)
-SCORE_VERSION = "churn-score-4"
+SCORE_VERSION = "churn-score-5"
 
 #: columns the features frame must hold
 REQUIRED_COLUMNS = (
@@ -79,6 +79,10 @@ class ScoreSettings:
     drift_min_change: float = 0.05
     #: ... and this much relative to the older half's share
     drift_min_relative: float = 0.25
+    #: where the lost share drifts across the validation dates, recency's weight in the
+    #: published mix of a learned model's log-odds and log recency is at least this
+    #: (:class:`pipelines.score.measures.RecencyMix`); 0: the fitted weight only
+    drift_recency_weight: float = 0.5
 
     def validate(self) -> None:
         def bad(name: str, value: Any, want: str) -> ScoreError:
@@ -104,6 +108,8 @@ class ScoreSettings:
             raise bad("churn_score_half_life_days", self.half_life_days, ">= 0, or null")
         if not (0 <= self.drift_min_change < 1 and self.drift_min_relative >= 0):
             raise bad("churn_score_drift_min_change", self.drift_min_change, "in [0, 1)")
+        if not 0 <= self.drift_recency_weight <= 1:
+            raise bad("drift_recency_weight", self.drift_recency_weight, "in [0, 1]")
 
 
 @dataclass

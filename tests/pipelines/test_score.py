@@ -577,18 +577,35 @@ def test_b2b_resellers_flags_keep_their_floors_and_their_probability(b2b) -> Non
     assert (unflagged["churn_probability"] < result.churned_level).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known open point (issue 20, note issue-20-i20acc): on this generated reseller export "
-        "the resellers' lost share keeps rising after the jump; every validation window "
-        "ranks the blend above recency (+0.05 mean), yet at D it ranks below (0.800 vs 0.818)"
-    ),
-)
-def test_b2b_resellers_the_published_score_never_ranks_below_recency(b2b) -> None:  # type: ignore[no-untyped-def]
+#: seeds of the generated reseller export: each a distinct run (the generator is
+#: shift-invariant, so moving D by whole weeks with the same seed gives the same run)
+B2B_SEEDS = [
+    pytest.param(
+        seed,
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason=(
+                "measured (issue 20, note issue-20-b2b): with recency's weight 0.50 under "
+                "drift the published AUC is 0.816 vs recency's 0.819 on this seed (the "
+                "learned model alone 0.794); a weight of 0.7 would pass it, but the floor is "
+                "not tuned on the generator"
+            ),
+        ),
+    )
+    if seed == 16
+    else seed
+    for seed in range(11, 23)
+]
+
+
+@pytest.mark.parametrize("seed", B2B_SEEDS)
+def test_b2b_resellers_the_published_score_never_ranks_below_recency(seed: int) -> None:
     """The published churn_probability ranks D's clients by "no order within 182 days" at
-    least as well as plain recency, judged on what they really did after D."""
-    orders, frame, result = b2b
+    least as well as plain recency, judged on what they really did after D, on 12 generated
+    reseller exports (the learned model alone ranked below recency on 6 of them)."""
+    orders = b2b_resellers(seed, D + timedelta(days=182))
+    frame = frame_from_orders(orders, D, weeks=156)
+    result = score_clients(frame, D, ScoreSettings(horizon_days=182))
     today = frame[frame["as_of_date"] == D].merge(result.clients, on="client_id")
     lost = np.array(
         [not any(D < d <= D + timedelta(days=182) for d in orders[c]) for c in today["client_id"]]
@@ -611,3 +628,56 @@ def test_a_short_history_is_judged_on_fewer_windows_and_the_report_says_so() -> 
     assert len(chosen_why) == 2
     assert all("fallback: 2 validation windows instead of 3" in w for w in chosen_why)
     assert any(n.startswith("fallback: 2 validation windows") for n in result.notes)
+
+
+def test_the_recency_mix_weighs_recency_by_what_it_adds_out_of_time() -> None:
+    """Hand-made validation cases: where the outcome follows the learned score and recency
+    is noise, recency's fitted weight is ~0 and a weight of 0 leaves the learned log-odds as
+    they are; where the outcome follows recency and the learned score is noise, the weight
+    is ~1; the floor (set under drift) lifts a lower fitted weight; the mix never falls as
+    recency grows."""
+    from pipelines.score.measures import RecencyMix
+
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=4000)
+    recency = rng.integers(0, 400, size=4000).astype(float)
+    follows_z = rng.random(4000) < 1 / (1 + np.exp(-2 * z))
+    mix = RecencyMix.fit(z, recency, follows_z, floor=0.0)
+    assert mix.fitted_w < 0.05 and mix.w == mix.fitted_w
+    zero = RecencyMix(0.0, 0.0, 0.0, (0.0, 0.0), (1.0, 1.0))
+    assert np.array_equal(zero(z, recency), z)
+    r = np.log1p(recency)
+    follows_recency = rng.random(4000) < 1 / (1 + np.exp(-3 * (r - r.mean()) / r.std()))
+    assert RecencyMix.fit(z, recency, follows_recency, floor=0.0).w > 0.9
+    floored = RecencyMix.fit(z, recency, follows_z, floor=0.5)
+    assert floored.w == 0.5 and floored.fitted_w < 0.05
+    later = floored(np.zeros(40), np.arange(0, 400, 10, dtype=float))
+    assert np.all(np.diff(later) > 0)
+
+
+def test_recency_gets_at_least_the_floor_only_where_the_validation_dates_drift() -> None:
+    """20 weekly validation dates of 100 repeat buyers whose outcome follows the learned
+    score: with the lost share steady (20 %) recency's weight is the fitted one (~0); with it
+    moving from 5 % to 30 % across the dates, at least ``drift_recency_weight`` (0.5), and
+    the note says why."""
+    from pipelines.score.model import _recency_mix
+
+    rng = np.random.default_rng(11)
+    dates = [D - timedelta(days=7 * k) for k in range(20, 0, -1)]
+    cases, _ = _cases(dates, 100, 0.0)
+    cases["days_since_last_order"] = rng.integers(0, 300, size=len(cases))
+    z = rng.normal(size=len(cases))
+    newer = (cases["as_of_date"] >= dates[10]).to_numpy()
+    order = np.argsort(np.argsort(-z))  # rank of z within all cases
+    steady = order < 0.2 * len(z)
+    mix, note = _recency_mix(z, cases, steady, ScoreSettings())
+    assert mix.w == mix.fitted_w < 0.05
+    assert "no drift across the validation dates" in note
+    drifting = np.where(newer, z > np.quantile(z, 0.70), z > np.quantile(z, 0.95))
+    mix, note = _recency_mix(z, cases, drifting, ScoreSettings())
+    assert mix.w == 0.5 and mix.fitted_w < 0.05
+    assert "drifted across the validation dates" in note and "at least 0.50" in note
+    mix, _ = _recency_mix(z, cases, drifting, ScoreSettings(drift_recency_weight=0.0))
+    assert mix.w == mix.fitted_w
+    with pytest.raises(ScoreError, match="drift_recency_weight"):
+        ScoreSettings(drift_recency_weight=1.5).validate()
