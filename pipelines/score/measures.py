@@ -5,6 +5,7 @@ with recency (docs/rules.md "Churn score")."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,17 +146,16 @@ class RecencyMix:
         return (1 - self.w) * learned + self.w * (r - self.mean[1]) / self.scale[1]
 
 
-def _logistic_coefficients(x: np.ndarray, y: np.ndarray, steps: int = 25) -> np.ndarray:
-    """Unpenalised logistic regression of y on x (with an intercept) by Newton's method:
-    the slopes. Two inputs on up to ~100,000 cases: scikit-learn's lbfgs took 0.8 s of CPU
-    there, these steps a few hundredths."""
-    a = np.column_stack([np.ones(len(x)), x])
-    beta = np.zeros(a.shape[1])
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-np.clip(a @ beta, -30, 30)))
-        hessian = (a * (p * (1 - p))[:, None]).T @ a + 1e-9 * np.eye(a.shape[1])
-        step = np.linalg.solve(hessian, a.T @ (y - p))
-        beta += step
-        if np.max(np.abs(step)) < 1e-8:
-            break
-    return beta[1:]
+def _logistic_coefficients(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Unpenalised logistic regression of y on x (with an intercept): the slopes.
+    scikit-learn's Newton-Cholesky solver suits two inputs on up to ~100,000 cases
+    (0.05 s of CPU there; its default lbfgs 0.1-0.8 s)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    with warnings.catch_warnings():
+        # separable outcomes: the slopes grow until max_iter; the ratio is still read
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = LogisticRegression(C=np.inf, solver="newton-cholesky", max_iter=100, tol=1e-8)
+        fit.fit(x, y)
+    return fit.coef_[0]
