@@ -20,6 +20,7 @@ judged by what each client did in the ``H`` days after D.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
@@ -99,6 +100,60 @@ class ClientCase:
         return getattr(self, name)
 
 
+#: the chosen candidate's ``why`` in the churn model report when D is ranked by the recency
+#: mix (pipelines.score.model._recency_mix writes it; tests/pipelines/test_evaluate.py
+#: checks that this reads what it writes, test_score.py on _recency_mix's own note)
+_MIX_NOTE = re.compile(
+    r"published: the learned log-odds mixed with log recency, recency's weight "
+    r"(?P<w>[0-9.]+) \(fitted on the validation cases (?P<fitted>[0-9.]+); "
+    r"(?P<how>no drift|the lost share of .+? drifted across the validation dates)"
+)
+
+
+@dataclass(frozen=True)
+class PublishedScore:
+    """What churn_probability ranks by: the chosen candidate, mixed with recency when its
+    weight is above 0 (docs/rules.md "Recency mix"); the candidate's own AUC then differs
+    from churn_probability's."""
+
+    candidate: str
+    #: recency's weight in the mix (None: no mix, a simple score or a report before it)
+    recency_weight: float | None = None
+    fitted_recency_weight: float | None = None
+    drift: bool | None = None
+
+    @property
+    def mixed(self) -> bool:
+        return bool(self.recency_weight)
+
+    def describe(self) -> str:
+        if self.recency_weight is None:
+            return f"published: {self.candidate}"
+        drift = "drift" if self.drift else "no drift"
+        if not self.mixed:
+            return (
+                f"published: {self.candidate} alone (recency's weight "
+                f"{self.recency_weight:.2f}, {drift}): churn_probability ranks as it does"
+            )
+        return (
+            f"published: {self.candidate} mixed with recency (weight "
+            f"{self.recency_weight:.2f}, fitted {self.fitted_recency_weight:.2f}, {drift}): "
+            "churn_probability's AUC is the mix's, not the chosen candidate's"
+        )
+
+    @staticmethod
+    def from_why(candidate: str, why: str | None) -> PublishedScore:
+        found = _MIX_NOTE.search(why or "")
+        if found is None:
+            return PublishedScore(candidate)
+        return PublishedScore(
+            candidate,
+            float(found["w"]),
+            float(found["fitted"]),
+            found["how"] != "no drift",
+        )
+
+
 @dataclass(frozen=True)
 class Evaluation:
     as_of: date
@@ -119,6 +174,7 @@ class Evaluation:
     candidate_aucs: dict[str, float | None] = field(default_factory=dict)
     candidate_cases: int = 0
     chosen_candidate: str | None = None
+    published: PublishedScore | None = None
 
     @property
     def horizon_end(self) -> date:
@@ -162,6 +218,7 @@ class Evaluation:
             "candidate_aucs": self.candidate_aucs,
             "candidate_cases": self.candidate_cases,
             "chosen_candidate": self.chosen_candidate,
+            "published": asdict(self.published) if self.published else None,
         }
 
 
@@ -288,9 +345,12 @@ def read_outcomes(work_db: Path, as_of: date, horizon_days: int) -> tuple[set[st
 CANDIDATE_NAMES = ("recency", "cadence_rule", "logistic", "gradient_boosting", "blend")
 
 
-def read_candidates(work_db: Path, as_of: date) -> tuple[str | None, dict[str, dict[str, float]]]:
-    """The churn score's chosen candidate and every candidate's score per client at D, from
-    the work DB's ``intermediate.int_clients__churn_model`` when it holds D (else empty)."""
+def read_candidates(
+    work_db: Path, as_of: date
+) -> tuple[PublishedScore | None, dict[str, dict[str, float]]]:
+    """What churn_probability ranks by (the chosen candidate, mixed with recency or not: its
+    report row's ``why``) and every candidate's score per client at D, from the work DB's
+    ``intermediate.int_clients__churn_model`` when it holds D (else None and empty)."""
     import duckdb
 
     try:
@@ -305,17 +365,27 @@ def read_candidates(work_db: Path, as_of: date) -> tuple[str | None, dict[str, d
             "where row_kind = 'client' and as_of_date = ?",
             [as_of],
         ).fetchall()
+        whys = con.execute(
+            "select why from intermediate.int_clients__churn_model "
+            "where row_kind = 'report' and is_chosen and as_of_date = ? and why is not null "
+            "limit 1",
+            [as_of],
+        ).fetchall()
     except duckdb.Error:
         return None, {}  # a work DB built before the churn score existed
     finally:
         con.close()
-    chosen = rows[0][1] if rows else None
+    published = (
+        PublishedScore.from_why(str(rows[0][1]), whys[0][0] if whys else None)
+        if rows and rows[0][1] is not None
+        else None
+    )
     scores: dict[str, dict[str, float]] = {}
     for row in rows:
         for name, value in zip(CANDIDATE_NAMES, row[2:], strict=True):
             if value is not None:
                 scores.setdefault(name, {})[str(row[0])] = float(value)
-    return chosen, scores
+    return published, scores
 
 
 def evaluate(
@@ -347,7 +417,7 @@ def evaluate(
         for s in signals
     ]
     ev = evaluate_cases(cases, as_of, horizon_days, last, run_id)
-    chosen, candidates = read_candidates(work_db, as_of)
+    published, candidates = read_candidates(work_db, as_of)
     aucs: dict[str, float | None] = {}
     counted = 0
     for name in CANDIDATE_NAMES:
@@ -358,7 +428,13 @@ def evaluate(
         aucs[name] = roc_auc(
             [candidates[name][c.client_id] for c in judged], [c.lost for c in judged]
         )
-    return replace(ev, candidate_aucs=aucs, candidate_cases=counted, chosen_candidate=chosen)
+    return replace(
+        ev,
+        candidate_aucs=aucs,
+        candidate_cases=counted,
+        chosen_candidate=published.candidate if published else None,
+        published=published,
+    )
 
 
 # --- printing ----------------------------------------------------------------------------
@@ -405,6 +481,7 @@ def format_evaluation(ev: Evaluation) -> str:
             f"| {_num(auc, 3)} | {ev.candidate_cases:,} |"
             for name, auc in ev.candidate_aucs.items()
         ),
+        *(["", ev.published.describe()] if ev.published and ev.candidate_aucs else []),
         "",
         "| flag | judged | flagged | flagged, no order | no order | precision | recall |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",

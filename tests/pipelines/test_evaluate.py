@@ -242,3 +242,75 @@ def test_a_horizon_not_passed_is_refused_naming_the_dates(tmp_path: Path) -> Non
     assert "NOT PASSED (partial judgement, --partial)" in format_evaluation(ev)
     # exactly D + H = the last order date has passed
     assert evaluate(warehouse, work, AS_OF, 31).horizon_passed
+
+
+def _churn_model(work: Path, chosen: str, why: str) -> None:
+    """The work DB's churn model rows of D: each client's candidate scores (the chosen
+    candidate ranks a, c above b, d: AUC 1 on a, b, c, d) and the chosen report row."""
+    con = duckdb.connect(str(work))
+    con.execute("create schema intermediate")
+    con.execute(
+        """
+        create table intermediate.int_clients__churn_model as
+        select 'client' as row_kind, ?::date as as_of_date, client_id, ? as chosen_candidate,
+            days as candidate_recency, null::double as candidate_cadence_rule,
+            learned as candidate_logistic, null::double as candidate_gradient_boosting,
+            null::double as candidate_blend, null::boolean as is_chosen, null as why
+        from (values ('a', 100.0, 0.9), ('b', 90.0, 0.1), ('c', 40.0, 0.8), ('d', 10.0, 0.2))
+            t(client_id, days, learned)
+        union all
+        select 'report', ?::date, null, null, null, null, null, null, null, true, ?
+        """,
+        [AS_OF, chosen, AS_OF, why],
+    )
+    con.close()
+
+
+MIXED_WHY = (
+    "mean AUC over 3 validation windows 0.80 beats recency 0.70 by 0.02 or more; published: "
+    "the learned log-odds mixed with log recency, recency's weight 0.50 (fitted on the "
+    "validation cases 0.12; the lost share of repeat buyers' cases (2+ order days) drifted "
+    "across the validation dates (0.19 -> 0.37, z 4.1): at least 0.50)"
+)
+
+
+def test_evaluate_says_what_churn_probability_publishes(tmp_path: Path) -> None:
+    """The chosen candidate's line is its own AUC; when recency's weight is above 0 the
+    published churn_probability is the mix, and the report says so with the weight."""
+    warehouse = _warehouse(tmp_path / "wh.duckdb")
+    work = _work_db(tmp_path / "w.duckdb")
+    _churn_model(work, "logistic", MIXED_WHY)
+    ev = evaluate(warehouse, work, AS_OF, 30)
+    # lost a, c (e has no candidate score); logistic 0.9, 0.8 vs 0.1, 0.2: AUC 1
+    assert ev.candidate_aucs["logistic"] == pytest.approx(1.0)
+    assert ev.chosen_candidate == "logistic"
+    assert ev.published is not None
+    assert (ev.published.recency_weight, ev.published.fitted_recency_weight) == (0.5, 0.12)
+    assert ev.published.drift is True
+    text = format_evaluation(ev)
+    assert "| candidate logistic (chosen) | 1.000 | 4 |" in text
+    assert "published: logistic mixed with recency (weight 0.50, fitted 0.12, drift)" in text
+    got = ev.to_dict()["published"]
+    assert got == {
+        "candidate": "logistic",
+        "recency_weight": 0.5,
+        "fitted_recency_weight": 0.12,
+        "drift": True,
+    }
+
+    # weight 0: the learned model alone; a simple score chosen: no mix to report
+    alone = MIXED_WHY.replace("0.50", "0.00").replace("0.12", "0.00").split("; the lost")[0]
+    alone += "; no drift across the validation dates)"
+    for name, why, says in [
+        ("logistic", alone, "published: logistic alone (recency's weight 0.00, no drift)"),
+        ("recency", "fallback: too few past cases", "published: recency"),
+    ]:
+        other = tmp_path / f"{name}.duckdb"
+        _work_db(other)
+        _churn_model(other, name, why)
+        ev = evaluate(warehouse, other, AS_OF, 30)
+        assert ev.published is not None and not ev.published.mixed
+        assert says in format_evaluation(ev)
+        assert "mixed with recency" not in format_evaluation(ev)
+    # a work DB without the churn model: no candidates, nothing said
+    assert evaluate(warehouse, _work_db(tmp_path / "bare.duckdb"), AS_OF, 30).published is None

@@ -677,6 +677,14 @@ def test_recency_gets_at_least_the_floor_only_where_the_validation_dates_drift()
     mix, note = _recency_mix(z, cases, drifting, ScoreSettings())
     assert mix.w == 0.5 and mix.fitted_w < 0.05
     assert "drifted across the validation dates" in note and "at least 0.50" in note
+    # `kam evaluate` reads the weight and the drift back from the chosen row's why
+    from pipelines.evaluate.backtest import PublishedScore
+
+    read = PublishedScore.from_why("logistic", f"the best ...; {note}")
+    assert (read.recency_weight, read.drift) == (0.5, True)
+    assert read.fitted_recency_weight == pytest.approx(mix.fitted_w, abs=0.005)
+    _, steady_note = _recency_mix(z, cases, steady, ScoreSettings())
+    assert PublishedScore.from_why("logistic", steady_note).drift is False
     mix, _ = _recency_mix(z, cases, drifting, ScoreSettings(drift_recency_weight=0.0))
     assert mix.w == mix.fitted_w
     with pytest.raises(ScoreError, match="drift_recency_weight"):
