@@ -9,6 +9,7 @@ import pandas as pd
 
 from pipelines.score.candidates import _Candidate, _Learned
 from pipelines.score.features import LATENESS_FEATURES, feature_matrix
+from pipelines.score.measures import RecencyMix
 
 #: groups of the learned models' inputs, each one fact a manager can check: the fact's
 #: effect on a client's score is how far the score falls when the group is set to a typical
@@ -83,11 +84,16 @@ def score_drivers(
     lost: np.ndarray,
     segments: list[str],
     most: int = 3,
+    mix: RecencyMix | None = None,
+    slope: float = 1.0,
 ) -> list[str | None]:
     """Per client of D, the two or three facts that raised its score most above a typical
     kept past case (the median of the past cases that ordered again), ``; ``-joined, or None
     when none raised it by :data:`DRIVER_MIN_EFFECT`. A simple score (recency, the cadence
-    rule) has one fact: the silence."""
+    rule) has one fact: the silence. A learned score published through a recency ``mix``
+    with a weight above 0 is explained as published: each fact's effect on the mix (the
+    silence's also through log recency, in proportion to recency's weight), times ``slope``
+    (Platt's, so the effects are log-odds of churn_probability as with weight 0)."""
     if len(today) == 0:
         return []
     kept = past[~lost] if len(past) == len(lost) and (~lost).any() else past
@@ -110,9 +116,31 @@ def score_drivers(
         what_if = x.copy()
         what_if[:, idx] = reference[idx]
         effects.append((group, z - cand.link(cand.raw_x(what_if))))
+    if mix is not None and mix.w > 0:
+        effects = _mixed_effects(effects, mix, slope, today, typical["days_since_last_order"])
     out: list[str | None] = []
     for i, row in enumerate(rows):
         ranked = sorted(((e[i], g) for g, e in effects if e[i] >= DRIVER_MIN_EFFECT), reverse=True)
         texts = [t for _, g in ranked if (t := _driver_text(g, row, typical)) is not None]
         out.append("; ".join(texts[:most]) or None)
     return out
+
+
+def _mixed_effects(
+    effects: list[tuple[str, np.ndarray]],
+    mix: RecencyMix,
+    slope: float,
+    today: pd.DataFrame,
+    typical_recency: float,
+) -> list[tuple[str, np.ndarray]]:
+    """Each fact's effect on the published mix ``(1 - w) * learned + w * recency`` (both
+    standardised, docs/rules.md "Recency mix"), in log-odds of churn_probability: the
+    learned model's effects shrink by (1 - w); the silence adds recency's own term, how far
+    log(1 + days since last order) lies above a typical kept case's (the median)."""
+    recency = np.log1p(np.clip(today["days_since_last_order"].to_numpy(dtype=float), 0, None))
+    own = mix.w / mix.scale[1] * (recency - np.log1p(max(typical_recency, 0.0)))
+    learned = (1 - mix.w) / mix.scale[0]
+    return [
+        (group, slope * (learned * e + (own if group == "silence" else 0.0)))
+        for group, e in effects
+    ]

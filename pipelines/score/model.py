@@ -218,12 +218,12 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     cal_error = None
     flags_from = "score"
     candidate_today: dict[str, np.ndarray] = {}
+    mix: RecencyMix | None = None
     if usable or (len(past) and lost.min() != lost.max()):
         cal_frame = val_frame if usable else past
         y_cal = y_val if usable else lost
         raw_cal = val_scores[chosen] if usable else cand.raw(past)
         z_cal = cand.link(raw_cal)
-        mix = None
         if usable and chosen in LEARNED:
             mix, mix_note = _recency_mix(z_cal, cal_frame, y_cal, settings)
             notes.append(mix_note)
@@ -355,7 +355,11 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
         if row["is_chosen"] and row["validation_window"] == report[0]["validation_window"]:
             row["calibration_error"] = cal_error
 
-    drivers = score_drivers(cand, today, past, lost, segments) if platt is not None else []
+    drivers = (
+        score_drivers(cand, today, past, lost, segments, mix=mix, slope=platt.a)
+        if platt is not None
+        else []
+    )
     ratio_today = today["overdue_ratio"].to_numpy(dtype=float)
     if flags_from == "score":
         churned_today = (

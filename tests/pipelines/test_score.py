@@ -305,6 +305,53 @@ def test_reasons_name_the_facts_that_raised_the_score(history: pd.DataFrame) -> 
     assert not any("silent" in str(d) for d in fresh["score_drivers"])
 
 
+class _FewOrderDaysModel:
+    """A hand-made learned model: log-odds 2 - 2 x log(order days); silence plays no part."""
+
+    def __init__(self, column: int) -> None:
+        self.column = column
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        p = 1 / (1 + np.exp(-(2 - 2 * x[:, self.column])))
+        return np.column_stack([1 - p, p])
+
+
+def test_reasons_name_the_silence_in_proportion_to_recencys_weight(
+    history: pd.DataFrame,
+) -> None:
+    """A learned model that only knows order days: its reasons never name the silence.
+    Published through a recency mix of weight 0 the reasons are the same text; with recency
+    weighing 0.9 the silence of a long-silent client is named, first."""
+    from pipelines.score.candidates import _Learned
+    from pipelines.score.drivers import score_drivers
+    from pipelines.score.measures import RecencyMix
+
+    past = history[history["as_of_date"] < D]
+    today = history[history["as_of_date"] == D].reset_index(drop=True)
+    lost = (past["days_since_last_order"] > 60).to_numpy()
+    _, names = feature_matrix(today, [])
+    cand = _Learned([], 0)
+    cand.model = _FewOrderDaysModel(names.index("log_order_days"))
+    alone = score_drivers(cand, today, past, lost, [])
+    assert not any("silent" in str(d) for d in alone)
+    zero = RecencyMix(0.0, 0.0, 0.0, (0.0, 0.0), (1.0, 1.0))
+    assert score_drivers(cand, today, past, lost, [], mix=zero, slope=1.7) == alone
+    # the standardisation of a real mix: the learned log-odds and log recency on the past
+    z = cand.link(cand.raw(past))
+    r = np.log1p(past["days_since_last_order"].to_numpy(dtype=float))
+    high = RecencyMix(0.9, 0.9, 0.0, (z.mean(), r.mean()), (z.std(), r.std()))
+    mixed = score_drivers(cand, today, past, lost, [], mix=high, slope=1.0)
+    typical = float(np.median(past.loc[~lost, "days_since_last_order"]))
+    silent = today.index[today["days_since_last_order"] > 3 * typical]
+    assert len(silent) > 3
+    for i in silent:
+        days = today.loc[i, "days_since_last_order"]
+        assert str(mixed[i]).startswith(f"silent {days} days"), (alone[i], mixed[i])
+    # a client ordering now is not called silent whatever recency's weight
+    fresh = today.index[today["days_since_last_order"] <= typical]
+    assert len(fresh) and not any("silent" in str(mixed[i]) for i in fresh)
+
+
 def test_learned_models_are_judged_on_clients_they_were_not_fitted_on(
     history: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
