@@ -136,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Judge the churn flags the warehouse holds for D by what each client did in the "
             "H days after D (the work DB's raw orders): ROC AUC of churn_probability, of the "
-            "overdue ratio and of recency, precision and recall of each flag, the base rate, "
-            "whether the horizon has passed. The warehouse must hold D (kam run --as-of D first)."
+            "overdue ratio and of recency, the precision of churn_probability's and of "
+            "recency's smallest top k reaching recall 0.50, precision and recall of each "
+            "flag, the base rate, whether the horizon has passed. The warehouse must hold D "
+            "(kam run --as-of D first)."
         ),
     )
     evaluate.add_argument("--as-of", required=True, type=_date_argument, help="YYYY-MM-DD")

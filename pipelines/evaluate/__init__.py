@@ -2,7 +2,8 @@
 
 The flags published for D (``marts.client_churn_signals``) against what each client did in
 the ``H`` days after D (the work DB's raw orders): ROC AUC of ``churn_probability``, of
-the overdue ratio and of plain recency, precision and recall of each flag, the base rate,
+the overdue ratio and of plain recency, precision at recall 0.50 of churn_probability and
+of recency ranked high to low, precision and recall of each flag, the base rate,
 whether the horizon has passed (a horizon not passed is refused unless a partial
 judgement is asked for).
 Framework-free (never imports Dagster); ``kam_assets.cli`` only calls it.
@@ -21,7 +22,13 @@ from pipelines.evaluate.backtest import (
     format_evaluation,
     format_json,
 )
-from pipelines.evaluate.metrics import FlagScore, average_ranks, flag_score, roc_auc
+from pipelines.evaluate.metrics import (
+    FlagScore,
+    average_ranks,
+    flag_score,
+    roc_auc,
+    top_at_recall,
+)
 
 __all__ = [
     "ClientCase",
@@ -36,4 +43,5 @@ __all__ = [
     "format_evaluation",
     "format_json",
     "roc_auc",
+    "top_at_recall",
 ]

@@ -11,6 +11,9 @@ judged by what each client did in the ``H`` days after D.
 * Measures: ROC AUC of ``churn_probability`` (the share of comparable past cases that did
   not order again; absent from warehouses published before it existed), of
   ``overdue_ratio`` and of plain recency (``days_since_last_order``) for "lost";
+  precision at recall 0.50 of ``churn_probability`` and of recency ranked high to low
+  (the smallest top k whose recall of "lost" reaches 0.50, clients tied at the cut
+  included; precision among those k: issue 20's target);
   precision (lost among flagged) and recall (flagged among lost) of
   ``is_churned``, ``is_at_risk``, either of them, and ``has_volume_drop`` (judged clients
   only: NULL = not judged); the base rate; whether the horizon has fully passed (the
@@ -27,7 +30,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipelines.evaluate.metrics import FlagScore, flag_score, roc_auc
+from pipelines.evaluate.metrics import FlagScore, flag_score, roc_auc, top_at_recall
 from pipelines.publish.read import read_warehouse
 from pipelines.secrets import mask_url
 
@@ -45,6 +48,10 @@ SIGNAL_COLUMNS = (
 
 # name shown -> how it is read from a case
 FLAGS = ("is_churned", "is_at_risk", "churned_or_at_risk", "has_volume_drop")
+
+#: the recall at which a ranking's precision is read (issue 20: "churned precision above
+#: 0.65 at recall >= 0.50" on Online Retail 2011-09-09)
+AT_RECALL = 0.5
 
 
 class EvaluateError(Exception):
@@ -168,6 +175,8 @@ class Evaluation:
     auc_churn_probability: float | None = None
     auc_probability_cases: int = 0  # clients with a churn probability
     flags: dict[str, FlagScore] = field(default_factory=dict)
+    #: ranking name -> its top k at recall AT_RECALL (None: no lost client to recall)
+    at_recall: dict[str, FlagScore | None] = field(default_factory=dict)
     churned_by_interval_source: dict[str, FlagScore] = field(default_factory=dict)
     #: each churn score candidate's AUC on the same clients (work DB's
     #: intermediate.int_clients__churn_model of the same as-of), and the chosen one
@@ -212,6 +221,9 @@ class Evaluation:
             "auc_recency": self.auc_recency,
             "auc_cases": self.auc_cases,
             "flags": {name: score(s) for name, s in self.flags.items()},
+            "precision_at_recall_50": {
+                name: score(s) if s else None for name, s in self.at_recall.items()
+            },
             "churned_by_interval_source": {
                 name: score(s) for name, s in self.churned_by_interval_source.items()
             },
@@ -251,6 +263,16 @@ def evaluate_cases(
         ),
         auc_probability_cases=len(with_probability),
         flags={name: flag_score([c.flag(name) for c in cases], lost) for name in FLAGS},
+        at_recall={
+            "churn_probability": top_at_recall(
+                [c.churn_probability for c in with_probability],
+                [c.lost for c in with_probability],
+                AT_RECALL,
+            ),
+            "recency": top_at_recall(
+                [float(c.days_since_last_order) for c in cases], lost, AT_RECALL
+            ),
+        },
         churned_by_interval_source={
             source: flag_score(
                 [c.is_churned for c in cases if (c.interval_source or "unknown") == source],
@@ -482,6 +504,16 @@ def format_evaluation(ev: Evaluation) -> str:
             for name, auc in ev.candidate_aucs.items()
         ),
         *(["", ev.published.describe()] if ev.published and ev.candidate_aucs else []),
+        "",
+        f"precision at recall {AT_RECALL:.2f}: the ranking's smallest top k (highest first) "
+        f"whose recall reaches {AT_RECALL:.2f}, clients tied at the cut included",
+        "",
+        "| ranking | clients | top k | top k, no order | no order | precision | recall |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(
+            _score_row(name, s) if s else f"| {name} | - | - | - | 0 | - | - |"
+            for name, s in ev.at_recall.items()
+        ),
         "",
         "| flag | judged | flagged | flagged, no order | no order | precision | recall |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -1,4 +1,5 @@
-"""Plain metrics of a backtest: rank-based ROC AUC and precision / recall of a flag.
+"""Plain metrics of a backtest: rank-based ROC AUC, precision / recall of a flag and the
+precision of a ranking's top k at a recall.
 
 No dependency beyond the standard library: the case counts are small (thousands of
 clients) and the definitions must be readable next to the hand-computed unit tests.
@@ -81,3 +82,28 @@ def flag_score(flags: Sequence[bool | None], positives: Sequence[bool]) -> FlagS
             flagged += 1
             hits += bool(positive)
     return FlagScore(judged=judged, flagged=flagged, hits=hits, positives=pos)
+
+
+def top_at_recall(
+    scores: Sequence[float], positives: Sequence[bool], recall: float = 0.5
+) -> FlagScore | None:
+    """The top of a ranking (highest score first) as a flag: the smallest top k whose
+    recall reaches ``recall``, plus every case tied with the k-th score (the order inside
+    a tie is arbitrary, so a cut through it is not; ties at the cut are all included).
+    Its precision is "precision at recall 0.50" of issue 20's target. ``None`` when
+    there is no positive (no recall can be reached)."""
+    if len(scores) != len(positives):
+        raise ValueError(f"{len(scores)} scores for {len(positives)} outcomes")
+    n_pos = sum(1 for p in positives if p)
+    if n_pos == 0:
+        return None
+    ranked = sorted(zip(scores, positives, strict=True), key=lambda pair: -pair[0])
+    taken = hits = 0
+    while taken < len(ranked):
+        score = ranked[taken][0]
+        while taken < len(ranked) and ranked[taken][0] == score:  # the whole tie
+            hits += bool(ranked[taken][1])
+            taken += 1
+        if hits >= recall * n_pos:
+            break
+    return FlagScore(judged=len(ranked), flagged=taken, hits=hits, positives=n_pos)

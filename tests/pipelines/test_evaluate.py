@@ -4,6 +4,7 @@ backtest read from a small hand-made warehouse and work DB (answers computed by 
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import date
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from pipelines.evaluate import (
     evaluate_cases,
     flag_score,
     format_evaluation,
+    format_json,
     roc_auc,
+    top_at_recall,
 )
 
 # --- AUC -------------------------------------------------------------------------------
@@ -314,3 +317,54 @@ def test_evaluate_says_what_churn_probability_publishes(tmp_path: Path) -> None:
         assert "mixed with recency" not in format_evaluation(ev)
     # a work DB without the churn model: no candidates, nothing said
     assert evaluate(warehouse, _work_db(tmp_path / "bare.duckdb"), AS_OF, 30).published is None
+
+
+# --- precision at recall 0.50 ----------------------------------------------------------
+
+
+def test_top_at_recall_takes_the_smallest_top_k_and_the_ties_at_the_cut() -> None:
+    # high to low: 0.9 lost | 0.8 kept, 0.8 lost (tied) | 0.7 kept | 0.5 lost | 0.3 lost
+    # | 0.2 kept. 4 lost, recall 0.50 needs 2: the top 1 holds 1, the tie at 0.8 brings the
+    # 2nd; it is taken whole (k = 3, not 2): precision 2/3, recall 2/4
+    s = top_at_recall(
+        [0.5, 0.8, 0.9, 0.2, 0.7, 0.8, 0.3], [True, False, True, False, False, True, True]
+    )
+    assert s is not None
+    assert (s.judged, s.flagged, s.hits, s.positives) == (7, 3, 2, 4)
+    assert s.precision == pytest.approx(2 / 3) and s.recall == 0.5
+    # a tie wider than needed is still taken whole: 1 of 2 lost is in the top 0.9 tie of 3
+    s = top_at_recall([0.9, 0.9, 0.9, 0.1], [True, False, False, True])
+    assert (s.flagged, s.hits, s.precision) == (3, 1, pytest.approx(1 / 3))
+    # recall reached exactly, no tie: 3 lost need 1.5 -> 2; the top 3 hold them
+    s = top_at_recall([4, 3, 2, 1], [True, False, True, True])
+    assert (s.flagged, s.hits, s.recall) == (3, 2, pytest.approx(2 / 3))
+    assert top_at_recall([1, 2], [False, False]) is None
+    with pytest.raises(ValueError):
+        top_at_recall([1, 2], [True])
+
+
+def test_kam_evaluate_prints_precision_at_recall_50() -> None:
+    cases = [
+        ClientCase("a", "EU", "segment_norm", 100, 4.0, True, False, None, True, 0.9),
+        ClientCase("b", "EU", "own_history", 90, 3.0, True, False, None, False, 0.7),
+        ClientCase("c", "EU", "segment_norm", 40, 2.0, False, True, None, True, 0.6),
+        ClientCase("d", "EU", "own_history", 10, 0.5, False, False, None, False, 0.6),
+        ClientCase("e", "EU", "segment_norm", 60, 1.0, False, False, None, True, 0.1),
+        ClientCase("f", "EU", "segment_norm", 5, 1.0, False, False, None, True, None),
+    ]
+    ev = evaluate_cases(cases, AS_OF, 30, date(2024, 3, 1))
+    # churn_probability (f has none): lost a, c, e of 5; 2 needed: a 0.9 (1), b 0.7 (1),
+    # c and d tied at 0.6 (2) -> top 4, precision 2/4, recall 2/3
+    probability = ev.at_recall["churn_probability"]
+    assert (probability.judged, probability.flagged, probability.hits) == (5, 4, 2)
+    # recency (all 6): lost a, c, e, f; 2 needed: a 100 (1), b 90 (1), e 60 (2) -> top 3,
+    # precision 2/3, recall 2/4
+    recency = ev.at_recall["recency"]
+    assert (recency.judged, recency.flagged, recency.hits, recency.positives) == (6, 3, 2, 4)
+    text = format_evaluation(ev)
+    assert "precision at recall 0.50" in text
+    assert "| churn_probability | 5 | 4 | 2 | 3 | 0.50 | 0.67 |" in text
+    assert "| recency | 6 | 3 | 2 | 4 | 0.67 | 0.50 |" in text
+    got = json.loads(format_json(ev))["precision_at_recall_50"]
+    assert got["churn_probability"]["precision"] == 0.5
+    assert got["recency"]["flagged"] == 3 and got["recency"]["precision"] == pytest.approx(2 / 3)
