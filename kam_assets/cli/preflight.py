@@ -24,10 +24,15 @@ def load_settings() -> tuple[Settings | None, list[str]]:
 
 
 def _writable_folder_problem(folder: Path, what: str) -> str | None:
-    """Whether ``folder`` exists or can be created and a file written in it."""
+    """Whether ``folder`` exists or can be created and a file written in it. Creates
+    nothing: a missing folder is judged by its nearest existing parent (creating a folder
+    needs the same write access as a file), so a refused `kam check` / `kam run` leaves no
+    empty folder behind; the run creates its folders when it writes to them."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".kam-preflight-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".kam-preflight-"):
             pass
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__

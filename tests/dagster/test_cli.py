@@ -119,6 +119,31 @@ def test_kam_check_reports_each_part_and_starts_nothing(demo_sources: Path, tmp_
     assert not (tmp_path / "data" / "dagster_home").exists()
 
 
+def test_a_refused_check_or_run_creates_no_folder(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    """README: a refused check writes nothing. The folders' write test used to create
+    $KAM_DATA_DIR/warehouse/ (and the data dir) before the sources were found wanting."""
+    from kam_assets.cli import main
+
+    monkeypatch.setenv("KAM_ERP_URL", str(tmp_path / "none"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("KAM_WAREHOUSE", raising=False)
+    fresh = tmp_path / "fresh" / "data"  # neither it nor its parent exists
+    monkeypatch.setenv("KAM_DATA_DIR", str(fresh))
+    assert main(["check"]) == 2
+    out = capsys.readouterr().out
+    assert "folders: ok" in out and "sources: 1 problem(s)" in out
+    assert not (tmp_path / "fresh").exists()
+    used = tmp_path / "used"  # a data dir that exists, without a warehouse yet
+    used.mkdir()
+    monkeypatch.setenv("KAM_DATA_DIR", str(used))
+    assert main(["check"]) == 2
+    assert main(["run", "--as-of", "2026-09-30"]) == 2
+    assert "folder does not exist" in capsys.readouterr().err
+    assert list(used.iterdir()) == []  # no warehouse/, no preflight file left
+
+
 def test_runs_left_started_by_a_dead_kam_process_are_marked_failed() -> None:
     import socket
 
