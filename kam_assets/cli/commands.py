@@ -518,6 +518,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
 def cmd_brief(args: argparse.Namespace) -> int:
     """The daily brief of the published warehouse (as kam run's brief step writes it)."""
     from pipelines.brief.build import build_briefs
+    from pipelines.brief.render import counted
     from pipelines.brief.warehouse import BriefError
 
     settings, problems = load_settings()
@@ -534,8 +535,8 @@ def cmd_brief(args: argparse.Namespace) -> int:
     except BriefError as exc:
         return _refuse("brief", [str(exc)])
     print(
-        f"kam brief: {len(result.managers)} manager pages and the index for {result.as_of} "
-        f"in {result.folder} ({result.bytes / 1024:.0f} kB, {result.seconds:.1f} s)"
+        f"kam brief: {counted(len(result.managers), 'manager page')} and the index for "
+        f"{result.as_of} in {result.folder} ({result.bytes / 1024:.0f} kB, {result.seconds:.1f} s)"
     )
     print(f"  open {result.index}")
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.brief import charts
-from pipelines.brief.render import render_index, render_manager
+from pipelines.brief.render import counted, render_index, render_manager
 from pipelines.brief.warehouse import BriefError, fetch
 
 UNASSIGNED = "unassigned"
@@ -55,6 +55,16 @@ class BriefResult:
     seconds: float
     bytes: int
     removed_folders: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """The run log's line: how many managers, key accounts at risk and open actions."""
+        at_risk = sum(c["at_risk"] for c in self.counts.values())
+        actions = sum(c["actions"] for c in self.counts.values())
+        return (
+            f"brief for {self.as_of}: {counted(len(self.managers), 'manager')}, "
+            f"{counted(at_risk, 'key account')} at risk, {counted(actions, 'open action')} "
+            f"-> {self.index}"
+        )
 
     def summary(self) -> dict[str, Any]:
         return {

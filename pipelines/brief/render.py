@@ -32,6 +32,12 @@ def money(value: Any) -> str:
     return f"{Decimal(str(value)).quantize(Decimal('0.01')):,}"
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun in its number ("1 manager", "2 managers"): the brief's counts
+    are often 1 (one account manager, one page rebuilt)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def percent(value: Any, digits: int = 0) -> str:
     return "" if value is None else f"{float(value) * 100:.{digits}f} %"
 
@@ -172,7 +178,8 @@ def render_index(
     stake = sum(float(c["revenue_at_stake"] or 0) for c in overview if c["is_at_risk"])
     parts = [
         f"<h1>KAM brief {as_of.isoformat()}: all managers</h1>",
-        f'<p class="muted">{len(overview)} clients · {len(briefs)} managers · '
+        f'<p class="muted">{counted(len(overview), "client")} · '
+        f"{counted(len(briefs), 'manager')} · "
         f"published run {_e(run_id[:8])}</p>",
         f'<span class="kpi"><b>{at_risk}</b>key accounts at risk</span>',
         f'<span class="kpi"><b>{money(stake)}</b>revenue at stake (at-risk clients)</span>',

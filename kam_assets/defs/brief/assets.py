@@ -38,10 +38,7 @@ def manager_brief(context: dg.AssetExecutionContext, kam: KamResource) -> dg.Mat
     )
     at_risk = sum(c["at_risk"] for c in result.counts.values())
     actions = sum(c["actions"] for c in result.counts.values())
-    context.log.info(
-        f"brief for {result.as_of}: {len(result.managers)} managers, {at_risk} key accounts at "
-        f"risk, {actions} open actions -> {result.index}"
-    )
+    context.log.info(result.describe())
     delivery = _deliver(settings, context.log)
     return dg.MaterializeResult(
         metadata={
