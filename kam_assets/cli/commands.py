@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -413,6 +414,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
     print(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={home}); Ctrl-C stops it")
     sys.stdout.flush()
     os.chdir(REPO)
+    # A shell starting a command in the background without job control (`kam dev &` in a
+    # script, with or without setsid / nohup) ignores SIGINT in it, and an ignored signal
+    # stays ignored across exec. `dagster dev` gives SIGTERM SIGINT's handling
+    # (dagster._utils.interrupts.setup_interrupt_handlers), so it then ignored SIGTERM too:
+    # a service manager's stop left dagster dev, webserver, daemon and code servers running
+    # until SIGKILL. With SIGINT's default restored both stop it as Ctrl-C does.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execv(command[0], command)
     return 0  # not reached
 

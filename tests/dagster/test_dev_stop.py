@@ -1,0 +1,101 @@
+"""`kam dev` stops on SIGTERM when it was started without a terminal.
+
+A shell that starts a command in the background without job control (a script's `&`,
+also with setsid or nohup there) starts it with SIGINT ignored; `dagster dev` gives
+SIGTERM the handling SIGINT has, so it then ignored SIGTERM as well and dagster dev,
+webserver, daemon and code servers stayed alive until SIGKILL (2026-12-07: all 6 processes
+alive 40 s after SIGTERM to the group). The test starts a real `kam dev` that way, in its
+own session, and stops it as a service manager does: SIGTERM to the process group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc"),
+]
+
+
+def _session_pids(sid: int) -> set[int]:
+    """The processes whose session is ``sid`` (field 6 of /proc/<pid>/stat)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            pids.add(int(entry.name))
+    return pids
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_a_background_job() -> None:
+    """What `cmd &` in a non-interactive shell does to the child: SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_kam_dev_started_without_a_terminal_stops_on_sigterm(
+    demo_sources: Path, dbt_manifest: Path, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAM_", "DAGSTER_"))}
+    env.update(
+        KAM_DATA_DIR=str(tmp_path / "data"),
+        KAM_ERP_URL=f"sqlite:///{demo_sources / 'erp.sqlite'}",
+        KAM_CRM_URL=f"sqlite:///{demo_sources / 'crm.sqlite'}",
+        DBT_TARGET_PATH=str(dbt_manifest.parent),
+    )
+    port = _free_port()
+    log = tmp_path / "dev.log"
+    server = subprocess.Popen(
+        [str(BIN / "kam"), "dev", "--port", str(port)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_as_a_background_job,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5)
+                break
+            except OSError:
+                assert server.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the Dagster UI did not start in 240 s"
+                time.sleep(1)
+        started = _session_pids(server.pid)
+        assert len(started) >= 3, started  # dagster dev, webserver, daemon (+ code servers)
+        os.killpg(server.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while (left := _session_pids(server.pid)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not left, f"{len(left)} of {len(started)} processes alive 30 s after SIGTERM"
+        assert server.wait(timeout=5) == 0, log.read_text()[-3000:]
+    finally:
+        if _session_pids(server.pid):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
