@@ -168,7 +168,13 @@ class _Blend(_Learned):
         return self
 
     def raw_x(self, x: np.ndarray) -> np.ndarray:
-        z = np.mean([self.link(part.raw_x(x)) for part in self.parts], axis=0)
+        return self.combine([part.raw_x(x) for part in self.parts])
+
+    @classmethod
+    def combine(cls, part_raws: list[np.ndarray]) -> np.ndarray:
+        """The blend's raw score from its parts' raw scores on the same rows (so scores the
+        parts already gave are not predicted again: 200 trees per boosted prediction)."""
+        z = np.mean([cls.link(raw) for raw in part_raws], axis=0)
         return 1 / (1 + np.exp(-z))
 
 

@@ -82,7 +82,7 @@ def quantile_map(x: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.nd
     (piecewise linear, monotone); beyond source's range, linearly with slope 1 (so clients
     beyond the window's range keep their order instead of tying at its end)."""
     src = np.sort(source)
-    dst = np.quantile(target, np.linspace(0, 1, len(src)))
+    dst = _linear_quantiles(target, np.linspace(0, 1, len(src)))
     src, first = np.unique(src, return_index=True)
     dst = dst[first]
     if len(src) < 2:
@@ -90,6 +90,34 @@ def quantile_map(x: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.nd
     out = np.interp(x, src, dst)
     out = np.where(x < src[0], dst[0] + (x - src[0]), out)
     return np.where(x > src[-1], dst[-1] + (x - src[-1]), out)
+
+
+def _linear_quantiles(values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.quantile(values, q)`` (its default, linear method), bit for bit, from one sort.
+
+    np.quantile partitions the array around every asked index: with as many quantiles as
+    cases that costs O(n x len(q)); at 20,000 clients (~40,000 validation cases) the quantile
+    map took 1.8 of score_clients' ~8 CPU s (5 s at 100,000 x 60,000), this ~1 ms. Same
+    indexes, weights and interpolation as numpy 2's ``_quantile`` / ``_lerp``, so the
+    result is identical (tests/pipelines/test_score.py compares them)."""
+    ordered = np.sort(values)
+    n = len(ordered)
+    if n == 0 or np.isnan(ordered[-1]):  # empty or NaN: numpy's own answer
+        return np.quantile(values, q)
+    virtual = (n - 1) * q
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = following[above] = -1
+    below = virtual < 0
+    previous[below] = following[below] = 0
+    previous_i, following_i = previous.astype(np.intp), following.astype(np.intp)
+    gamma = virtual - previous_i
+    a, b = ordered[previous_i], ordered[following_i]
+    diff = b - a
+    out = np.add(a, diff * gamma)
+    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out
 
 
 def _cross_calibration_error(z: np.ndarray, lost: np.ndarray, dates: pd.Series) -> float | None:

@@ -17,7 +17,13 @@ import pytest
 from pipelines.score import ScoreError, ScoreSettings, derive_horizon, score_clients
 from pipelines.score.candidates import _Boosting, _Logistic, client_halves
 from pipelines.score.features import LATENESS_FEATURES, feature_matrix
-from pipelines.score.measures import Platt, calibration_error, lowest_level, roc_auc
+from pipelines.score.measures import (
+    Platt,
+    _linear_quantiles,
+    calibration_error,
+    lowest_level,
+    roc_auc,
+)
 
 D = date(2026, 9, 30)
 
@@ -208,6 +214,20 @@ def test_platt_scaling_recovers_a_known_calibration() -> None:
     assert platt.a == pytest.approx(2.0, abs=0.1) and platt.b == pytest.approx(-1.0, abs=0.1)
     assert calibration_error(platt(z), lost) < 0.02
     assert calibration_error(np.full(len(z), 0.9), lost) > 0.3
+
+
+def test_the_quantile_maps_quantiles_are_numpys_bit_for_bit() -> None:
+    """_linear_quantiles replaces np.quantile in the quantile map (one sort instead of a
+    partition per quantile): the same numbers exactly, ties, one value and NaN included."""
+    rng = np.random.default_rng(3)
+    for n, m in [(1, 1), (1, 7), (2, 5), (7, 3), (500, 4_000), (3_000, 2_999), (40_000, 512)]:
+        values = rng.normal(size=n) * rng.choice([1e-3, 1.0, 300.0])
+        for data in (values, np.round(values, 1), np.full(n, 0.25)):
+            q = np.linspace(0, 1, m)
+            assert np.array_equal(_linear_quantiles(data, q), np.quantile(data, q))
+    with_nan = np.array([0.1, np.nan, 0.3])
+    q = np.linspace(0, 1, 4)
+    assert np.array_equal(_linear_quantiles(with_nan, q), np.quantile(with_nan, q), equal_nan=True)
 
 
 def test_flag_levels_by_validated_precision() -> None:
