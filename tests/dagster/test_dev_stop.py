@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from ui_server import free_port, start_kam_dev, wait_until_serving
 
 BIN = Path(sys.executable).parent
 
@@ -45,12 +44,6 @@ def _session_pids(sid: int) -> set[int]:
     return pids
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _as_a_background_job() -> None:
     """What `cmd &` in a non-interactive shell does to the child: SIGINT ignored."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -66,27 +59,13 @@ def test_kam_dev_started_without_a_terminal_stops_on_sigterm(
         KAM_CRM_URL=f"sqlite:///{demo_sources / 'crm.sqlite'}",
         DBT_TARGET_PATH=str(dbt_manifest.parent),
     )
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "dev.log"
-    server = subprocess.Popen(
-        [str(BIN / "kam"), "dev", "--port", str(port)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_as_a_background_job,
+    server = start_kam_dev(
+        BIN / "kam", env, port, log, stdin=subprocess.DEVNULL, preexec_fn=_as_a_background_job
     )
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5)
-                break
-            except OSError:
-                assert server.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, "the Dagster UI did not start in 240 s"
-                time.sleep(1)
+        wait_until_serving(server, port, log, timeout_s=240, poll_s=1)
         started = _session_pids(server.pid)
         assert len(started) >= 3, started  # dagster dev, webserver, daemon (+ code servers)
         os.killpg(server.pid, signal.SIGTERM)

@@ -15,16 +15,15 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+from ui_server import free_port, start_kam_dev, stop_group, wait_until_serving
 
 BIN = Path(sys.executable).parent
 AS_OF = "2026-09-30"
@@ -127,12 +126,6 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_job_page_lists_the_run_in_a_browser(recorded_run: dict, tmp_path: Path) -> None:
     chromium = _chromium()
     if chromium is None:
@@ -141,25 +134,12 @@ def test_the_job_page_lists_the_run_in_a_browser(recorded_run: dict, tmp_path: P
         pytest.skip("chromium not installed (apt-get install chromium)")
     with _instance(recorded_run["home"]) as instance:
         [run] = instance.get_runs()
-    port = _free_port()
+    port = free_port()
     env = {**recorded_run["env"], "DAGSTER_HOME": str(recorded_run["home"])}
-    server = subprocess.Popen(
-        [str(BIN / "kam"), "dev", "--port", str(port)],
-        env=env,
-        stdout=(tmp_path / "dev.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log = tmp_path / "dev.log"
+    server = start_kam_dev(BIN / "kam", env, port, log)
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5)
-                break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "the Dagster UI did not start in 240 s"
-                time.sleep(2)
+        wait_until_serving(server, port, log, timeout_s=240)
         # the instance kam wrote turns Dagster's sign-up modal off (nux: enabled: false);
         # the UI asks this query before it shows "Join the Dagster community"
         query = json.dumps({"query": "query ShouldShowNux { shouldShowNux }"}).encode()
@@ -179,11 +159,7 @@ def test_the_job_page_lists_the_run_in_a_browser(recorded_run: dict, tmp_path: P
         screenshot = tmp_path / "job_page.png"
         subprocess.run([*browser, f"--screenshot={screenshot}", url], timeout=120, check=False)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop_group(server, timeout_s=30)
     assert nux == {"data": {"shouldShowNux": False}}, nux
     # the page as rendered (20 s of virtual time: the modal would open after 1 s)
     assert "Join the Dagster community" not in dom, "the sign-up modal covers the page"

@@ -14,10 +14,6 @@ KAM_CRM_URL or KAM_WAREHOUSE, nor any of their values, in its environment.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import time
 import urllib.request
 from datetime import date
@@ -25,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from faults_support import KAM, REPO, cmdline, kam_env
+from ui_server import free_port, start_kam_dev, stop_group, wait_until_serving
 
 from pipelines.process_guard import descendants, process_table
 
@@ -49,12 +46,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ui_env_demo")
     generate_demo(out, clients=60, years=2, seed=13, end_date=date.fromisoformat(AS_OF))
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _graphql(port: int, query: str, variables: dict) -> dict:
@@ -90,28 +81,13 @@ def test_children_of_a_run_launched_in_the_ui_get_no_source_or_warehouse_url(
         dbt_target=fault_dbt_target,
     )
     values = [env[name].encode() for name in HELD]
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "dev.log"
-    server = subprocess.Popen(
-        [str(KAM), "dev", "--port", str(port)],
-        env=env,
-        cwd=REPO,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    server = start_kam_dev(KAM, env, port, log, cwd=REPO)
     # pid -> (parent pid, command line, held names it had, held values it had)
     seen: dict[int, tuple[int, str, list[str], int]] = {}
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5)
-                break
-            except OSError:
-                assert server.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, "the Dagster UI did not start in 300 s"
-                time.sleep(2)
+        wait_until_serving(server, port, log, timeout_s=300)
         params = {
             "selector": {
                 "repositoryLocationName": "kam",
@@ -155,11 +131,7 @@ def test_children_of_a_run_launched_in_the_ui_get_no_source_or_warehouse_url(
                 for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
             ]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop_group(server, timeout_s=60)
     assert status == dg.DagsterRunStatus.SUCCESS, (status, failures, log.read_text()[-3000:])
     assert len(workers) == 1, workers
     worker = int(workers[0])

@@ -6,12 +6,12 @@ without an address are skipped, never sent to someone else."""
 from __future__ import annotations
 
 import json
-import socket
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from ui_server import free_port
 
 from pipelines.brief.mail import DELIVERY_FILE, deliver_pending, read_recipients
 
@@ -23,12 +23,6 @@ class _Inbox:
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd API)
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -50,7 +44,7 @@ def test_one_message_per_manager_then_retry_after_failure(briefs: Path, tmp_path
     recipients_file = tmp_path / "recipients.csv"
     recipients_file.write_text("manager_id,email\nM1,ann@example.com\nM2,bob@example.com\n")
     recipients = read_recipients(recipients_file)
-    port = _free_port()
+    port = free_port()
     url = f"smtp://kam:secret@127.0.0.1:{port}"
 
     # the server is down: both managers with an address fail, nothing is lost
