@@ -179,9 +179,15 @@ class _Blend(_Learned):
 
 
 def _fit(
-    name: str, segments: list[str], settings: ScoreSettings, cases: pd.DataFrame, lost: np.ndarray
+    name: str,
+    segments: list[str],
+    settings: ScoreSettings,
+    cases: pd.DataFrame,
+    lost: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> _Candidate:
-    """A candidate fitted on ``cases`` (the simple ones need no fit)."""
+    """A candidate fitted on ``cases`` (the simple ones need no fit); ``weights``: the
+    cases' weights (:func:`_weights`) when the caller has them already."""
     cand: _Candidate = {
         "recency": lambda: _Recency(),
         "cadence_rule": lambda: _Cadence(),
@@ -189,7 +195,7 @@ def _fit(
         "gradient_boosting": lambda: _Boosting(segments, settings.seed),
         "blend": lambda: _Blend(segments, settings.seed),
     }[name]()
-    cand.fit(cases, lost, _weights(cases, lost, settings))
+    cand.fit(cases, lost, _weights(cases, lost, settings) if weights is None else weights)
     return cand
 
 

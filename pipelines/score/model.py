@@ -68,6 +68,7 @@ from pipelines.score.settings import (
     ScoreError,
     ScoreResult,
     ScoreSettings,
+    _weights,
     derive_horizon,
     detect_drift,
 )
@@ -277,6 +278,7 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
             )
         refitted: dict[str, _Candidate] = {}
         raw_today: dict[str, np.ndarray] = {}
+        past_weights: list[np.ndarray] = []
 
         def refit_raw_today(name: str) -> np.ndarray:
             # once per refitted candidate (the chosen one, `kam evaluate`'s columns and the
@@ -300,7 +302,9 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
                         [refit("logistic"), refit("gradient_boosting")]
                     )
                 else:
-                    refitted[name] = _fit(name, segments, settings, past, lost)
+                    if not past_weights:  # the same for both learned parts
+                        past_weights.append(_weights(past, lost, settings))
+                    refitted[name] = _fit(name, segments, settings, past, lost, past_weights[0])
             return refitted[name]
 
         if usable and chosen in LEARNED:
@@ -611,6 +615,12 @@ def _judge(
         folds = [(win.fit_mask, np.ones(int(win.val_mask.sum()), dtype=bool))]
     fold_models: dict[str, list[_Candidate]] = {}
     fold_scores: dict[str, list[np.ndarray]] = {}
+    # each fold's fit cases and their weights, once for both learned parts (the weights
+    # test the lost share for drift: at 20,000 clients 15 calls took 0.77 CPU s, now 7)
+    fold_cases: list[tuple[pd.DataFrame, np.ndarray, np.ndarray]] = []
+    for train, _ in folds:
+        cases, y = past[train], lost[train]
+        fold_cases.append((cases, y, _weights(cases, y, settings)))
     for name, cand in candidates.items():
         if name in SIMPLE:
             win.scores[name] = cand.raw(val_frame)
@@ -619,16 +629,15 @@ def _judge(
         scores = np.full(len(val_frame), np.nan)
         models: list[_Candidate] = []
         fold_scores[name] = []
-        for train, judged in folds:
+        for i, (_, judged) in enumerate(folds):
             if name == "blend":  # the blend of this fold's two parts, fitted and scored above
-                i = len(models)
                 parts = ("logistic", "gradient_boosting")
                 model: _Candidate = _Blend(segments, settings.seed).use(
                     [fold_models[part][i] for part in parts]
                 )
                 raw = _Blend.combine([fold_scores[part][i] for part in parts])
             else:
-                model = _fit(name, segments, settings, past[train], lost[train])
+                model = _fit(name, segments, settings, *fold_cases[i])
                 raw = model.raw(val_frame[judged])
             models.append(model)
             fold_scores[name].append(raw)

@@ -383,8 +383,8 @@ def test_learned_models_are_judged_on_clients_they_were_not_fitted_on(
     fits: list[tuple[set[str], set[str]]] = []  # (clients fitted on, clients scored)
     real_fit = model._fit
 
-    def recording_fit(name, segments, settings, cases, lost):  # type: ignore[no-untyped-def]
-        fitted = real_fit(name, segments, settings, cases, lost)
+    def recording_fit(name, segments, settings, cases, lost, weights=None):  # type: ignore[no-untyped-def]
+        fitted = real_fit(name, segments, settings, cases, lost, weights)
         scored: set[str] = set()
         real_raw = fitted.raw
 
