@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -53,3 +54,34 @@ def stop_group(server: subprocess.Popen, timeout_s: float) -> None:
         server.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
+
+
+def graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    """One GraphQL request to the UI; its JSON answer."""
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
+LOCATIONS = (
+    "{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus } } } }"
+)
+
+
+def wait_until_loaded(port: int, timeout_s: float, poll_s: float = 1) -> None:
+    """Until every code location of the UI is loaded (its code server started). /server_info
+    answers before that; a stop sent in between raced Dagster's code-server manager, which
+    restarted the code server it saw exit (an orphan left running: CI, 2026-12-07)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = graphql(port, LOCATIONS)
+        entries = (answer.get("data") or {}).get("workspaceOrError", {}).get("locationEntries")
+        if entries and all(entry["loadStatus"] == "LOADED" for entry in entries):
+            return
+        assert time.monotonic() < deadline, f"code locations not loaded in {timeout_s} s: {answer}"
+        time.sleep(poll_s)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ui_server import free_port, start_kam_dev, wait_until_serving
+from ui_server import free_port, start_kam_dev, wait_until_loaded, wait_until_serving
 
 BIN = Path(sys.executable).parent
 
@@ -66,6 +66,8 @@ def test_kam_dev_started_without_a_terminal_stops_on_sigterm(
     )
     try:
         wait_until_serving(server, port, log, timeout_s=240, poll_s=1)
+        # a service is stopped once it runs: with its code location loaded
+        wait_until_loaded(port, timeout_s=240)
         started = _session_pids(server.pid)
         assert len(started) >= 3, started  # dagster dev, webserver, daemon (+ code servers)
         os.killpg(server.pid, signal.SIGTERM)

@@ -13,15 +13,13 @@ KAM_CRM_URL or KAM_WAREHOUSE, nor any of their values, in its environment.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from datetime import date
 from pathlib import Path
 
 import pytest
 from faults_support import KAM, REPO, cmdline, kam_env
-from ui_server import free_port, start_kam_dev, stop_group, wait_until_serving
+from ui_server import free_port, graphql, start_kam_dev, stop_group, wait_until_serving
 
 from pipelines.process_guard import descendants, process_table
 
@@ -46,17 +44,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ui_env_demo")
     generate_demo(out, clients=60, years=2, seed=13, end_date=date.fromisoformat(AS_OF))
     return out
-
-
-def _graphql(port: int, query: str, variables: dict) -> dict:
-    body = json.dumps({"query": query, "variables": variables}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=body,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        return json.loads(answer.read())
 
 
 def _environ(pid: int) -> list[bytes]:
@@ -97,7 +84,7 @@ def test_children_of_a_run_launched_in_the_ui_get_no_source_or_warehouse_url(
             "runConfigData": "{}",
             "executionMetadata": {"tags": [{"key": "dagster/partition", "value": AS_OF}]},
         }
-        launched = _graphql(port, LAUNCH, {"params": params})
+        launched = graphql(port, LAUNCH, {"params": params})
         result = launched.get("data", {}).get("launchRun") or {}
         assert result.get("__typename") == "LaunchRunSuccess", launched
         run_id = result["run"]["runId"]
