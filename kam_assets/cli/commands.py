@@ -417,7 +417,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     # A shell starting a command in the background without job control (`kam dev &` in a
     # script, with or without setsid / nohup) ignores SIGINT in it, and an ignored signal
     # stays ignored across exec. `dagster dev` gives SIGTERM SIGINT's handling
-    # (dagster._utils.interrupts.setup_interrupt_handlers), so it then ignored SIGTERM too:
+    # (setup_interrupt_handlers in dagster/_utils/interrupts.py), so it then ignored SIGTERM:
     # a service manager's stop left dagster dev, webserver, daemon and code servers running
     # until SIGKILL. With SIGINT's default restored both stop it as Ctrl-C does.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
