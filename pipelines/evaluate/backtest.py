@@ -182,8 +182,11 @@ class Evaluation:
     #: intermediate.int_clients__churn_model of the same as-of), and the chosen one
     candidate_aucs: dict[str, float | None] = field(default_factory=dict)
     candidate_cases: int = 0
-    chosen_candidate: str | None = None
     published: PublishedScore | None = None
+
+    @property
+    def chosen_candidate(self) -> str | None:
+        return self.published.candidate if self.published else None
 
     @property
     def horizon_end(self) -> date:
@@ -454,7 +457,6 @@ def evaluate(
         ev,
         candidate_aucs=aucs,
         candidate_cases=counted,
-        chosen_candidate=published.candidate if published else None,
         published=published,
     )
 
