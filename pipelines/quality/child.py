@@ -7,8 +7,8 @@ checks grow there (Great Expectations' modules, pandas / Arrow frames, DuckDB's 
 mostly stays in that process after they end: the raw checks' share sat beside dbt's build
 for its whole length, and the mart checks (which read every mart, e.g. the 13.8M rows of
 client_status_history at 20,000 clients x 3 years) made the kam process the run's largest
-(docs/benchmarks.md "Current figures"). In a child, it is all given back when the child
-exits, and the kam process stays at its own size.
+(docs/benchmarks.md, section 1 "Daily run vs floor"). In a child, it is all given back when
+the child exits, and the kam process stays at its own size.
 
 But each child imports Great Expectations again (~4.6 s wall at load 2) and opens the work
 DB again: at 600 clients the two children cost ~+12 s of a ~54 s run, for memory that does
