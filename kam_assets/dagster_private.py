@@ -1,4 +1,4 @@
-"""Every private Dagster name `kam run` / `kam backfill` use, in one place.
+"""Every private Dagster name kam uses, in one place: the run launcher's and the event log's.
 
 Dagster has no public API that records a run of a code location's job (so the UI lists it on
 the job's page, with the job's origin) and executes it in the calling process, nor one that
@@ -9,6 +9,12 @@ process, losing the streamed progress and the kill semantics of `kam run`). So t
 tests/dagster/test_dagster_private.py imports each one and checks the signatures the
 launcher relies on, so an upgrade of the pinned Dagster fails there, by name, before any
 run does.
+
+The instance's event log (kam_assets/instance_storage.py) subclasses Dagster's SQLite event
+log storage, which Dagster exports from no public module, and overrides private members of
+it (how a shard's connection is obtained); its names are here too, and the same test checks
+the members it overrides are still there. No other module of kam_assets imports a
+``dagster._`` module (the test fails on one).
 """
 
 from __future__ import annotations
@@ -16,9 +22,15 @@ from __future__ import annotations
 from dagster._core.execution.api import execute_run
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SqliteEventLogStorage,
+)
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.tags import BACKFILL_ID_TAG, PARTITION_NAME_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.utils import make_new_backfill_id
+from dagster._serdes import ConfigurableClassData
 from dagster._time import get_current_timestamp
 
 #: the Dagster version these names were checked against (pyproject.toml pins it)
@@ -61,11 +73,15 @@ def reconstructable_job(location, repository_name: str, job_name: str):
 __all__ = [
     "BACKFILL_ID_TAG",
     "CHECKED_DAGSTER_VERSION",
+    "INDEX_SHARD_NAME",
     "PARTITION_NAME_TAG",
+    "SQLITE_BUSY_TIMEOUT_SECONDS",
     "BulkActionStatus",
+    "ConfigurableClassData",
     "InProcessCodeLocationOrigin",
     "LoadableTargetOrigin",
     "PartitionBackfill",
+    "SqliteEventLogStorage",
     "create_run_of_remote_job",
     "execute_run",
     "get_current_timestamp",

@@ -13,8 +13,9 @@ read are Dagster's own: only how a connection is obtained differs.
 
 ``kam`` names this class in the ``dagster.yaml`` it writes (kam_assets/cli/environment.py);
 ``base_dir`` is the instance folder (written in as a path), as for Dagster's default.
-The members overridden are private to Dagster 1.13 (pinned in pyproject.toml); a test
-fails if they move (tests/dagster/test_instance_storage.py).
+The class and the members overridden are private to Dagster 1.13 (pinned in pyproject.toml):
+they are imported from kam_assets/dagster_private.py, and tests/dagster/test_dagster_private.py
+fails, naming them, if an upgrade moves them.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+
+from kam_assets.dagster_private import (
     INDEX_SHARD_NAME,
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    ConfigurableClassData,
     SqliteEventLogStorage,
 )
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from dagster._serdes import ConfigurableClassData
 
 #: run shards whose engine stays open besides the index (a webserver reads many runs)
 KEPT_RUN_SHARDS = 4
