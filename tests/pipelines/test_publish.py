@@ -1,4 +1,4 @@
-"""Atomic DuckDB publish (pipelines/publish.py): no Dagster involved."""
+"""Atomic DuckDB publish (pipelines/publish/duckdb_file.py): no Dagster involved."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ COLUMN_TYPES = {
     "score_is_at_risk": "boolean",
     "flags_from": "string",
     "chosen_candidate": "string",
-    # the two or three facts that raised the client's score most (pipelines.score.score_drivers)
+    # the two or three facts that raised the client's score most (pipelines/score/drivers.py)
     "score_drivers": "string",
     "churned_level_cases": "Int64",
     "at_risk_level_cases": "Int64",
