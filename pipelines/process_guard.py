@@ -52,13 +52,15 @@ class ProcStat:
     state: str  # R, S, Z (zombie), ...
     ppid: int
     pgrp: int
+    session: int
     rss_pages: int
 
 
 def process_table() -> dict[int, ProcStat] | None:
     """Every process of ``/proc`` (the one reader of it: the guard, the benchmark's memory
-    sampler, the fault tests); None without ``/proc`` (not Linux). A process that ends
-    while it is read is left out."""
+    sampler, the fault and UI tests; :func:`process_cmdline` and :func:`process_environ`
+    for a process's command line and environment); None without ``/proc`` (not Linux). A
+    process that ends while it is read is left out."""
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -72,11 +74,37 @@ def process_table() -> dict[int, ProcStat] | None:
                 stat = fh.read()
         except OSError:
             continue
-        # after "pid (comm) ": state, ppid, pgrp, ... (comm may hold spaces and parentheses)
+        # after "pid (comm) ": state, ppid, pgrp, session, ... (comm may hold spaces and
+        # parentheses)
         fields = stat[stat.rindex(")") + 2 :].split()
         pid = int(entry)
-        table[pid] = ProcStat(pid, fields[0], int(fields[1]), int(fields[2]), int(fields[21]))
+        table[pid] = ProcStat(
+            pid, fields[0], int(fields[1]), int(fields[2]), int(fields[3]), int(fields[21])
+        )
     return table
+
+
+def process_cmdline(pid: int) -> str:
+    """The command line of ``pid``, its arguments joined by spaces; "" when the process is
+    gone, a zombie (nothing to read) or ``/proc`` is missing."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def process_environ(pid: int) -> list[bytes]:
+    """The environment ``pid`` was started with, as its ``NAME=value`` entries (bytes, as
+    the kernel keeps them); empty when the process is gone, not readable by this user (only
+    root reads another user's) or ``/proc`` is missing."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return []
+    return [entry for entry in raw.split(b"\0") if entry]
 
 
 def own_peak_rss_mb() -> float | None:

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from ui_server import free_port, start_kam_dev, wait_until_loaded, wait_until_serving
 
+from pipelines.process_guard import process_table
+
 BIN = Path(sys.executable).parent
 
 pytestmark = [
@@ -29,19 +31,8 @@ pytestmark = [
 
 
 def _session_pids(sid: int) -> set[int]:
-    """The processes whose session is ``sid`` (field 6 of /proc/<pid>/stat)."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)"
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            pids.add(int(entry.name))
-    return pids
+    """The live (not zombie) processes whose session is ``sid``."""
+    return {p.pid for p in (process_table() or {}).values() if p.state != "Z" and p.session == sid}
 
 
 def _as_a_background_job() -> None:

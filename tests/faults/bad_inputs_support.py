@@ -14,9 +14,15 @@ import signal
 import sqlite3
 from pathlib import Path
 
-from faults_support import cmdline, sha256
+from faults_support import sha256
 
-from pipelines.process_guard import descendants, is_alive, process_table
+from pipelines.process_guard import (
+    descendants,
+    is_alive,
+    process_cmdline,
+    process_environ,
+    process_table,
+)
 
 #: a computed amount at or above this magnitude is not a plausible money value
 MAX_PLAUSIBLE_AMOUNT = 1e12
@@ -266,7 +272,7 @@ def dbt_processes(pids: list[int]) -> dict[int, str]:
     """The live ones of ``pids`` that are dbt processes: pid -> command line."""
     out = {}
     for pid in pids:
-        line = cmdline(pid)
+        line = process_cmdline(pid)
         if is_alive(pid) and "dbt" in line and ("build" in line or "dbt-" in line):
             out[pid] = line
     return out
@@ -283,12 +289,8 @@ def processes_with_env(key: str, value: str) -> dict[int, str]:
     for pid, proc in (process_table() or {}).items():
         if pid == os.getpid() or proc.state == "Z":
             continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if needle in environ:
-            out[pid] = cmdline(pid)
+        if needle in process_environ(pid):
+            out[pid] = process_cmdline(pid)
     return out
 
 

@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pipelines.process_guard import descendants, is_alive
+from pipelines.process_guard import descendants, is_alive, process_cmdline
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -76,13 +76,6 @@ def kam_env(
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 class EventLog:
@@ -226,7 +219,7 @@ class KamRun:
         while alive and time.monotonic() < deadline:
             time.sleep(0.05)
             alive = [pid for pid in alive if is_alive(pid)]
-        self.survivors = [f"{pid}: {cmdline(pid)}" for pid in alive]
+        self.survivors = [f"{pid}: {process_cmdline(pid)}" for pid in alive]
         for pid in alive:  # never leave a stray writer behind, but report it
             with _suppress_process_lookup():
                 os.kill(pid, signal.SIGKILL)

@@ -34,7 +34,6 @@ from faults_support import (
     AS_OF,
     AS_OF_DATE,
     KamRun,
-    cmdline,
     duckdb_marts,
     kam_env,
     make_seed_work_db,
@@ -45,7 +44,7 @@ from faults_support import (
     sha256,
 )
 
-from pipelines.process_guard import descendants
+from pipelines.process_guard import descendants, process_cmdline
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -187,7 +186,7 @@ def _kill_in_phase(
 
             def dbt_midway() -> bool:
                 built = run.events.count("ASSET_MATERIALIZATION", step_key)
-                dbt = [p for p in descendants(run.proc.pid) if "dbt build" in cmdline(p)]
+                dbt = [p for p in descendants(run.proc.pid) if "dbt build" in process_cmdline(p)]
                 return built >= DBT_MODELS_BEFORE_KILL and bool(dbt)
 
             ready = run.wait_for(dbt_midway, PHASE_TIMEOUT)

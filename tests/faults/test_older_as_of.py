@@ -19,9 +19,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from faults_support import KAM, REPO, cmdline, kam_env, sha256
+from faults_support import KAM, REPO, kam_env, sha256
 
-from pipelines.process_guard import descendants
+from pipelines.process_guard import descendants, process_cmdline, process_environ
 
 LATER, OLDER = "2026-09-30", "2026-09-15"
 
@@ -57,12 +57,11 @@ def _run_watching_children(
         for pid in descendants(proc.pid):
             if pid in seen:
                 continue
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
+            environ = process_environ(pid)
+            if not environ:
+                continue  # gone meanwhile
             names = sorted(e.split(b"=", 1)[0].decode() for e in environ if e.startswith(b"KAM_"))
-            seen[pid] = (cmdline(pid), names)
+            seen[pid] = (process_cmdline(pid), names)
         time.sleep(0.05)
     rc = proc.wait(timeout=60)
     reader.join(timeout=10)

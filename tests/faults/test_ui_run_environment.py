@@ -18,10 +18,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from faults_support import KAM, REPO, cmdline, kam_env
+from faults_support import KAM, REPO, kam_env
 from ui_server import free_port, graphql, start_kam_dev, stop_group, wait_until_serving
 
-from pipelines.process_guard import descendants, process_table
+from pipelines.process_guard import (
+    descendants,
+    process_cmdline,
+    process_environ,
+    process_table,
+)
 
 AS_OF = "2026-09-30"
 HELD = ("KAM_ERP_URL", "KAM_CRM_URL", "KAM_WAREHOUSE")
@@ -44,13 +49,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ui_env_demo")
     generate_demo(out, clients=60, years=2, seed=13, end_date=date.fromisoformat(AS_OF))
     return out
-
-
-def _environ(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return []
 
 
 def test_children_of_a_run_launched_in_the_ui_get_no_source_or_warehouse_url(
@@ -96,12 +94,12 @@ def test_children_of_a_run_launched_in_the_ui_get_no_source_or_warehouse_url(
                 for pid in descendants(server.pid, table):
                     if pid in seen or pid not in table:
                         continue
-                    environ = _environ(pid)
+                    environ = process_environ(pid)
                     names = sorted(
                         n for n in HELD if any(e.startswith(n.encode() + b"=") for e in environ)
                     )
                     leaked = sum(1 for v in values if any(v in e for e in environ))
-                    seen[pid] = (table[pid].ppid, cmdline(pid), names, leaked)
+                    seen[pid] = (table[pid].ppid, process_cmdline(pid), names, leaked)
                 run = instance.get_run_by_id(run_id)
                 if run is not None and run.is_finished:
                     break

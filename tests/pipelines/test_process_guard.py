@@ -16,6 +16,8 @@ from pipelines.process_guard import (
     end_group,
     group_members,
     is_alive,
+    process_cmdline,
+    process_environ,
     process_table,
 )
 
@@ -171,3 +173,37 @@ def test_own_peak_rss_is_this_process_peak_not_a_forked_parents() -> None:
     parent_peak, fresh_peak = float(out[0]), float(out[1])
     assert parent_peak >= 200
     assert fresh_peak < 150
+
+
+def test_the_process_table_reads_each_process_s_parent_group_and_session() -> None:
+    me = process_table()[os.getpid()]
+    assert (me.ppid, me.pgrp, me.session) == (os.getppid(), os.getpgrp(), os.getsid(0))
+    assert me.state in {"R", "S"} and me.rss_pages > 0
+
+
+def test_a_process_s_command_line_and_environment() -> None:
+    marker = "kam-process-guard-test"
+    script = "import time; print('up', flush=True); time.sleep(30)"
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, marker],
+        env={"PATH": os.environ.get("PATH", ""), "KAM_GUARD_TEST": "x=1 y"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # its line: the exec is done (right after Popen /proc may show an empty cmdline)
+        assert child.stdout.readline() == "up\n"
+        assert marker in process_cmdline(child.pid).split()
+        assert script in process_cmdline(child.pid)
+        environ = process_environ(child.pid)
+        assert b"KAM_GUARD_TEST=x=1 y" in environ
+        assert b"" not in environ
+        assert process_table()[child.pid].ppid == os.getpid()
+        assert child.pid in descendants(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    # gone: nothing to read, no error
+    assert process_cmdline(child.pid) == ""
+    assert process_environ(child.pid) == []
