@@ -23,7 +23,6 @@ judged by what each client did in the ``H`` days after D.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
@@ -32,6 +31,7 @@ from typing import Any
 
 from pipelines.evaluate.metrics import FlagScore, flag_score, roc_auc, top_at_recall
 from pipelines.publish.read import read_warehouse
+from pipelines.score.measures import weight_text
 from pipelines.secrets import mask_url
 
 SIGNAL_COLUMNS = (
@@ -107,16 +107,6 @@ class ClientCase:
         return getattr(self, name)
 
 
-#: the chosen candidate's ``why`` in the churn model report when D is ranked by the recency
-#: mix (pipelines.score.model._recency_mix writes it; tests/pipelines/test_evaluate.py
-#: checks that this reads what it writes, test_score.py on _recency_mix's own note)
-_MIX_NOTE = re.compile(
-    r"published: the learned log-odds mixed with log recency, recency's weight "
-    r"(?P<w>[0-9.]+) \(fitted on the validation cases (?P<fitted>[0-9.]+); "
-    r"(?P<how>no drift|the lost share of .+? drifted across the validation dates)"
-)
-
-
 @dataclass(frozen=True)
 class PublishedScore:
     """What churn_probability ranks by: the chosen candidate, mixed with recency when its
@@ -124,7 +114,8 @@ class PublishedScore:
     from churn_probability's."""
 
     candidate: str
-    #: recency's weight in the mix (None: no mix, a simple score or a report before it)
+    #: recency's weight in the mix (None: no mix, a simple score or a report before it);
+    #: the churn model report's recency_weight, fitted_recency_weight, lost_share_drift
     recency_weight: float | None = None
     fitted_recency_weight: float | None = None
     drift: bool | None = None
@@ -140,24 +131,14 @@ class PublishedScore:
         if not self.mixed:
             return (
                 f"published: {self.candidate} alone (recency's weight "
-                f"{self.recency_weight:.2f}, {drift}): churn_probability ranks as it does"
+                f"{weight_text(self.recency_weight)}, {drift}): churn_probability ranks as "
+                "it does"
             )
         return (
             f"published: {self.candidate} mixed with recency (weight "
-            f"{self.recency_weight:.2f}, fitted {self.fitted_recency_weight:.2f}, {drift}): "
+            f"{weight_text(self.recency_weight)}, fitted "
+            f"{weight_text(self.fitted_recency_weight or 0.0)}, {drift}): "
             "churn_probability's AUC is the mix's, not the chosen candidate's"
-        )
-
-    @staticmethod
-    def from_why(candidate: str, why: str | None) -> PublishedScore:
-        found = _MIX_NOTE.search(why or "")
-        if found is None:
-            return PublishedScore(candidate)
-        return PublishedScore(
-            candidate,
-            float(found["w"]),
-            float(found["fitted"]),
-            found["how"] != "no drift",
         )
 
 
@@ -370,12 +351,18 @@ def read_outcomes(work_db: Path, as_of: date, horizon_days: int) -> tuple[set[st
 CANDIDATE_NAMES = ("recency", "cadence_rule", "logistic", "gradient_boosting", "blend")
 
 
+#: the churn model report's columns that say how churn_probability mixes the chosen
+#: candidate with recency (pipelines.score.model writes them on every report row)
+MIX_COLUMNS = ("recency_weight", "fitted_recency_weight", "lost_share_drift")
+
+
 def read_candidates(
     work_db: Path, as_of: date
 ) -> tuple[PublishedScore | None, dict[str, dict[str, float]]]:
-    """What churn_probability ranks by (the chosen candidate, mixed with recency or not: its
-    report row's ``why``) and every candidate's score per client at D, from the work DB's
-    ``intermediate.int_clients__churn_model`` when it holds D (else None and empty)."""
+    """What churn_probability ranks by (the chosen candidate, mixed with recency or not: the
+    chosen report row's :data:`MIX_COLUMNS`) and every candidate's score per client at D,
+    from the work DB's ``intermediate.int_clients__churn_model`` when it holds D (else None
+    and empty). A work DB built before the mix's columns: the candidate, no mix said."""
     import duckdb
 
     try:
@@ -390,21 +377,32 @@ def read_candidates(
             "where row_kind = 'client' and as_of_date = ?",
             [as_of],
         ).fetchall()
-        whys = con.execute(
-            "select why from intermediate.int_clients__churn_model "
-            "where row_kind = 'report' and is_chosen and as_of_date = ? and why is not null "
-            "limit 1",
+        present = {
+            str(name)
+            for (name,) in con.execute(
+                "select column_name from information_schema.columns where table_schema = "
+                "'intermediate' and table_name = 'int_clients__churn_model'"
+            ).fetchall()
+        }
+        selected = [c if c in present else f"null as {c}" for c in MIX_COLUMNS]
+        mixes = con.execute(
+            f"select {', '.join(selected)} from intermediate.int_clients__churn_model "
+            "where row_kind = 'report' and is_chosen and as_of_date = ? limit 1",
             [as_of],
         ).fetchall()
     except duckdb.Error:
         return None, {}  # a work DB built before the churn score existed
     finally:
         con.close()
-    published = (
-        PublishedScore.from_why(str(rows[0][1]), whys[0][0] if whys else None)
-        if rows and rows[0][1] is not None
-        else None
-    )
+    published = None
+    if rows and rows[0][1] is not None:
+        w, fitted, drift = mixes[0] if mixes else (None, None, None)
+        published = PublishedScore(
+            str(rows[0][1]),
+            None if w is None else float(w),
+            None if fitted is None else float(fitted),
+            None if drift is None else bool(drift),
+        )
     scores: dict[str, dict[str, float]] = {}
     for row in rows:
         for name, value in zip(CANDIDATE_NAMES, row[2:], strict=True):

@@ -174,6 +174,16 @@ class RecencyMix:
         return (1 - self.w) * learned + self.w * (r - self.mean[1]) / self.scale[1]
 
 
+def weight_text(w: float) -> str:
+    """A weight in [0, 1] as text: two decimals, more where two would round it to 0 or 1
+    when it is neither (0.003 -> "0.003": "0.00" read as the learned model alone)."""
+    for digits in range(2, 16):
+        text = f"{w:.{digits}f}"
+        if (float(text) == 0) == (w == 0) and (float(text) == 1) == (w == 1):
+            return text
+    return repr(w)
+
+
 def _logistic_coefficients(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Unpenalised logistic regression of y on x (with an intercept): the slopes.
     scikit-learn's Newton-Cholesky solver suits two inputs on up to ~100,000 cases

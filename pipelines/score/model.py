@@ -20,7 +20,9 @@ Terms:
   ``margin``, else the better simple score (recency or the cadence rule) stands.
 * **recency mix**: a chosen learned model ranks D by its log-odds mixed with log recency
   (:func:`_recency_mix`: recency's weight fitted on the windows, at least
-  ``drift_recency_weight`` where their lost share drifts).
+  ``drift_recency_weight`` where their lost share drifts); the report's columns
+  ``recency_weight``, ``fitted_recency_weight`` and ``lost_share_drift`` publish it (NULL
+  without a mix).
 * **calibration**: Platt scaling of the chosen score (or its mix) on the window (a
   monotone map, so the ranking is kept); its error is measured crosswise (map fitted on
   half of the window's dates, judged on the other half).
@@ -59,6 +61,7 @@ from pipelines.score.measures import (
     lowest_level,
     quantile_map,
     roc_auc,
+    weight_text,
 )
 from pipelines.score.settings import (
     CANDIDATES,
@@ -220,13 +223,14 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     flags_from = "score"
     candidate_today: dict[str, np.ndarray] = {}
     mix: RecencyMix | None = None
+    mix_drift: bool | None = None
     if usable or (len(past) and lost.min() != lost.max()):
         cal_frame = val_frame if usable else past
         y_cal = y_val if usable else lost
         raw_cal = val_scores[chosen] if usable else cand.raw(past)
         z_cal = cand.link(raw_cal)
         if usable and chosen in LEARNED:
-            mix, mix_note = _recency_mix(z_cal, cal_frame, y_cal, settings)
+            mix, mix_drift, mix_note = _recency_mix(z_cal, cal_frame, y_cal, settings)
             notes.append(mix_note)
             why_chosen += f"; {mix_note}"
         s_cal = mix(z_cal, _recency(cal_frame)) if mix else z_cal
@@ -422,6 +426,10 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     report_frame["churned_precision"] = churned_prec
     report_frame["at_risk_level"] = at_risk_level
     report_frame["at_risk_precision"] = at_risk_prec
+    # the mix behind churn_probability, for readers (`kam evaluate`) that must not parse why
+    report_frame["recency_weight"] = mix.w if mix else None
+    report_frame["fitted_recency_weight"] = mix.fitted_w if mix else None
+    report_frame["lost_share_drift"] = mix_drift
     report_frame["notes"] = "; ".join(notes) if notes else None
     return ScoreResult(
         clients=clients,
@@ -441,9 +449,10 @@ def _recency(frame: pd.DataFrame) -> np.ndarray:
 
 def _recency_mix(
     z: np.ndarray, cases: pd.DataFrame, lost: np.ndarray, settings: ScoreSettings
-) -> tuple[RecencyMix, str]:
+) -> tuple[RecencyMix, bool, str]:
     """The mix of the chosen learned model's log-odds with log recency that D is ranked by,
-    and a note saying why (docs/rules.md "Churn score", "Recency mix").
+    whether the lost share drifts across the validation dates, and a note saying why
+    (docs/rules.md "Churn score", "Recency mix").
 
     The weight of recency is fitted on the validation cases (scored out of time); where the
     lost share drifts across the validation dates, it is at least
@@ -460,15 +469,16 @@ def _recency_mix(
     how = (
         f"the lost share of {drift.group} drifted across the validation dates "
         f"({drift.older_share:.2f} -> {drift.newer_share:.2f}, z {drift.z:.1f}): at least "
-        f"{floor:.2f}"
+        f"{weight_text(floor)}"
         if drift.drifted
         else "no drift across the validation dates"
     )
     note = (
-        f"published: the learned log-odds mixed with log recency, recency's weight {mix.w:.2f} "
-        f"(fitted on the validation cases {mix.fitted_w:.2f}; {how})"
+        f"published: the learned log-odds mixed with log recency, recency's weight "
+        f"{weight_text(mix.w)} (fitted on the validation cases {weight_text(mix.fitted_w)}; "
+        f"{how})"
     )
-    return mix, note
+    return mix, drift.drifted, note
 
 
 def _choose(aucs: dict[str, float | None], settings: ScoreSettings, over: str) -> tuple[str, str]:

@@ -255,7 +255,8 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
             ).fetchall()
         )
         levels = wh.execute(
-            "select distinct churned_level, at_risk_level, candidate "
+            "select distinct churned_level, at_risk_level, candidate, recency_weight, "
+            "fitted_recency_weight, lost_share_drift "
             "from marts.churn_model_report where is_chosen"
         ).fetchall()
         sources = wh.execute(
@@ -268,6 +269,14 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
     assert len(levels) == 1 and levels[0][2] in ("logistic", "gradient_boosting", "blend"), levels
     assert levels[0][0] is not None and levels[0][1] is not None
     assert sources == [("score",)]
+    # kam evaluate says what churn_probability publishes: the report's mix columns
+    assert got["published"] == {
+        "candidate": levels[0][2],
+        "recency_weight": levels[0][3],
+        "fitted_recency_weight": levels[0][4],
+        "drift": levels[0][5],
+    }
+    assert levels[0][3] is not None and 0 <= levels[0][4] <= levels[0][3] <= 1
     published = {
         "probabilities": probabilities,
         "churned_level": levels[0][0],

@@ -247,42 +247,56 @@ def test_a_horizon_not_passed_is_refused_naming_the_dates(tmp_path: Path) -> Non
     assert evaluate(warehouse, work, AS_OF, 31).horizon_passed
 
 
-def _churn_model(work: Path, chosen: str, why: str) -> None:
+def _churn_model(
+    work: Path,
+    chosen: str,
+    mix: tuple[float | None, float | None, bool | None] = (None, None, None),
+    *,
+    mix_columns: bool = True,
+) -> None:
     """The work DB's churn model rows of D: each client's candidate scores (the chosen
-    candidate ranks a, c above b, d: AUC 1 on a, b, c, d) and the chosen report row."""
+    candidate ranks a, c above b, d: AUC 1 on a, b, c, d) and the chosen report row with
+    the recency mix's columns (recency_weight, fitted_recency_weight, lost_share_drift;
+    ``mix_columns`` False: a work DB built before they existed)."""
+    mixed = (
+        "?::double as recency_weight, ?::double as fitted_recency_weight, "
+        "?::boolean as lost_share_drift, "
+        if mix_columns
+        else ""
+    )
     con = duckdb.connect(str(work))
     con.execute("create schema intermediate")
     con.execute(
-        """
+        f"""
         create table intermediate.int_clients__churn_model as
+        select 'report' as row_kind, ?::date as as_of_date, null::varchar as client_id,
+            null::varchar as chosen_candidate, null::double as candidate_recency,
+            null::double as candidate_cadence_rule, null::double as candidate_logistic,
+            null::double as candidate_gradient_boosting, null::double as candidate_blend,
+            {mixed} true as is_chosen, 'why: prose, never parsed' as why
+        """,
+        [AS_OF, *(mix if mix_columns else ())],
+    )
+    con.execute(
+        """
+        insert into intermediate.int_clients__churn_model by name
         select 'client' as row_kind, ?::date as as_of_date, client_id, ? as chosen_candidate,
-            days as candidate_recency, null::double as candidate_cadence_rule,
-            learned as candidate_logistic, null::double as candidate_gradient_boosting,
-            null::double as candidate_blend, null::boolean as is_chosen, null as why
+            days as candidate_recency, learned as candidate_logistic, false as is_chosen
         from (values ('a', 100.0, 0.9), ('b', 90.0, 0.1), ('c', 40.0, 0.8), ('d', 10.0, 0.2))
             t(client_id, days, learned)
-        union all
-        select 'report', ?::date, null, null, null, null, null, null, null, true, ?
         """,
-        [AS_OF, chosen, AS_OF, why],
+        [AS_OF, chosen],
     )
     con.close()
 
 
-MIXED_WHY = (
-    "mean AUC over 3 validation windows 0.80 beats recency 0.70 by 0.02 or more; published: "
-    "the learned log-odds mixed with log recency, recency's weight 0.50 (fitted on the "
-    "validation cases 0.12; the lost share of repeat buyers' cases (2+ order days) drifted "
-    "across the validation dates (0.19 -> 0.37, z 4.1): at least 0.50)"
-)
-
-
 def test_evaluate_says_what_churn_probability_publishes(tmp_path: Path) -> None:
     """The chosen candidate's line is its own AUC; when recency's weight is above 0 the
-    published churn_probability is the mix, and the report says so with the weight."""
+    published churn_probability is the mix, and the report says so with the weight (read
+    from the chosen report row's columns, not from its prose)."""
     warehouse = _warehouse(tmp_path / "wh.duckdb")
     work = _work_db(tmp_path / "w.duckdb")
-    _churn_model(work, "logistic", MIXED_WHY)
+    _churn_model(work, "logistic", (0.5, 0.12, True))
     ev = evaluate(warehouse, work, AS_OF, 30)
     # lost a, c (e has no candidate score); logistic 0.9, 0.8 vs 0.1, 0.2: AUC 1
     assert ev.candidate_aucs["logistic"] == pytest.approx(1.0)
@@ -301,22 +315,37 @@ def test_evaluate_says_what_churn_probability_publishes(tmp_path: Path) -> None:
         "drift": True,
     }
 
-    # weight 0: the learned model alone; a simple score chosen: no mix to report
-    alone = MIXED_WHY.replace("0.50", "0.00").replace("0.12", "0.00").split("; the lost")[0]
-    alone += "; no drift across the validation dates)"
-    for name, why, says in [
-        ("logistic", alone, "published: logistic alone (recency's weight 0.00, no drift)"),
-        ("recency", "fallback: too few past cases", "published: recency"),
+    # weight 0: the learned model alone; a simple score chosen: no mix to report; a work DB
+    # built before the mix's columns: the candidate, nothing said of a mix
+    for name, mix, columns, says in [
+        ("logistic", (0.0, 0.0, False), True, "published: logistic alone (recency's weight "),
+        ("recency", (None, None, None), True, "published: recency"),
+        ("logistic", (None, None, None), False, "published: logistic"),
     ]:
-        other = tmp_path / f"{name}.duckdb"
+        other = tmp_path / f"{name}-{columns}.duckdb"
         _work_db(other)
-        _churn_model(other, name, why)
+        _churn_model(other, name, mix, mix_columns=columns)
         ev = evaluate(warehouse, other, AS_OF, 30)
         assert ev.published is not None and not ev.published.mixed
+        assert ev.chosen_candidate == name
         assert says in format_evaluation(ev)
         assert "mixed with recency" not in format_evaluation(ev)
+    assert "published: logistic alone (recency's weight 0.00, no drift)" in format_evaluation(
+        evaluate(warehouse, tmp_path / "logistic-True.duckdb", AS_OF, 30)
+    )
     # a work DB without the churn model: no candidates, nothing said
     assert evaluate(warehouse, _work_db(tmp_path / "bare.duckdb"), AS_OF, 30).published is None
+
+
+def test_a_weight_below_half_a_hundredth_is_not_printed_as_zero() -> None:
+    """Recency's weight 0.003 (fitted 0.0004) is printed with the digits that tell it from
+    0 (two decimals said 0.00, as if the learned model ranked alone); 0.996 is not 1.00."""
+    from pipelines.evaluate.backtest import PublishedScore
+
+    text = PublishedScore("blend", 0.003, 0.0004, False).describe()
+    assert "mixed with recency (weight 0.003, fitted 0.0004, no drift)" in text
+    assert "weight 0.996," in PublishedScore("blend", 0.996, 0.996, False).describe()
+    assert "recency's weight 0.00," in PublishedScore("blend", 0.0, 0.0, False).describe()
 
 
 # --- precision at recall 0.50 ----------------------------------------------------------

@@ -23,6 +23,7 @@ from pipelines.score.measures import (
     calibration_error,
     lowest_level,
     roc_auc,
+    weight_text,
 )
 
 D = date(2026, 9, 30)
@@ -644,6 +645,36 @@ def test_b2b_resellers_flags_keep_their_floors_and_their_probability(b2b) -> Non
     assert (unflagged["churn_probability"] < result.churned_level).all()
 
 
+MIX_COLUMNS = ["recency_weight", "fitted_recency_weight", "lost_share_drift"]
+
+
+def test_the_report_carries_the_recency_mix_in_its_own_columns(b2b, history) -> None:  # type: ignore[no-untyped-def]
+    """The mix behind churn_probability is published as columns, the same on every report
+    row (as the levels are): on the reseller export (a learned model chosen, its lost share
+    drifting across the validation dates) recency's weight is at least the drift floor,
+    never below the fitted one, and the chosen rows' why says the same weights; a simple
+    score chosen (the margin out of reach) or too few cases: no mix, the columns NULL."""
+    _, _, result = b2b
+    report = result.report
+    assert result.chosen in ("logistic", "gradient_boosting", "blend")
+    assert len(report[MIX_COLUMNS].drop_duplicates()) == 1
+    w, fitted, drift = report[MIX_COLUMNS].iloc[0]
+    assert bool(drift) is True
+    assert w == max(fitted, ScoreSettings().drift_recency_weight) and 0 <= fitted <= w <= 1
+    why = report.loc[report["is_chosen"], "why"].iloc[0]
+    assert (
+        f"recency's weight {weight_text(w)} (fitted on the validation cases "
+        f"{weight_text(fitted)}; the lost share of "
+    ) in why
+    simple = score_clients(history, D, ScoreSettings(horizon_days=60, margin=0.45)).report
+    young = {f"c{i}": [D - timedelta(days=10 + i), D - timedelta(days=2 + i)] for i in range(8)}
+    fallback = score_clients(
+        frame_from_orders(young, D, weeks=4), D, ScoreSettings(horizon_days=30)
+    ).report
+    for no_mix in (simple, fallback):
+        assert no_mix[MIX_COLUMNS].isna().all().all()
+
+
 #: seeds of the generated reseller export: each a distinct run (the generator is
 #: shift-invariant, so moving D by whole weeks with the same seed gives the same run)
 B2B_SEEDS = [
@@ -697,6 +728,19 @@ def test_a_short_history_is_judged_on_fewer_windows_and_the_report_says_so() -> 
     assert any(n.startswith("fallback: 2 validation windows") for n in result.notes)
 
 
+def test_a_weight_is_never_printed_as_0_or_1_when_it_is_neither() -> None:
+    """Two decimals, more where two would round to 0 or 1 (0.003 read as 0.00 looked like
+    the learned model alone)."""
+    assert [weight_text(w) for w in (0.0, 0.5, 0.123, 1.0)] == ["0.00", "0.50", "0.12", "1.00"]
+    assert [weight_text(w) for w in (0.003, 0.0049, 0.00004, 0.996, 0.9996)] == [
+        "0.003",
+        "0.005",
+        "0.00004",
+        "0.996",
+        "0.9996",
+    ]
+
+
 def test_the_recency_mix_weighs_recency_by_what_it_adds_out_of_time() -> None:
     """Hand-made validation cases: where the outcome follows the learned score and recency
     is noise, recency's fitted weight is ~0 and a weight of 0 leaves the learned log-odds as
@@ -737,22 +781,16 @@ def test_recency_gets_at_least_the_floor_only_where_the_validation_dates_drift()
     newer = (cases["as_of_date"] >= dates[10]).to_numpy()
     order = np.argsort(np.argsort(-z))  # rank of z within all cases
     steady = order < 0.2 * len(z)
-    mix, note = _recency_mix(z, cases, steady, ScoreSettings())
-    assert mix.w == mix.fitted_w < 0.05
+    mix, drifted, note = _recency_mix(z, cases, steady, ScoreSettings())
+    assert mix.w == mix.fitted_w < 0.05 and not drifted
     assert "no drift across the validation dates" in note
     drifting = np.where(newer, z > np.quantile(z, 0.70), z > np.quantile(z, 0.95))
-    mix, note = _recency_mix(z, cases, drifting, ScoreSettings())
-    assert mix.w == 0.5 and mix.fitted_w < 0.05
+    mix, drifted, note = _recency_mix(z, cases, drifting, ScoreSettings())
+    assert mix.w == 0.5 and mix.fitted_w < 0.05 and drifted
     assert "drifted across the validation dates" in note and "at least 0.50" in note
-    # `kam evaluate` reads the weight and the drift back from the chosen row's why
-    from pipelines.evaluate.backtest import PublishedScore
-
-    read = PublishedScore.from_why("logistic", f"the best ...; {note}")
-    assert (read.recency_weight, read.drift) == (0.5, True)
-    assert read.fitted_recency_weight == pytest.approx(mix.fitted_w, abs=0.005)
-    _, steady_note = _recency_mix(z, cases, steady, ScoreSettings())
-    assert PublishedScore.from_why("logistic", steady_note).drift is False
-    mix, _ = _recency_mix(z, cases, drifting, ScoreSettings(drift_recency_weight=0.0))
-    assert mix.w == mix.fitted_w
+    # the note gives the fitted weight with the digits that tell it from 0
+    assert f"(fitted on the validation cases {weight_text(mix.fitted_w)};" in note
+    mix, drifted, _ = _recency_mix(z, cases, drifting, ScoreSettings(drift_recency_weight=0.0))
+    assert mix.w == mix.fitted_w and drifted
     with pytest.raises(ScoreError, match="drift_recency_weight"):
         ScoreSettings(drift_recency_weight=1.5).validate()

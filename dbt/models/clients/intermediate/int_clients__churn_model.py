@@ -79,6 +79,10 @@ COLUMN_TYPES = {
     "why": "string",
     "horizon_source": "string",
     "score_version": "string",
+    # the recency mix behind churn_probability (NULL: no mix, a simple score chosen)
+    "recency_weight": "float64",
+    "fitted_recency_weight": "float64",
+    "lost_share_drift": "boolean",
     "notes": "string",
     # both
     "horizon_days": "Int64",

@@ -33,6 +33,9 @@ final as (
         cast(churned_precision as double) as churned_precision,
         cast(at_risk_level as double) as at_risk_level,
         cast(at_risk_precision as double) as at_risk_precision,
+        cast(recency_weight as double) as recency_weight,
+        cast(fitted_recency_weight as double) as fitted_recency_weight,
+        cast(lost_share_drift as boolean) as lost_share_drift,
         cast(notes as string) as notes
 
     from churn_model
