@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -55,26 +56,87 @@ class Platt:
         return 1 / (1 + np.exp(-(self.a * z + self.b)))
 
 
-def lowest_level(
-    p: np.ndarray, lost: np.ndarray, eligible: np.ndarray, target: float, min_cases: int
-) -> tuple[float, float, int] | None:
-    """The lowest probability level L such that eligible cases with p >= L are lost at
-    least ``target`` of the time, resting on ``min_cases`` cases: (L, precision, cases)."""
+#: the normal quantile of the one-sided 95 % Wilson lower bound on a flag's precision
+PRECISION_Z = 1.645
+
+
+def wilson_lower(share: np.ndarray, n: np.ndarray, z: float = PRECISION_Z) -> np.ndarray:
+    """The Wilson score lower bound of a share observed on n cases (n >= 1), elementwise."""
+    share, n = np.asarray(share, dtype=float), np.asarray(n, dtype=float)
+    centre = share + z * z / (2 * n)
+    spread = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
+class FlagLevel(NamedTuple):
+    """A flag's probability level and what it rests on: the validated precision of the cases
+    at or above it, their number, the distinct clients among them, and the precision's
+    lower bound (Wilson, one-sided 95 %, over the distinct clients)."""
+
+    level: float
+    precision: float
+    cases: int
+    clients: int
+    lower: float
+
+
+def _levels(
+    p: np.ndarray, lost: np.ndarray, eligible: np.ndarray, clients: np.ndarray | None
+) -> list[FlagLevel]:
+    """Every possible level over the eligible cases (highest first, each at the end of a run
+    of equal probabilities: a level takes all of them) and what it rests on."""
     idx = np.where(eligible)[0]
-    if len(idx) == 0:
-        return None
     order = idx[np.argsort(-p[idx], kind="stable")]
     hits = np.cumsum(lost[order])
     counts = np.arange(1, len(order) + 1)
     precision = hits / counts
+    distinct = (
+        np.cumsum(~pd.Series(clients[order]).duplicated().to_numpy())
+        if clients is not None
+        else counts
+    )
+    lower = wilson_lower(precision, distinct)
     ps = p[order]
-    # only at the end of a run of equal probabilities (a level takes all of them)
-    last_of_run = np.append(ps[1:] != ps[:-1], True)
-    ok = np.where(last_of_run & (precision >= target) & (counts >= min_cases))[0]
-    if len(ok) == 0:
-        return None
-    k = ok[-1]
-    return float(ps[k]), float(precision[k]), int(counts[k])
+    last_of_run = np.append(ps[1:] != ps[:-1], True) if len(ps) else np.zeros(0, dtype=bool)
+    return [
+        FlagLevel(
+            float(ps[k]), float(precision[k]), int(counts[k]), int(distinct[k]), float(lower[k])
+        )
+        for k in np.where(last_of_run)[0]
+    ]
+
+
+def lowest_level(
+    p: np.ndarray,
+    lost: np.ndarray,
+    eligible: np.ndarray,
+    target: float,
+    min_cases: int,
+    clients: np.ndarray | None = None,
+) -> FlagLevel | None:
+    """The lowest probability level L such that eligible cases with p >= L are lost at
+    least ``target`` of the time beyond doubt: the Wilson lower bound of their precision
+    reaches ``target``, counting each distinct client once (a client is a case on every
+    weekly date of the windows, ~13 cases per window, that mostly share one outcome: the
+    point precision on 67 cases of 52 clients, 0.81, claimed 0.8 on Online Retail
+    2011-06-09 and realized 0.78), resting on ``min_cases`` cases. ``clients``: each case's
+    client (None: every case its own client)."""
+    ok = [f for f in _levels(p, lost, eligible, clients) if f.lower >= target]
+    ok = [f for f in ok if f.cases >= min_cases]
+    return ok[-1] if ok else None
+
+
+def closest_level(
+    p: np.ndarray,
+    lost: np.ndarray,
+    eligible: np.ndarray,
+    min_cases: int,
+    clients: np.ndarray | None = None,
+) -> FlagLevel | None:
+    """The level on ``min_cases``+ cases with the highest lower bound of its precision (what
+    came closest to a target none reached)."""
+    levels = [f for f in _levels(p, lost, eligible, clients) if f.cases >= min_cases]
+    return max(levels, key=lambda f: f.lower) if levels else None
 
 
 def quantile_map(x: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -55,9 +55,11 @@ from pipelines.score.candidates import (
 from pipelines.score.drivers import score_drivers
 from pipelines.score.features import _check_frame
 from pipelines.score.measures import (
+    FlagLevel,
     Platt,
     RecencyMix,
     _cross_calibration_error,
+    closest_level,
     lowest_level,
     quantile_map,
     roc_auc,
@@ -243,31 +245,45 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
             # (the average precision from a level can pass the target while the clients at the
             # level itself mostly come back: the demo's first levels sat at p = 0.02)
             churn_ok = (ratio >= settings.churned_min_overdue_ratio) & (p_cal >= 0.5)
+            cal_clients = cal_frame["client_id"].to_numpy()
             found = lowest_level(
-                p_cal, y_cal, churn_ok, settings.churned_precision, settings.min_flag_cases
+                p_cal,
+                y_cal,
+                churn_ok,
+                settings.churned_precision,
+                settings.min_flag_cases,
+                cal_clients,
             )
             if found:
-                churned_level, churned_prec, churned_cases = found
+                churned_level, churned_prec, churned_cases = found.level, found.lower, found.cases
                 churned = churn_ok & (p_cal >= churned_level)
+                notes.append(_level_note("churned", found, horizon))
             else:
                 churned = np.zeros(len(p_cal), dtype=bool)
+                closest = _best_note(p_cal, y_cal, churn_ok, cal_clients, settings.min_flag_cases)
                 notes.append(
-                    f"no probability level reaches the churned precision target "
-                    f"{settings.churned_precision:.2f} on {settings.min_flag_cases}+ cases: "
-                    "nobody is flagged churned by the score"
+                    f"no churned flag: no probability level's validated precision reaches "
+                    f"{settings.churned_precision:.2f} beyond doubt (the lower end of its "
+                    f"one-sided 95 % range, each past client counted once, "
+                    f"{settings.min_flag_cases}+ cases){closest}: nobody is flagged churned "
+                    "by the score"
                 )
             rest = ~churned
             base_rest = float(y_cal[rest].mean()) if rest.any() else 0.0
             target_at_risk = base_rest + (settings.churned_precision - base_rest) / 2
             # at risk only above the not-churned cases' lost share (more likely lost than them)
             at_risk_ok = rest & (ratio > settings.at_risk_min_overdue_ratio) & (p_cal > base_rest)
-            found = lowest_level(p_cal, y_cal, at_risk_ok, target_at_risk, settings.min_flag_cases)
-            if found and (churned_level is None or found[0] < churned_level):
-                at_risk_level, at_risk_prec, at_risk_cases = found
+            found = lowest_level(
+                p_cal, y_cal, at_risk_ok, target_at_risk, settings.min_flag_cases, cal_clients
+            )
+            if found and (churned_level is None or found.level < churned_level):
+                at_risk_level, at_risk_prec, at_risk_cases = found.level, found.lower, found.cases
+                notes.append(_level_note("at-risk", found, horizon))
             else:
                 notes.append(
                     f"no at-risk band: no lower level is lost clearly more often "
-                    f"(target {target_at_risk:.2f}) than the not-churned ({base_rest:.2f})"
+                    f"(target {target_at_risk:.2f}, the lower end of its 95 % range) than the "
+                    f"not-churned ({base_rest:.2f})"
                 )
         else:
             # too few past cases to judge a level out of time: the probability is given
@@ -440,6 +456,29 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
         churned_level=churned_level,
         at_risk_level=at_risk_level,
         notes=notes,
+    )
+
+
+def _level_note(flag: str, found: FlagLevel, horizon: int) -> str:
+    """What a flag's level rests on, in words (the report's notes)."""
+    return (
+        f"{flag} from probability {found.level:.2f}: of the validation cases at or above it "
+        f"{found.precision:.2f} did not order within {horizon} days ({found.cases} cases, "
+        f"{found.clients} distinct clients); published precision {found.lower:.2f}, the lower "
+        "end of its one-sided 95 % range (Wilson, each client counted once)"
+    )
+
+
+def _best_note(
+    p: np.ndarray, lost: np.ndarray, eligible: np.ndarray, clients: np.ndarray, min_cases: int
+) -> str:
+    """The level that came closest to the churned target, in words (or nothing)."""
+    best = closest_level(p, lost, eligible, min_cases, clients)
+    if best is None:
+        return ""
+    return (
+        f"; closest: probability {best.level:.2f}, {best.precision:.2f} on {best.cases} cases "
+        f"of {best.clients} clients, lower end {best.lower:.2f}"
     )
 
 

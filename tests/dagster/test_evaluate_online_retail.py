@@ -177,7 +177,7 @@ def expected_backtest(src: Path, as_of: str, horizon: int, published: dict) -> d
             "flagged": flagged,
             "hits": hits,
             "positives": lost,
-            "precision": hits / flagged,
+            "precision": hits / flagged if flagged else None,
             "recall": hits / lost,
         }
 
@@ -210,8 +210,17 @@ def expected_backtest(src: Path, as_of: str, horizon: int, published: dict) -> d
         """
     ).fetchone()
     factors = {(s, b): (c, a) for s, b, c, a in con.execute("select * from factors").fetchall()}
-    churned = f"p >= {published['churned_level']} and ratio >= 1.5"
-    at_risk = f"p >= {published['at_risk_level']} and not ({churned}) and ratio > 1.0"
+    # no level: nobody flagged by the score (churn-score-6: no level validated beyond doubt)
+    churned = (
+        f"p >= {published['churned_level']} and ratio >= 1.5"
+        if published["churned_level"] is not None
+        else "false"
+    )
+    at_risk = (
+        f"p >= {published['at_risk_level']} and not ({churned}) and ratio > 1.0"
+        if published["at_risk_level"] is not None
+        else "false"
+    )
     answers = {
         "clients": clients,
         "lost": lost,
@@ -259,6 +268,12 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
             "fitted_recency_weight, lost_share_drift "
             "from marts.churn_model_report where is_chosen"
         ).fetchall()
+        notes = [
+            n
+            for (n,) in wh.execute(
+                "select distinct notes from marts.churn_model_report where is_chosen"
+            ).fetchall()
+        ]
         sources = wh.execute(
             "select distinct flag_source from marts.client_churn_signals "
             "where days_since_last_order is not null"
@@ -267,7 +282,6 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
         wh.close()
     # the score rests on the data's own past: a learned model, its flags from its levels
     assert len(levels) == 1 and levels[0][2] in ("logistic", "gradient_boosting", "blend"), levels
-    assert levels[0][0] is not None and levels[0][1] is not None
     assert sources == [("score",)]
     # kam evaluate says what churn_probability publishes: the report's mix columns
     assert got["published"] == {
@@ -294,13 +308,22 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
             w["hits"],
             w["positives"],
         ), name
-        assert g["precision"] == pytest.approx(w["precision"], abs=1e-12)
+        if w["precision"] is None:
+            assert g["precision"] is None, name
+        else:
+            assert g["precision"] == pytest.approx(w["precision"], abs=1e-12)
         assert g["recall"] == pytest.approx(w["recall"], abs=1e-12)
-    # the churned flag rests on levels validated on the score's windows (20+ cases) and keeps
-    # the issue's precision target on the real outcome (it flagged 50 at 0.76 on churn-score-4;
-    # 289 at 0.66 on churn-score-3, whose level was validated on one window)
+    # the churned flag only where a level's precision reaches 0.8 beyond doubt on the
+    # windows (the lower end of its 95 % range, each client once): on this date none does
+    # (closest 0.62 on 176 clients, lower end 0.56) and the report says so. Before
+    # churn-score-7 the point precision set a level here: 50 flagged, 0.76 of them lost
+    # within 91 days (churn-score-4/5; 289 at 0.66 on churn-score-3)
     churned_flag = got["flags"]["is_churned"]
-    assert churned_flag["flagged"] >= 20 and churned_flag["precision"] > 0.65
+    if levels[0][0] is None:
+        assert churned_flag["flagged"] == 0
+        assert any("no churned flag" in (n or "") for n in notes), notes
+    else:
+        assert churned_flag["flagged"] >= 20 and churned_flag["precision"] > 0.65
     assert got["auc_overdue_ratio"] == pytest.approx(want["auc_overdue_ratio"], abs=1e-9)
     assert got["auc_recency"] == pytest.approx(want["auc_recency"], abs=1e-9)
 
@@ -323,8 +346,13 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
     assert got["candidate_aucs"]["recency"] == pytest.approx(want["auc_recency"], abs=1e-9)
     chosen_auc = got["candidate_aucs"][got["chosen_candidate"]]
     assert chosen_auc == pytest.approx(got["auc_churn_probability"], abs=1e-3)
-    # at risk is lost clearly more often than the not-churned are as a whole
-    assert got["flags"]["is_at_risk"]["precision"] > want["not_churned_lost_share"]
+    # at risk is lost clearly more often than the not-churned are as a whole (where the
+    # windows validate a band beyond doubt; else none, and the report says so)
+    if levels[0][1] is None:
+        assert got["flags"]["is_at_risk"]["flagged"] == 0
+        assert any("no at-risk band" in (n or "") for n in notes), notes
+    else:
+        assert got["flags"]["is_at_risk"]["precision"] > want["not_churned_lost_share"]
 
     # the run's evidence marts against this file's own SQL of the rule
     wh = duckdb.connect(str(kam.warehouse), read_only=True)

@@ -120,8 +120,10 @@ scored as (
                     || case
                         when flag_source = 'score' and flag_precision is not null
                             then
-                                ' (flags at this level were right ' || {{ format_string('%.0f', 'flag_precision * 100') }}
-                                || ' % of the time on the most recent past dates)'
+                                ' (flags at this level were right at least '
+                                || {{ format_string('%.0f', 'flag_precision * 100') }}
+                                || ' % of the time within ' || horizon_days
+                                || ' days on the most recent past dates)'
                         when flag_source = 'policy' then ' (flag set by the segment policy)'
                         when flag_source = 'cadence_rule' then ' (flag by the cadence rule)'
                         else ''
