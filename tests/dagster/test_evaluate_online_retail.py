@@ -210,7 +210,7 @@ def expected_backtest(src: Path, as_of: str, horizon: int, published: dict) -> d
         """
     ).fetchone()
     factors = {(s, b): (c, a) for s, b, c, a in con.execute("select * from factors").fetchall()}
-    # no level: nobody flagged by the score (churn-score-6: no level validated beyond doubt)
+    # no level: nobody flagged by the score (churn-score-7: no level validated beyond doubt)
     churned = (
         f"p >= {published['churned_level']} and ratio >= 1.5"
         if published["churned_level"] is not None
