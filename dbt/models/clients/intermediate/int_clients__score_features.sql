@@ -6,6 +6,13 @@
 -- date (ASOF joins), so nothing after a row's date enters its features.
 -- Beyond churn_score_max_cases past cases, only a fixed hash sample of ~1.2 x that many is
 -- built (20,000 clients x 3 years: ~2M past cases, of which the score reads 100,000).
+-- Its windows (completed orders only, as doubles, over 90 / 180 / 365 days) are not
+-- int_clients__revenue_windows' (net of returns, exact sums, 90 / 360 / 365): read from
+-- there (as completed_* columns of it, branch i19-windows-completed-windows, 2026-12-07)
+-- the features and the model's output were identical bit for bit, but the model then waits
+-- for revenue_windows instead of running beside it, and revenue_windows computes them for
+-- every client of every backtest date instead of this sample: at 20,000 clients, daily-run
+-- spine, these nodes took 18.6-22.4 s instead of 14.3-14.6 s (docs/benchmarks.md, log).
 
 with
 
