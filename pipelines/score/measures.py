@@ -126,6 +126,30 @@ def lowest_level(
     return ok[-1] if ok else None
 
 
+def lowest_band(
+    p: np.ndarray,
+    lost: np.ndarray,
+    eligible: np.ndarray,
+    target: float,
+    above: float,
+    min_cases: int,
+    clients: np.ndarray | None = None,
+) -> FlagLevel | None:
+    """The lowest probability level L such that the eligible cases with p >= L meet two
+    separate conditions, on ``min_cases``+ cases: their point precision reaches ``target``
+    (how much more often they are lost), and the Wilson lower bound of that precision, each
+    distinct client counted once, is above ``above`` (that they are lost more often than
+    ``above`` beyond doubt). The at-risk band's rule (docs/rules.md "Flags"): requiring the
+    lower bound itself to reach the target stacked the doubt on the margin and left Online
+    Retail 2011-09-09 with no band (churn-score-7)."""
+    ok = [
+        f
+        for f in _levels(p, lost, eligible, clients)
+        if f.precision >= target and f.lower > above and f.cases >= min_cases
+    ]
+    return ok[-1] if ok else None
+
+
 def closest_level(
     p: np.ndarray,
     lost: np.ndarray,

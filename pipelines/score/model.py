@@ -60,6 +60,7 @@ from pipelines.score.measures import (
     RecencyMix,
     _cross_calibration_error,
     closest_level,
+    lowest_band,
     lowest_level,
     quantile_map,
     roc_auc,
@@ -273,17 +274,31 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
             target_at_risk = base_rest + (settings.churned_precision - base_rest) / 2
             # at risk only above the not-churned cases' lost share (more likely lost than them)
             at_risk_ok = rest & (ratio > settings.at_risk_min_overdue_ratio) & (p_cal > base_rest)
-            found = lowest_level(
-                p_cal, y_cal, at_risk_ok, target_at_risk, settings.min_flag_cases, cal_clients
+            # two separate conditions (docs/rules.md "Flags"): the band's validated precision
+            # reaches halfway to the churned target (magnitude) and the lower end of its 95 %
+            # range is above the not-churned cases' lost share (beyond doubt); churn-score-7
+            # asked the lower end to reach halfway, which left no band on Online Retail
+            # 2011-09-09 (churn-score-6: 799 clients, 0.66 lost within 91 days vs 0.43)
+            found = lowest_band(
+                p_cal,
+                y_cal,
+                at_risk_ok,
+                target_at_risk,
+                base_rest,
+                settings.min_flag_cases,
+                cal_clients,
             )
             if found and (churned_level is None or found.level < churned_level):
                 at_risk_level, at_risk_prec, at_risk_cases = found.level, found.lower, found.cases
                 notes.append(_level_note("at-risk", found, horizon))
             else:
                 notes.append(
-                    f"no at-risk band: no lower level is lost clearly more often "
-                    f"(target {target_at_risk:.2f}, the lower end of its 95 % range) than the "
-                    f"not-churned ({base_rest:.2f})"
+                    f"no at-risk band: no lower level's validated precision reaches "
+                    f"{target_at_risk:.2f} (halfway from the not-churned cases' lost share "
+                    f"{base_rest:.2f} to {settings.churned_precision:.2f}) with the lower end "
+                    f"of its one-sided 95 % range (each past client counted once) above "
+                    f"{base_rest:.2f}, on {settings.min_flag_cases}+ cases: nobody is flagged "
+                    "at risk by the score"
                 )
         else:
             # too few past cases to judge a level out of time: the probability is given

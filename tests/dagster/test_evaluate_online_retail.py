@@ -346,13 +346,13 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
     assert got["candidate_aucs"]["recency"] == pytest.approx(want["auc_recency"], abs=1e-9)
     chosen_auc = got["candidate_aucs"][got["chosen_candidate"]]
     assert chosen_auc == pytest.approx(got["auc_churn_probability"], abs=1e-3)
-    # at risk is lost clearly more often than the not-churned are as a whole (where the
-    # windows validate a band beyond doubt; else none, and the report says so)
-    if levels[0][1] is None:
-        assert got["flags"]["is_at_risk"]["flagged"] == 0
-        assert any("no at-risk band" in (n or "") for n in notes), notes
-    else:
-        assert got["flags"]["is_at_risk"]["precision"] > want["not_churned_lost_share"]
+    # at risk is lost clearly more often than the not-churned are as a whole (issue 20's
+    # target). churn-score-8's band: validated precision halfway to 0.8, its lower end above
+    # the not-churned share; here 856 clients, 0.66 lost within 91 days vs 0.43 (churn-score-7,
+    # the lower end itself halfway, set none; churn-score-5: 799 at 0.66)
+    assert levels[0][1] is not None, notes
+    assert got["flags"]["is_at_risk"]["flagged"] >= 20
+    assert got["flags"]["is_at_risk"]["precision"] > want["not_churned_lost_share"]
 
     # the run's evidence marts against this file's own SQL of the rule
     wh = duckdb.connect(str(kam.warehouse), read_only=True)

@@ -23,6 +23,7 @@ from pipelines.score.measures import (
     _linear_quantiles,
     calibration_error,
     closest_level,
+    lowest_band,
     lowest_level,
     roc_auc,
     weight_text,
@@ -283,6 +284,46 @@ def test_a_flag_level_needs_its_precision_beyond_doubt_over_distinct_clients() -
     lost20 = np.ones(20, dtype=bool)
     lost20[[4, 9, 14]] = False
     assert lowest_level(p20, lost20, np.ones(20, dtype=bool), 0.8, 20) is None
+
+
+def test_an_at_risk_band_needs_its_magnitude_and_to_be_beyond_doubt() -> None:
+    """The at-risk band's two conditions, separately: its validated (point) precision
+    reaches the halfway target (here 0.65: not-churned lost share 0.50, churned target
+    0.80), and the lower end of its 95 % range, each client counted once, is above the
+    not-churned share (0.50). 30 cases above p = 0.5, 20 lost (0.67), then 10 kept ones."""
+    p = np.concatenate([np.linspace(0.95, 0.5, 30), np.linspace(0.45, 0.1, 10)])
+    lost = np.zeros(40, dtype=bool)
+    lost[:30] = True
+    lost[[2, 5, 8, 11, 14, 17, 20, 23, 26, 29]] = False  # 20 of the top 30 lost
+    everyone = np.ones(40, dtype=bool)
+    distinct = np.array([f"c{i}" for i in range(40)])
+    # 30 distinct clients: 0.67 >= 0.65 and lower end 0.52 > 0.50: a band from p = 0.5
+    # (with the next case, 20 of 31: 0.65 < 0.65)
+    found = lowest_band(p, lost, everyone, 0.65, 0.5, 20, distinct)
+    assert found is not None
+    assert (found.level, found.cases, found.clients) == (pytest.approx(0.5), 30, 30)
+    assert found.precision == pytest.approx(20 / 30)
+    assert found.lower == pytest.approx(wilson_lower(20 / 30, 30)) == pytest.approx(0.517, abs=1e-3)
+    # churn-score-7's rule (the lower end itself reaching 0.65) had no band here
+    assert lowest_level(p, lost, everyone, 0.65, 20, distinct) is None
+    # magnitude without doubt removed: the same 30 cases from 6 clients on 5 dates each,
+    # point precision 0.67 still passes 0.65, lower end 0.35 is not above 0.50: no band
+    six = np.array([f"c{i // 5}" for i in range(40)])
+    assert wilson_lower(20 / 30, 6) == pytest.approx(0.347, abs=1e-3)
+    assert lowest_band(p, lost, everyone, 0.65, 0.5, 20, six) is None
+    # beyond doubt without the magnitude: 400 distinct clients lost 0.55 of the time, lower
+    # end 0.51 > 0.40 but 0.55 < 0.60: no band; with a halfway target of 0.50, a band
+    p400 = np.linspace(0.99, 0.3, 400)
+    i = np.arange(400)
+    lost400 = (11 * (i + 1)) // 20 > (11 * i) // 20  # evenly 11 of every 20: never above 0.55
+    all400 = np.ones(400, dtype=bool)
+    ids400 = np.array([f"c{i}" for i in range(400)])
+    assert wilson_lower(0.55, 400) == pytest.approx(0.509, abs=1e-3)
+    assert lowest_band(p400, lost400, all400, 0.6, 0.4, 20, ids400) is None
+    found = lowest_band(p400, lost400, all400, 0.5, 0.4, 20, ids400)
+    assert found is not None and (found.cases, found.precision) == (400, pytest.approx(0.55))
+    # fewer than min_cases cases: no band, whatever the precision
+    assert lowest_band(p[:10], np.ones(10, dtype=bool), everyone[:10], 0.6, 0.4, 20) is None
 
 
 def test_steady_buyers_with_jitter_are_never_churned() -> None:
