@@ -241,7 +241,7 @@ def test_incremental_runs_gaps_and_backfill(planted: Path) -> None:
         planted / WORK_DB,
         "select count(*) from intermediate.int_clients__as_of_dates where is_history_date",
     ) == [(0,)]
-    rebuilt = "select count(*) from intermediate.int_clients__status_history_rebuilt"
+    rebuilt = "select count(*) from intermediate.int_clients__lifecycle_days where is_history_date"
     assert query(planted / WORK_DB, rebuilt) == [(0,)]
     assert _rows_per_source(planted, D) == [(D, "daily_run", 5), (d1, "daily_run", 5)]
     assert _snapshot(planted, d1) == older

@@ -124,7 +124,7 @@ def _copy(last_run: Path, tmp_path: Path, name: str) -> Path:
 BOUNDARIES = {
     "before_status_history": (
         "+client_abc +client_churn_signals +int_clients__lifecycle_today "
-        "+int_clients__status_history_rebuilt"
+        "+int_clients__lifecycle_days"
     ),
     "after_status_history": "+client_status_history",
     "after_transitions": "+client_stage_transitions",

@@ -55,20 +55,12 @@ joined as (
         run_date_rows.own_interval_days,
         segment_norms.learned_norm_days,
         segment_policies.policy_interval_days,
-        coalesce(
-            run_date_rows.expected_interval_days,
-            {{ expected_interval('null', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }}
-        ) as expected_interval_days,
-        coalesce(
-            run_date_rows.interval_source,
-            {{ interval_source('null', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }}
-        ) as interval_source,
-        coalesce(
-            run_date_rows.at_risk_ratio, {{ segment_factor('at_risk_ratio', 'segment_policies.at_risk_ratio') }}
-        ) as at_risk_ratio,
-        coalesce(
-            run_date_rows.churn_ratio, {{ segment_factor('churn_ratio', 'segment_policies.churn_ratio') }}
-        ) as churn_ratio,
+        -- one expression for every client: a client without an order day has no own
+        -- interval and so takes its segment's (policy, norm, default), as in cadence_history
+        {{ expected_interval('run_date_rows.own_interval_days', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as expected_interval_days,
+        {{ interval_source('run_date_rows.own_interval_days', 'segment_policies.policy_interval_days', 'segment_norms.learned_norm_days') }} as interval_source,
+        {{ segment_factor('at_risk_ratio', 'segment_policies.at_risk_ratio') }} as at_risk_ratio,
+        {{ segment_factor('churn_ratio', 'segment_policies.churn_ratio') }} as churn_ratio,
         run_date_rows.days_since_last_order,
         run_date_rows.overdue_ratio,
         coalesce(run_date_rows.is_churned, false) as is_churned,

@@ -21,7 +21,7 @@ import pandas as pd
 #: DuckDB's share of its memory limit from this model on, for the rest of the dbt process:
 #: the model's pandas / scikit-learn modules and heap (~380 MB at 20,000 clients) sit outside
 #: DuckDB's limit and stay in the dbt process until it exits, while the other dbt thread's SQL
-#: (at 20,000 clients int_clients__status_history_rebuilt, then the history marts) keeps
+#: (at 20,000 clients the status history's client days, then the history marts) keeps
 #: DuckDB at its limit. At the full 1GB the dbt process peaked at 1.85 GB during the model
 #: (2,251-2,467 MB process tree) and, with the limit given back after it, at 1.49 GB after it
 #: (a ~2.1 GB tree; 2 GB bound).

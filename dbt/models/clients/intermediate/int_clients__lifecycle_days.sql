@@ -2,8 +2,8 @@
 -- history"): one row per history date and D (int_clients__as_of_dates) and client with a
 -- completed order up to that date: is_new_client, is_reactivated, lifecycle_stage and
 -- status_group by their macros on the date's flags. The one implementation of them:
--- int_clients__lifecycle_today reads D's rows, int_clients__status_history_rebuilt the
--- history dates'. The churned / at-risk flags are the cadence rule's
+-- marts.client_status_history reads D's and the history dates' rows the same way,
+-- int_clients__lifecycle_today D's. The churned / at-risk flags are the cadence rule's
 -- (int_clients__cadence_history) on a history date and the churn score's
 -- (int_clients__churn_probability, fitted for D only) on D; volume drop, growth and ABC
 -- class are the date's row of int_clients__revenue_windows.

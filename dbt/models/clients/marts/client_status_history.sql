@@ -8,11 +8,20 @@
     )
 }}
 
+-- The status of every client day the run writes: the history dates' and D's rows of
+-- int_clients__lifecycle_days (the one implementation of the client-day rules), read the
+-- same way for both. On D the flags are the churn score's, on a history date the cadence
+-- rule's (int_clients__lifecycle_days decides; docs/rules.md "Status history"). What only D
+-- has comes from client_churn_signals: the risk score and level (CRM signals, which have no
+-- history) and the churn probability (fitted for D only); null on the history dates.
+
 with
 
-lifecycle_today as (
+lifecycle_days as (
 
-    select * from {{ ref('int_clients__lifecycle_today') }}
+    select * from {{ ref('int_clients__lifecycle_days') }}
+
+    where is_history_date or is_run_date
 
 ),
 
@@ -22,77 +31,30 @@ churn_signals as (
 
 ),
 
-abc as (
-
-    select * from {{ ref('client_abc') }}
-
-),
-
-rebuilt as (
-
-    select * from {{ ref('int_clients__status_history_rebuilt') }}
-
-),
-
-daily_rows as (
+joined as (
 
     select
-        lifecycle_today.as_of_date,
-        lifecycle_today.client_id,
-        lifecycle_today.lifecycle_stage,
-        lifecycle_today.status_group,
-        churn_signals.is_at_risk,
-        churn_signals.is_churned,
-        churn_signals.has_volume_drop,
-        abc.abc_class,
+        lifecycle_days.as_of_date,
+        lifecycle_days.client_id,
+        lifecycle_days.lifecycle_stage,
+        lifecycle_days.status_group,
+        lifecycle_days.is_at_risk,
+        lifecycle_days.is_churned,
+        lifecycle_days.has_volume_drop,
+        lifecycle_days.abc_class,
         churn_signals.risk_level,
-        churn_signals.days_since_last_order,
-        churn_signals.expected_interval_days,
-        churn_signals.overdue_ratio,
-        'daily_run' as history_source,
+        lifecycle_days.days_since_last_order,
+        lifecycle_days.expected_interval_days,
+        lifecycle_days.overdue_ratio,
+        case when lifecycle_days.is_run_date then 'daily_run' else 'reconstructed' end as history_source,
         churn_signals.risk_score,
         churn_signals.churn_probability
 
-    from lifecycle_today
+    from lifecycle_days
     left join churn_signals
-        on lifecycle_today.client_id = churn_signals.client_id
-    left join abc
-        on lifecycle_today.client_id = abc.client_id
-
-),
-
--- the missing (or backfilled) dates of the window, rebuilt from the order history; the
--- CRM signals behind risk_level have no history, so it is null on these rows
-reconstructed_rows as (
-
-    select
-        as_of_date,
-        client_id,
-        lifecycle_stage,
-        status_group,
-        is_at_risk,
-        is_churned,
-        has_volume_drop,
-        abc_class,
-        cast(null as string) as risk_level,
-        days_since_last_order,
-        expected_interval_days,
-        overdue_ratio,
-        'reconstructed' as history_source,
-        -- the score needs CRM signals and the probability the cases learned at that date:
-        -- neither has a history to rebuild from, so both are null here
-        cast(null as integer) as risk_score,
-        cast(null as double) as churn_probability
-
-    from rebuilt
-
-),
-
-unioned as (
-
-    select * from daily_rows
-    union all
-    select * from reconstructed_rows
+        on
+            lifecycle_days.is_run_date
+            and lifecycle_days.client_id = churn_signals.client_id
 
 ),
 
@@ -115,7 +77,7 @@ final as (
         cast(risk_score as integer) as risk_score,
         cast(round(churn_probability, 4) as decimal(5, 4)) as churn_probability
 
-    from unioned
+    from joined
 
 )
 
