@@ -1,6 +1,9 @@
+{{ config(materialized='view') }}
+
 -- Today's lifecycle stage and status group per client with a completed order up to D
 -- (docs/rules.md "Lifecycle"): D's rows of int_clients__lifecycle_days (the one
--- implementation of the lifecycle rules, on the churn score's flags at D).
+-- implementation of the lifecycle rules, on the churn score's flags at D). A view: it only
+-- filters the family's rows, and client_lifecycle is its one reader.
 
 with
 

@@ -1,6 +1,9 @@
+{{ config(materialized='view') }}
+
 -- Volume drop at D (docs/rules.md "Volume"): D's rows of int_clients__revenue_windows (the
 -- one implementation of the revenue windows and the rule) for every client; a client
--- without an order up to D has no revenue and is not judged.
+-- without an order up to D has no revenue and is not judged. A view: it only reads D's rows,
+-- and client_churn_signals is its one reader.
 
 with
 
