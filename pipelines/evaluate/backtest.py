@@ -18,6 +18,12 @@ judged by what each client did in the ``H`` days after D.
   ``is_churned``, ``is_at_risk``, either of them, and ``has_volume_drop`` (judged clients
   only: NULL = not judged); the base rate; whether the horizon has fully passed (the
   data's last order date, any status, is at or after D + H; if not, "lost" is overstated).
+* Claims: beside each flag's realized precision, the precision the pipeline published for
+  it (``marts.churn_model_report``'s ``churned_precision`` / ``at_risk_precision``: the
+  lower end of a one-sided 95 % Wilson range, churn-score-7/8) and the horizon it is
+  claimed for (the report's ``horizon_days``); only for flags the churn score set
+  (``client_churn_signals.flag_source = 'score'``), "-" for the others. Judged at another
+  horizon than the score's, the figures are no test of the claim.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ SIGNAL_COLUMNS = (
     "is_at_risk",
     "has_volume_drop",
     "churn_probability",
+    "flag_source",
 )
 
 # name shown -> how it is read from a case
@@ -100,11 +107,29 @@ class ClientCase:
     has_volume_drop: bool | None
     lost: bool  # no completed order in (D, D + H]
     churn_probability: float | None = None
+    #: who set the flags (score, policy, cadence_rule, not_judged); None: not published
+    flag_source: str | None = None
 
     def flag(self, name: str) -> bool | None:
         if name == "churned_or_at_risk":
             return bool(self.is_churned or self.is_at_risk)
         return getattr(self, name)
+
+
+#: flag -> the churn model report's column with the precision published for it
+CLAIM_COLUMNS = {"is_churned": "churned_precision", "is_at_risk": "at_risk_precision"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The precision the pipeline published for a flag (the lower end of its one-sided 95 %
+    Wilson range on the score's validation windows) and the horizon it is claimed for."""
+
+    precision: float
+    horizon_days: int
+    #: flagged clients the score did not flag (segment policy, cadence rule): no claim
+    #: covers them, yet the realized precision counts them
+    unclaimed_flagged: int = 0
 
 
 @dataclass(frozen=True)
@@ -164,6 +189,18 @@ class Evaluation:
     candidate_aucs: dict[str, float | None] = field(default_factory=dict)
     candidate_cases: int = 0
     published: PublishedScore | None = None
+    #: flag -> the precision published for it (absent: no claim, "-")
+    claims: dict[str, Claim] = field(default_factory=dict)
+
+    def claim_holds(self, name: str) -> bool | None:
+        """Realized precision >= claimed, when judged at the score's own horizon (else
+        None: another horizon is no test of the claim) and something was flagged."""
+        claim, s = self.claims.get(name), self.flags.get(name)
+        if claim is None or s is None or s.precision is None:
+            return None
+        if claim.horizon_days != self.horizon_days:
+            return None
+        return s.precision >= claim.precision
 
     @property
     def chosen_candidate(self) -> str | None:
@@ -204,7 +241,19 @@ class Evaluation:
             "auc_overdue_ratio": self.auc_overdue_ratio,
             "auc_recency": self.auc_recency,
             "auc_cases": self.auc_cases,
-            "flags": {name: score(s) for name, s in self.flags.items()},
+            "flags": {
+                name: {
+                    **score(s),
+                    "claimed_precision": (
+                        self.claims[name].precision if name in self.claims else None
+                    ),
+                    "claimed_horizon_days": (
+                        self.claims[name].horizon_days if name in self.claims else None
+                    ),
+                    "claim_holds": self.claim_holds(name),
+                }
+                for name, s in self.flags.items()
+            },
             "precision_at_recall_50": {
                 name: score(s) if s else None for name, s in self.at_recall.items()
             },
@@ -224,8 +273,10 @@ def evaluate_cases(
     horizon_days: int,
     last_data_order_date: date | None,
     warehouse_run_id: str | None = None,
+    report: dict[str, Any] | None = None,
 ) -> Evaluation:
-    """The measures over ``cases`` (pure: no I/O)."""
+    """The measures over ``cases`` (pure: no I/O); ``report``: the churn model report's
+    chosen row (``horizon_days`` and :data:`CLAIM_COLUMNS`), the claims' source."""
     lost = [c.lost for c in cases]
     with_ratio = [c for c in cases if c.overdue_ratio is not None]
     with_probability = [c for c in cases if c.churn_probability is not None]
@@ -264,7 +315,29 @@ def evaluate_cases(
             )
             for source in sources
         },
+        claims=flag_claims(cases, report),
     )
+
+
+def flag_claims(cases: Sequence[ClientCase], report: dict[str, Any] | None) -> dict[str, Claim]:
+    """The precision published for each flag the churn score set. None when the report has
+    no precision for it (no level reached, the cadence rule set the flags, a warehouse
+    before the score), or when none of the flagged clients was flagged by the score (the
+    segment policy's or the cadence rule's flags claim nothing)."""
+    if not report or report.get("horizon_days") is None:
+        return {}
+    claims: dict[str, Claim] = {}
+    for name, column in CLAIM_COLUMNS.items():
+        precision = report.get(column)
+        if precision is None:
+            continue
+        flagged = [c for c in cases if c.flag(name)]
+        # flag_source None: a warehouse without it, where the score set every flag it claims
+        unclaimed = sum(1 for c in flagged if c.flag_source not in (None, "score"))
+        if flagged and unclaimed == len(flagged):
+            continue
+        claims[name] = Claim(float(precision), int(report["horizon_days"]), unclaimed)
+    return claims
 
 
 # --- reading the warehouse and the work DB ---------------------------------------------
@@ -314,6 +387,29 @@ def read_signals(warehouse: str, as_of: date) -> tuple[str | None, list[dict[str
             f"warehouse published for {as_of.isoformat()}"
         )
     return run_id, [dict(zip(SIGNAL_COLUMNS, row, strict=True)) for row in rows]
+
+
+def read_claims(warehouse: str) -> dict[str, Any] | None:
+    """The churn model report's chosen row: the score's ``horizon_days`` and the precision
+    published for each flag (:data:`CLAIM_COLUMNS`). None when the warehouse has no report
+    (published before the churn score) or no chosen row."""
+    wanted = ("horizon_days", *CLAIM_COLUMNS.values())
+    (present,) = _fetch_warehouse(
+        warehouse,
+        [
+            "select column_name from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'churn_model_report'"
+        ],
+    )
+    names = {str(name) for (name,) in present}
+    if not names or "is_chosen" not in names:
+        return None
+    selected = [c if c in names else f"null as {c}" for c in wanted]
+    (rows,) = _fetch_warehouse(
+        warehouse,
+        [f"select {', '.join(selected)} from marts.churn_model_report where is_chosen limit 1"],
+    )
+    return dict(zip(wanted, rows[0], strict=True)) if rows else None
 
 
 def read_outcomes(work_db: Path, as_of: date, horizon_days: int) -> tuple[set[str], date | None]:
@@ -436,10 +532,11 @@ def evaluate(
             churn_probability=(
                 None if s["churn_probability"] is None else float(s["churn_probability"])
             ),
+            flag_source=s["flag_source"],
         )
         for s in signals
     ]
-    ev = evaluate_cases(cases, as_of, horizon_days, last, run_id)
+    ev = evaluate_cases(cases, as_of, horizon_days, last, run_id, read_claims(warehouse))
     published, candidates = read_candidates(work_db, as_of)
     aucs: dict[str, float | None] = {}
     counted = 0
@@ -471,6 +568,51 @@ def _score_row(name: str, s: FlagScore) -> str:
         f"| {name} | {s.judged:,} | {s.flagged:,} | {s.hits:,} | {s.positives:,} "
         f"| {_num(s.precision)} | {_num(s.recall)} |"
     )
+
+
+def _flag_row(name: str, s: FlagScore, claim: Claim | None) -> str:
+    claimed = (
+        "| - | - |" if claim is None else f"| {claim.precision:.2f} | {claim.horizon_days} d |"
+    )
+    return (
+        f"| {name} | {s.judged:,} | {s.flagged:,} | {s.hits:,} | {s.positives:,} "
+        f"| {_num(s.precision)} {claimed} {_num(s.recall)} |"
+    )
+
+
+def _claim_lines(ev: Evaluation) -> list[str]:
+    """What the claims say against the realized precision: one line when judged at another
+    horizon than the score's, else one per claimed flag."""
+    if not ev.claims:
+        return []
+    horizons = sorted({c.horizon_days for c in ev.claims.values()})
+    lines = [""]
+    if horizons != [ev.horizon_days]:
+        lines.append(
+            f"claimed precision: for the score's {', '.join(map(str, horizons))}-day horizon; "
+            f"judging at {ev.horizon_days} days is not a test of the claim"
+        )
+    else:
+        for name, claim in ev.claims.items():
+            s = ev.flags[name]
+            if s.precision is None:
+                lines.append(f"{name}: nobody flagged, the claim {claim.precision:.2f} untested")
+                continue
+            held = ev.claim_holds(name)
+            lines.append(
+                f"{name}: realized {_num(s.precision)} "
+                f"{'>=' if held else '<'} claimed {claim.precision:.2f} within "
+                f"{claim.horizon_days} days: the claim "
+                f"{'held' if held else 'did not hold'}"
+            )
+    for name, claim in ev.claims.items():
+        if claim.unclaimed_flagged:
+            lines.append(
+                f"{name}: {claim.unclaimed_flagged:,} of the {ev.flags[name].flagged:,} "
+                "flagged set by the segment policy or the cadence rule, not the score: the "
+                "claim does not cover them, the realized precision counts them"
+            )
+    return lines
 
 
 def format_evaluation(ev: Evaluation) -> str:
@@ -515,9 +657,11 @@ def format_evaluation(ev: Evaluation) -> str:
             for name, s in ev.at_recall.items()
         ),
         "",
-        "| flag | judged | flagged | flagged, no order | no order | precision | recall |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        *(_score_row(name, s) for name, s in ev.flags.items()),
+        "| flag | judged | flagged | flagged, no order | no order | precision "
+        "| claimed precision | claimed for | recall |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(_flag_row(name, s, ev.claims.get(name)) for name, s in ev.flags.items()),
+        *_claim_lines(ev),
         "",
         "is_churned by interval_source:",
         "",

@@ -278,8 +278,33 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
             "select distinct flag_source from marts.client_churn_signals "
             "where days_since_last_order is not null"
         ).fetchall()
+        claims = wh.execute(
+            "select distinct horizon_days, churned_precision, at_risk_precision "
+            "from marts.churn_model_report where is_chosen"
+        ).fetchall()
     finally:
         wh.close()
+    # beside each flag's realized precision, the precision the report published for it
+    # and the score's horizon it is claimed for; no claim for the union and the volume rule
+    assert len(claims) == 1, claims
+    score_horizon, churned_claim, at_risk_claim = claims[0]
+    for name, claimed in (
+        ("is_churned", churned_claim),
+        ("is_at_risk", at_risk_claim),
+        ("churned_or_at_risk", None),
+        ("has_volume_drop", None),
+    ):
+        g = got["flags"][name]
+        if claimed is None:
+            assert g["claimed_precision"] is None and g["claimed_horizon_days"] is None, name
+            assert g["claim_holds"] is None, name
+            continue
+        assert g["claimed_precision"] == pytest.approx(claimed, abs=1e-12), name
+        assert g["claimed_horizon_days"] == score_horizon, name
+        if score_horizon != HORIZON or g["precision"] is None:
+            assert g["claim_holds"] is None, name
+        else:
+            assert g["claim_holds"] is (g["precision"] >= claimed), name
     # the score rests on the data's own past: a learned model, its flags from its levels
     assert len(levels) == 1 and levels[0][2] in ("logistic", "gradient_boosting", "blend"), levels
     assert sources == [("score",)]
@@ -389,6 +414,12 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
 
     text = kam.kam("evaluate", "--as-of", AS_OF, "--horizon-days", str(HORIZON))
     assert text.returncode == 0 and "| is_churned |" in text.stdout
+    assert "| precision | claimed precision | claimed for | recall |" in text.stdout
+    if at_risk_claim is not None and score_horizon != HORIZON:
+        assert (
+            f"claimed precision: for the score's {score_horizon}-day horizon; judging at "
+            f"{HORIZON} days is not a test of the claim"
+        ) in text.stdout
     assert "the horizon has fully passed" in text.stdout
 
     other = kam.kam("evaluate", "--as-of", "2011-06-09", "--horizon-days", "183")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -111,10 +112,118 @@ def test_evaluate_cases_by_hand() -> None:
     assert (by_source["own_history"].flagged, by_source["own_history"].hits) == (1, 0)
     assert (by_source["segment_norm"].flagged, by_source["segment_norm"].hits) == (1, 1)
     text = format_evaluation(ev)
-    assert "| is_churned | 5 | 2 | 1 | 3 | 0.50 | 0.33 |" in text
+    # no churn model report: no claim, "-" in both claim columns
+    assert "| is_churned | 5 | 2 | 1 | 3 | 0.50 | - | - | 0.33 |" in text
+    assert "claimed precision" in text and ev.claims == {}
     assert "fully passed" in text
     late = evaluate_cases(cases, date(2024, 1, 31), 30, date(2024, 2, 29))
     assert not late.horizon_passed and "NOT PASSED" in format_evaluation(late)
+
+
+# --- the precision each flag claims ----------------------------------------------------
+
+
+def _claimed_cases() -> list[ClientCase]:
+    # churned a (lost), b (kept): realized 0.50; at risk c (lost): 1.00; volume drop on c
+    return [
+        _case("a", 100, 4.0, True, False, True),
+        _case("b", 90, 3.0, True, False, False),
+        _case("c", 40, 2.0, False, True, True, drop=True),
+        _case("d", 10, 0.5, False, False, False, drop=False),
+        _case("e", 60, 1.0, False, False, True),
+    ]
+
+
+REPORT = {"horizon_days": 30, "churned_precision": 0.62, "at_risk_precision": 0.41}
+
+
+def test_the_claimed_precision_beside_the_realized_at_the_scores_horizon() -> None:
+    ev = evaluate_cases(_claimed_cases(), AS_OF, 30, date(2024, 3, 1), report=REPORT)
+    text = format_evaluation(ev)
+    assert "| is_churned | 5 | 2 | 1 | 3 | 0.50 | 0.62 | 30 d | 0.33 |" in text
+    assert "| is_at_risk | 5 | 1 | 1 | 3 | 1.00 | 0.41 | 30 d | 0.33 |" in text
+    # neither has a claim of its own: the union of two claims, the volume rule
+    assert "| churned_or_at_risk | 5 | 3 | 2 | 3 | 0.67 | - | - | 0.67 |" in text
+    assert "| has_volume_drop | 2 | 1 | 1 | 1 | 1.00 | - | - | 1.00 |" in text
+    # judged at the score's own horizon: whether the claim held, flag by flag
+    assert "is_churned: realized 0.50 < claimed 0.62 within 30 days: the claim did not hold" in (
+        text
+    )
+    assert "is_at_risk: realized 1.00 >= claimed 0.41 within 30 days: the claim held" in text
+    assert "not a test of the claim" not in text
+    flags = json.loads(format_json(ev))["flags"]
+    assert (
+        flags["is_churned"]["claimed_precision"],
+        flags["is_churned"]["claimed_horizon_days"],
+    ) == (
+        0.62,
+        30,
+    )
+    assert flags["is_churned"]["claim_holds"] is False
+    assert flags["is_at_risk"]["claim_holds"] is True
+    assert flags["has_volume_drop"]["claimed_precision"] is None
+    assert flags["has_volume_drop"]["claim_holds"] is None
+
+
+def test_another_horizon_is_no_test_of_the_claim() -> None:
+    ev = evaluate_cases(_claimed_cases(), AS_OF, 60, date(2024, 4, 1), report=REPORT)
+    text = format_evaluation(ev)
+    assert "| is_churned | 5 | 2 | 1 | 3 | 0.50 | 0.62 | 30 d | 0.33 |" in text
+    line = (
+        "claimed precision: for the score's 30-day horizon; judging at 60 days is not a test "
+        "of the claim"
+    )
+    assert text.count(line) == 1
+    assert "the claim held" not in text and "did not hold" not in text
+    assert json.loads(format_json(ev))["flags"]["is_churned"]["claim_holds"] is None
+
+
+def test_flags_the_score_did_not_set_claim_nothing() -> None:
+    # the cadence rule set the flags: the report has no precision -> "-"
+    cadence = {"horizon_days": 30, "churned_precision": None, "at_risk_precision": None}
+    ev = evaluate_cases(_claimed_cases(), AS_OF, 30, date(2024, 3, 1), report=cadence)
+    assert ev.claims == {}
+    assert "| is_churned | 5 | 2 | 1 | 3 | 0.50 | - | - | 0.33 |" in format_evaluation(ev)
+    # every churned client flagged by the segment policy: the score's claim is not theirs
+    policy = [
+        replace(c, flag_source="policy" if c.is_churned else "score") for c in _claimed_cases()
+    ]
+    ev = evaluate_cases(policy, AS_OF, 30, date(2024, 3, 1), report=REPORT)
+    text = format_evaluation(ev)
+    assert "| is_churned | 5 | 2 | 1 | 3 | 0.50 | - | - | 0.33 |" in text
+    assert "| is_at_risk | 5 | 1 | 1 | 3 | 1.00 | 0.41 | 30 d | 0.33 |" in text
+    # one of the two churned by the policy: the claim stands, and the line says whom it
+    # does not cover
+    mixed = [replace(c, flag_source="policy" if c.client_id == "b" else "score") for c in policy]
+    ev = evaluate_cases(mixed, AS_OF, 30, date(2024, 3, 1), report=REPORT)
+    text = format_evaluation(ev)
+    assert "| is_churned | 5 | 2 | 1 | 3 | 0.50 | 0.62 | 30 d | 0.33 |" in text
+    assert "is_churned: 1 of the 2 flagged set by the segment policy or the cadence rule" in text
+
+
+def test_claims_read_from_the_published_report(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    _warehouse(path)
+    con = duckdb.connect(str(path))
+    con.execute(
+        """
+        create table marts.churn_model_report as select * from (values
+            ('recency', false, 30, 0.62, 0.41),
+            ('logistic', true, 30, 0.62, 0.41),
+            ('logistic', true, 30, 0.62, 0.41)
+        ) t(candidate, is_chosen, horizon_days, churned_precision, at_risk_precision)
+        """
+    )
+    con.execute("alter table marts.client_churn_signals add column flag_source varchar")
+    con.execute("update marts.client_churn_signals set flag_source = 'score'")
+    con.close()
+    ev = evaluate(str(path), _work_db(tmp_path / "w.duckdb"), AS_OF, 30)
+    assert ev.claims["is_churned"].precision == 0.62
+    assert ev.claims["is_at_risk"].horizon_days == 30
+    assert set(ev.claims) == {"is_churned", "is_at_risk"}
+    # a warehouse published before the report: no claim
+    old = evaluate(_warehouse(tmp_path / "old.duckdb"), tmp_path / "w.duckdb", AS_OF, 30)
+    assert old.claims == {}
 
 
 # --- reading a warehouse and a work DB -------------------------------------------------
