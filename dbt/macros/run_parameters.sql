@@ -16,7 +16,7 @@
     none without var run_parameters_table or while dbt only parses.
 
     One lookup per dbt invocation, not one per macro call (as_of_date() alone is called
-    about 45 times in 22 models): the row is kept in `graph`, the dict dbt builds once per
+    42 times in 24 models): the row is kept in `graph`, the dict dbt builds once per
     invocation and hands to every node it compiles. Two threads compiling their first
     nodes at once may both look it up (at most one lookup per thread); the table does not
     change during an invocation, so they read the same row.
