@@ -6,7 +6,8 @@ points both dbt and ``kam_assets.dbt_project`` at the temporary folder, so tests
 touch dbt/target. Import kam_assets only inside tests (after this fixture ran).
 
 ``online_retail_src`` / ``kam_on_online_retail``: the real UCI Online Retail export,
-converted once per session, and `kam` set up on it as the README says (skip when absent).
+converted once per session, and `kam` set up on it as the README says (skip when absent,
+failure under KAM_REQUIRE_ONLINE_RETAIL=1).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from online_retail_export import require_online_retail_csv
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
@@ -95,28 +96,17 @@ def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- the UCI Online Retail export (real data), converted once per session ---------------
 
 
-def _online_retail_csv() -> Path:
-    env = os.environ.get("KAM_ONLINE_RETAIL_CSV", "").strip()
-    if env:
-        return Path(env)
-    return REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
-
-
 @pytest.fixture(scope="session")
 def online_retail_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Online Retail export converted by the adapter into a source folder (Parquet),
-    once per session; skips, saying where it looked, when the export is absent.
+    once per session; skips, saying where it looked, when the export is absent (fails under
+    KAM_REQUIRE_ONLINE_RETAIL=1: tests/online_retail_export.py).
 
     Tests must not modify it.
     """
     from pipelines.adapters.online_retail import convert_online_retail
 
-    csv = _online_retail_csv()
-    if not csv.is_file():
-        pytest.skip(
-            f"UCI Online Retail export not found at {csv} "
-            "(set KAM_ONLINE_RETAIL_CSV or place it in ../shared/data/online_retail/)"
-        )
+    csv = require_online_retail_csv()
     src = tmp_path_factory.mktemp("online_retail") / "src"
     convert_online_retail(csv, src)
     return src

@@ -14,7 +14,8 @@ variable:
 4. ``make demo`` again.
 
 Each exits 0, or refuses (exit 2) in one line before any run. Skips the Online Retail part
-when the export is absent (``../shared/data/online_retail``), saying so.
+when the export is absent (``../shared/data/online_retail``), saying so (a failure under
+KAM_REQUIRE_ONLINE_RETAIL=1, as in CI).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from online_retail_export import online_retail_csv_path, require_online_retail_csv
 
 REPO = Path(__file__).resolve().parents[2]
 #: what a clone holds that the commands read (data/ is the newcomer's own)
@@ -35,10 +37,7 @@ CHECKOUT = ("Makefile", "pyproject.toml", ".venv", "dbt", "kam_assets", "pipelin
 CHECKOUT += ("workspace.yaml", "README.md")
 #: the export, as the other Online Retail tests find it (KAM_ONLINE_RETAIL_CSV, else
 #: ../shared); the folder three levels up is the clone's ../shared
-RETAIL_CSV = Path(
-    os.environ.get("KAM_ONLINE_RETAIL_CSV", "").strip()
-    or REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
-)
+RETAIL_CSV = online_retail_csv_path()
 SHARED = RETAIL_CSV.parents[2]
 
 pytestmark = [pytest.mark.slow]
@@ -208,8 +207,7 @@ def test_the_first_hour_as_the_readme_writes_it(checkout: Path, dbt_manifest: Pa
         done.add(line)
 
     # 3. Online Retail: as the recipe used to be (the demo's ./data), then as written now
-    if not RETAIL_CSV.is_file():
-        pytest.skip(f"UCI Online Retail export not found at {RETAIL_CSV}: the walk stops here")
+    require_online_retail_csv()  # absent: the walk stops here (a failure in CI)
     convert, run = next(
         b for b in _readme_blocks("Running it on your own data") if "online_retail" in b[0]
     )

@@ -2,19 +2,20 @@
 
 The real-data tests read the UCI Online Retail export from ``$KAM_ONLINE_RETAIL_CSV``
 or ``../shared/data/online_retail/online_retail.csv.gz`` (relative to the repository
-root) and skip when it is absent. They convert it once per module (~10-15 s).
+root) and skip when it is absent (fail under KAM_REQUIRE_ONLINE_RETAIL=1, as .ci/run sets:
+tests/online_retail_export.py). They convert it once per module (~10-15 s).
 """
 
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from online_retail_export import online_retail_csv_path, require_online_retail_csv
 
 from pipelines.adapters.online_retail import (
     R_CUSTOMER_CONFLICT,
@@ -29,7 +30,6 @@ from pipelines.adapters.online_retail import (
 )
 from pipelines.contract import tables_of
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # Expected Arrow type per contract type, stated here independently of the adapter.
 EXPECTED_ARROW = {
     "string": pa.string(),
@@ -211,21 +211,37 @@ def test_command_line_prints_the_report(tmp_path: Path, capsys) -> None:
 # ------------------------------------------------------------------ the real export
 
 
-def _real_csv() -> Path:
-    env = os.environ.get("KAM_ONLINE_RETAIL_CSV", "").strip()
-    if env:
-        return Path(env)
-    return REPO_ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+def test_absent_export_skips_or_fails_under_the_switch(tmp_path: Path, monkeypatch) -> None:
+    """Absent export: a skip saying where it looked; KAM_REQUIRE_ONLINE_RETAIL=1 (.ci/run)
+    makes it a failure naming the path and the variables. Present: its path, either way."""
+    absent = tmp_path / "absent.csv.gz"
+    monkeypatch.setenv("KAM_ONLINE_RETAIL_CSV", str(absent))
+    monkeypatch.delenv("KAM_REQUIRE_ONLINE_RETAIL", raising=False)
+    assert online_retail_csv_path() == absent
+    with pytest.raises(pytest.skip.Exception, match="KAM_ONLINE_RETAIL_CSV") as skipped:
+        require_online_retail_csv()
+    assert str(absent) in str(skipped.value)
+
+    monkeypatch.setenv("KAM_REQUIRE_ONLINE_RETAIL", "1")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        require_online_retail_csv()
+    message = str(failed.value)
+    assert message.startswith("KAM_REQUIRE_ONLINE_RETAIL=1 but "), message
+    assert str(absent) in message and "KAM_ONLINE_RETAIL_CSV" in message
+
+    present = _write_small(absent)
+    assert require_online_retail_csv() == present
+    monkeypatch.delenv("KAM_REQUIRE_ONLINE_RETAIL")
+    assert require_online_retail_csv() == present
+
+    monkeypatch.setenv("KAM_ONLINE_RETAIL_CSV", " ")  # unset in effect: the default beside the repo
+    default = online_retail_csv_path().as_posix()
+    assert default.endswith("/shared/data/online_retail/online_retail.csv.gz"), default
 
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    csv = _real_csv()
-    if not csv.is_file():
-        pytest.skip(
-            f"UCI Online Retail export not found at {csv} "
-            "(set KAM_ONLINE_RETAIL_CSV or place it in ../shared/data/online_retail/)"
-        )
+    csv = require_online_retail_csv()
     out = tmp_path_factory.mktemp("online_retail")
     report = convert_online_retail(csv, out)
     raw = pd.read_csv(csv, dtype=str, keep_default_na=False)
