@@ -444,7 +444,14 @@ def read_outcomes(work_db: Path, as_of: date, horizon_days: int) -> tuple[set[st
     return {client_id for (client_id,) in ordered}, last
 
 
-CANDIDATE_NAMES = ("recency", "cadence_rule", "logistic", "gradient_boosting", "blend")
+CANDIDATE_NAMES = (
+    "recency",
+    "cadence_rule",
+    "logistic",
+    "logistic_rfm",
+    "gradient_boosting",
+    "blend",
+)
 
 
 #: the churn model report's columns that say how churn_probability mixes the chosen
@@ -458,7 +465,8 @@ def read_candidates(
     """What churn_probability ranks by (the chosen candidate, mixed with recency or not: the
     chosen report row's :data:`MIX_COLUMNS`) and every candidate's score per client at D,
     from the work DB's ``intermediate.int_clients__churn_model`` when it holds D (else None
-    and empty). A work DB built before the mix's columns: the candidate, no mix said."""
+    and empty). A work DB built before the mix's columns: the candidate, no mix said; before
+    a candidate's column: that candidate has no scores."""
     import duckdb
 
     try:
@@ -466,13 +474,6 @@ def read_candidates(
     except duckdb.Error:
         return None, {}
     try:
-        columns = ", ".join(f"candidate_{n}" for n in CANDIDATE_NAMES)
-        rows = con.execute(
-            f"select client_id, chosen_candidate, {columns} "
-            "from intermediate.int_clients__churn_model "
-            "where row_kind = 'client' and as_of_date = ?",
-            [as_of],
-        ).fetchall()
         present = {
             str(name)
             for (name,) in con.execute(
@@ -480,6 +481,18 @@ def read_candidates(
                 "'intermediate' and table_name = 'int_clients__churn_model'"
             ).fetchall()
         }
+        # a work DB built before a candidate existed (logistic_rfm: churn-score-10) has no
+        # column for it: NULL, the others still read
+        columns = ", ".join(
+            c if c in present else f"null as {c}"
+            for c in (f"candidate_{n}" for n in CANDIDATE_NAMES)
+        )
+        rows = con.execute(
+            f"select client_id, chosen_candidate, {columns} "
+            "from intermediate.int_clients__churn_model "
+            "where row_kind = 'client' and as_of_date = ?",
+            [as_of],
+        ).fetchall()
         selected = [c if c in present else f"null as {c}" for c in MIX_COLUMNS]
         mixes = con.execute(
             f"select {', '.join(selected)} from intermediate.int_clients__churn_model "

@@ -318,7 +318,16 @@ MART_CHECKS += [
     _one_row_per("churn_model_report", ["candidate", "validation_window"]),
     _in_sets(
         "churn_model_report",
-        {"candidate": ("recency", "cadence_rule", "logistic", "gradient_boosting", "blend")},
+        {
+            "candidate": (
+                "recency",
+                "cadence_rule",
+                "logistic",
+                "logistic_rfm",
+                "gradient_boosting",
+                "blend",
+            )
+        },
         id_columns=("validation_window",),
     ),
     FrameCheck(

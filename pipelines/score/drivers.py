@@ -25,7 +25,12 @@ DRIVER_GROUPS: dict[str, tuple[str, ...]] = {
         "log_order_days_180d",
     ),
     "recent_revenue": ("log_revenue_90d", "revenue_trend"),
-    "value": ("log_revenue_365d", "log_avg_order_value", "log_first_order_value"),
+    "value": (
+        "log_revenue_365d",
+        "log_avg_order_value",
+        "log_first_order_value",
+        "log_revenue_to_date",
+    ),
 }
 #: a fact is named when it raises the score's log-odds by at least this much
 DRIVER_MIN_EFFECT = 0.1

@@ -47,6 +47,8 @@ def feature_matrix(frame: pd.DataFrame, segments: list[str]) -> tuple[np.ndarray
         "log_revenue_365d": _log1p(frame["revenue_365d"]),
         "log_avg_order_value": np.log1p(np.clip(revenue_to_date, 0, None) / np.maximum(days, 1)),
         "log_first_order_value": _log1p(frame["first_order_revenue"]),
+        # the RFM logistic's money (:class:`_LogisticRFM`)
+        "log_revenue_to_date": np.log1p(np.clip(revenue_to_date, 0, None)),
     }
     seg = frame["segment"].astype("string").fillna("").to_numpy()
     for name in segments:
@@ -64,6 +66,7 @@ LATENESS_FEATURES = (
 )
 
 
-#: inputs the boosted model does without: fixed per client, they let trees recognise
-#: clients (:class:`_Boosting`)
-BOOSTING_LEAVES_OUT = ("log_first_order_value",)
+#: inputs the boosted model does without: the first-order value is fixed per client and
+#: lets trees recognise clients (:class:`_Boosting`); revenue to date is the RFM logistic's
+#: alone (the boosted model has revenue in 365 days and the average order value)
+BOOSTING_LEAVES_OUT = ("log_first_order_value", "log_revenue_to_date")

@@ -49,6 +49,7 @@ from pipelines.score.candidates import (
     _Candidate,
     _fit,
     _Logistic,
+    _LogisticRFM,
     _Recency,
     client_halves,
 )
@@ -161,6 +162,7 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     usable = bool(windows)
     if usable:
         candidates["logistic"] = _Logistic(segments, settings.seed)
+        candidates["logistic_rfm"] = _LogisticRFM(segments, settings.seed)
         candidates["gradient_boosting"] = _Boosting(segments, settings.seed)
         candidates["blend"] = _Blend(segments, settings.seed)
         if window_note:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 #: the version of the score's definition, published with it (bump on any change of rule)
-SCORE_VERSION = "churn-score-9"
+SCORE_VERSION = "churn-score-10"
 
 #: columns the features frame must hold
 REQUIRED_COLUMNS = (
@@ -37,7 +37,7 @@ REQUIRED_COLUMNS = (
 )
 
 SIMPLE = ("recency", "cadence_rule")
-LEARNED = ("logistic", "gradient_boosting", "blend")
+LEARNED = ("logistic", "logistic_rfm", "gradient_boosting", "blend")
 CANDIDATES = SIMPLE + LEARNED
 
 

@@ -306,7 +306,12 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
         else:
             assert g["claim_holds"] is (g["precision"] >= claimed), name
     # the score rests on the data's own past: a learned model, its flags from its levels
-    assert len(levels) == 1 and levels[0][2] in ("logistic", "gradient_boosting", "blend"), levels
+    assert len(levels) == 1 and levels[0][2] in (
+        "logistic",
+        "logistic_rfm",
+        "gradient_boosting",
+        "blend",
+    ), levels
     assert sources == [("score",)]
     # kam evaluate says what churn_probability publishes: the report's mix columns
     assert got["published"] == {
@@ -364,6 +369,7 @@ def test_kam_evaluate_on_online_retail_matches_the_files(
         "recency",
         "cadence_rule",
         "logistic",
+        "logistic_rfm",
         "gradient_boosting",
         "blend",
     }

@@ -366,10 +366,11 @@ def _churn_model(
     """The work DB's churn model rows of D: each client's candidate scores (the chosen
     candidate ranks a, c above b, d: AUC 1 on a, b, c, d) and the chosen report row with
     the recency mix's columns (recency_weight, fitted_recency_weight, lost_share_drift;
-    ``mix_columns`` False: a work DB built before they existed)."""
+    ``mix_columns`` False: a work DB built before they existed, and before
+    candidate_logistic_rfm, churn-score-10)."""
     mixed = (
         "?::double as recency_weight, ?::double as fitted_recency_weight, "
-        "?::boolean as lost_share_drift, "
+        "?::boolean as lost_share_drift, null::double as candidate_logistic_rfm, "
         if mix_columns
         else ""
     )
@@ -437,6 +438,7 @@ def test_evaluate_says_what_churn_probability_publishes(tmp_path: Path) -> None:
         ev = evaluate(warehouse, other, AS_OF, 30)
         assert ev.published is not None and not ev.published.mixed
         assert ev.chosen_candidate == name
+        assert ev.candidate_aucs["logistic"] == pytest.approx(1.0)
         assert says in format_evaluation(ev)
         assert "mixed with recency" not in format_evaluation(ev)
     assert "published: logistic alone (recency's weight 0.00, no drift)" in format_evaluation(

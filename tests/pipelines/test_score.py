@@ -16,7 +16,13 @@ import pandas as pd
 import pytest
 
 from pipelines.score import ScoreError, ScoreSettings, derive_horizon, score_clients
-from pipelines.score.candidates import _Boosting, _Logistic, client_halves, client_weights
+from pipelines.score.candidates import (
+    _Boosting,
+    _Logistic,
+    _LogisticRFM,
+    client_halves,
+    client_weights,
+)
 from pipelines.score.features import LATENESS_FEATURES, feature_matrix
 from pipelines.score.measures import (
     Platt,
@@ -110,11 +116,12 @@ def test_scores_every_client_and_reports_every_candidate(history: pd.DataFrame) 
         "recency",
         "cadence_rule",
         "logistic",
+        "logistic_rfm",
         "gradient_boosting",
         "blend",
     }
     # one row per candidate and validation window: 3 windows of different dates
-    assert len(report) == 15 and report["validation_window"].nunique() == 3
+    assert len(report) == 18 and report["validation_window"].nunique() == 3
     assert not report.duplicated(["candidate", "validation_window"]).any()
     assert set(report.loc[report["is_chosen"], "candidate"]) == {result.chosen}
     assert report["is_chosen"].sum() == 3
@@ -145,7 +152,7 @@ def test_probability_never_falls_as_a_client_gets_later(history: pd.DataFrame) -
             for n, e in zip(passed["next_order_date"], ends, strict=True)
         ]
     )
-    for cand in (_Boosting(["retail"], 3), _Logistic(["retail"], 3)):
+    for cand in (_Boosting(["retail"], 3), _Logistic(["retail"], 3), _LogisticRFM(["retail"], 3)):
         cand.fit(passed, y, np.ones(len(y)))
         assert cand.monotone
         base = history[history["as_of_date"] == D].head(25)
@@ -171,6 +178,70 @@ def test_each_client_counts_once_in_the_logistic_fit() -> None:
     cw = client_weights(ids, w)
     assert np.allclose(cw, [0.25, 0.25, 0.125, 0.125, 1.0, 0.1, 0.3])
     assert np.isclose(cw.sum(), 3 - 0.25 - 0.6)
+
+
+def test_the_rfm_logistic_reads_recency_frequency_and_money_only(history: pd.DataFrame) -> None:
+    """logistic_rfm is fitted on log recency, log order days, log revenue to date (and the
+    segment) alone: moving any other input leaves its score as it was, moving revenue to
+    date or the order days moves it; the full logistic model reads the others too."""
+    passed = history[history["as_of_date"] <= D - timedelta(days=60)].reset_index(drop=True)
+    ends = passed["as_of_date"].map(lambda t: t + timedelta(days=60))
+    lost = np.array(
+        [
+            n is None or pd.isna(n) or n > e
+            for n, e in zip(passed["next_order_date"], ends, strict=True)
+        ]
+    )
+    rfm = _LogisticRFM(["retail"], 3).fit(passed, lost, np.ones(len(lost)))
+    full = _Logistic(["retail"], 3).fit(passed, lost, np.ones(len(lost)))
+    _, names = feature_matrix(passed.head(1), ["retail"])
+    assert [names[i] for i in rfm.keep] == [
+        "log_recency",
+        "log_order_days",
+        "log_revenue_to_date",
+        "segment=retail",
+    ]
+    assert rfm.monotone
+    today = history[history["as_of_date"] == D].head(30).reset_index(drop=True)
+    moved = today.copy()
+    moved["tenure_days"] = moved["tenure_days"] * 3
+    moved["mean_gap_days"] = moved["mean_gap_days"] * 2 + 5
+    moved["order_days_90d"] = 0
+    moved["order_days_180d"] = 0
+    moved["revenue_90d"] = 0.0
+    moved["revenue_prior_90d"] = 5000.0
+    moved["revenue_365d"] = 1.0
+    moved["first_order_revenue"] = 9999.0
+    assert np.allclose(rfm.raw(moved), rfm.raw(today))
+    assert not np.allclose(full.raw(moved), full.raw(today))
+    richer = today.assign(revenue_to_date=today["revenue_to_date"] * 10)
+    assert not np.allclose(rfm.raw(richer), rfm.raw(today))
+    busier = today.assign(distinct_order_days=today["distinct_order_days"] + 5)
+    assert not np.allclose(rfm.raw(busier), rfm.raw(today))
+
+
+def test_the_windows_can_choose_the_rfm_logistic() -> None:
+    """The RFM logistic is one more learned candidate: best on the windows' mean AUC and
+    beyond recency's by the margin, it is chosen; the blend (of the full logistic and
+    boosting) is still preferred within the margin of the best."""
+    from pipelines.score.model import _choose
+
+    means = {
+        "recency": 0.61,
+        "cadence_rule": 0.60,
+        "logistic": 0.700,
+        "logistic_rfm": 0.720,
+        "gradient_boosting": 0.68,
+        "blend": 0.705,
+    }
+    chosen, why = _choose(means, ScoreSettings(), "mean AUC over 3 validation windows")
+    assert chosen == "logistic_rfm"
+    assert "mean AUC over 3 validation windows 0.720" in why and "+0.110" in why
+    chosen, _ = _choose({**means, "blend": 0.712}, ScoreSettings(), "mean AUC")
+    assert chosen == "blend"
+    # dropped in a window (its fit lowered the probability as lateness grows): out
+    chosen, _ = _choose({**means, "logistic_rfm": None}, ScoreSettings(), "mean AUC")
+    assert chosen == "blend"
 
 
 def test_one_clients_many_dates_do_not_outweigh_the_other_clients() -> None:
@@ -249,7 +320,7 @@ def test_a_learned_model_needs_the_margin_to_be_chosen(history: pd.DataFrame) ->
     strict = score_clients(history, D, ScoreSettings(horizon_days=60, margin=0.45))
     assert strict.chosen in ("recency", "cadence_rule")
     why = strict.report.loc[strict.report["is_chosen"], "why"].iloc[0]
-    if best in ("logistic", "gradient_boosting", "blend"):
+    if best in ("logistic", "logistic_rfm", "gradient_boosting", "blend"):
         assert "no learned model beats recency by the margin 0.450" in why
 
 
@@ -521,11 +592,11 @@ def test_learned_models_are_judged_on_clients_they_were_not_fitted_on(
 
     monkeypatch.setattr(model, "_fit", recording_fit)
     result = score_clients(history, D, ScoreSettings(horizon_days=60))
-    assert result.chosen in ("logistic", "gradient_boosting", "blend")
+    assert result.chosen in ("logistic", "logistic_rfm", "gradient_boosting", "blend")
     everyone = set(history["client_id"])
-    # per window (3), logistic and boosting, each once per half; then the refits on every
-    # passed date
-    window_fits, refits = fits[:12], fits[12:]
+    # per window (3), the two logistic models and boosting, each once per half; then the
+    # refits on every passed date
+    window_fits, refits = fits[:18], fits[18:]
     for fitted_on, scored in window_fits:
         assert scored and not fitted_on & scored
     assert refits and all(len(f[0]) > len(w[0]) for f in refits for w in window_fits)
@@ -778,7 +849,7 @@ def test_the_report_carries_the_recency_mix_in_its_own_columns(b2b, history) -> 
     score chosen (the margin out of reach) or too few cases: no mix, the columns NULL."""
     _, _, result = b2b
     report = result.report
-    assert result.chosen in ("logistic", "gradient_boosting", "blend")
+    assert result.chosen in ("logistic", "logistic_rfm", "gradient_boosting", "blend")
     assert len(report[MIX_COLUMNS].drop_duplicates()) == 1
     w, fitted, drift = report[MIX_COLUMNS].iloc[0]
     assert bool(drift) is True
@@ -858,7 +929,7 @@ def test_a_short_history_is_judged_on_fewer_windows_and_the_report_says_so() -> 
     frame = frame_from_orders(company(clients=60), D, weeks=12)
     result = score_clients(frame, D, ScoreSettings(horizon_days=28))
     report = result.report
-    assert report["validation_window"].nunique() == 2 and len(report) == 10
+    assert report["validation_window"].nunique() == 2 and len(report) == 12
     chosen_why = report.loc[report["is_chosen"], "why"]
     assert len(chosen_why) == 2
     assert all("fallback: 2 validation windows instead of 3" in w for w in chosen_why)

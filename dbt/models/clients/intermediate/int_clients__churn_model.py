@@ -61,6 +61,7 @@ COLUMN_TYPES = {
     "candidate_recency": "float64",
     "candidate_cadence_rule": "float64",
     "candidate_logistic": "float64",
+    "candidate_logistic_rfm": "float64",
     "candidate_gradient_boosting": "float64",
     "candidate_blend": "float64",
     # report rows
