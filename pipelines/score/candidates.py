@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.score.features import BOOSTING_LEAVES_OUT, LATENESS_FEATURES, feature_matrix
+from pipelines.score.features import AGING_FEATURES, BOOSTING_LEAVES_OUT, feature_matrix
 from pipelines.score.settings import ScoreSettings, _weights
 
 
@@ -128,7 +128,8 @@ class _LogisticRFM(_Logistic):
 
 class _Boosting(_Learned):
     """scikit-learn's HistGradientBoostingClassifier, constrained to never lower the
-    probability as recency, the overdue ratio or recency / longest past gap grow."""
+    probability as recency, the overdue ratio, recency / longest past gap, the silent share
+    or tenure grow (:data:`AGING_FEATURES`: all that grows as a client stays silent)."""
 
     name = "gradient_boosting"
 
@@ -155,7 +156,7 @@ class _Boosting(_Learned):
             max_leaf_nodes=7,
             min_samples_leaf=max(50, int(0.02 * keep.sum())),
             l2_regularization=1.0,
-            monotonic_cst=[1 if names[i] in LATENESS_FEATURES else 0 for i in self.keep],
+            monotonic_cst=[1 if names[i] in AGING_FEATURES else 0 for i in self.keep],
             early_stopping=False,
             random_state=self.seed,
         )

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 #: the version of the score's definition, published with it (bump on any change of rule)
-SCORE_VERSION = "churn-score-10"
+SCORE_VERSION = "churn-score-11"
 
 #: columns the features frame must hold
 REQUIRED_COLUMNS = (

@@ -289,9 +289,9 @@ def test_publish_info_carries_the_churn_score_version(work_db: Path, warehouse: 
     try:
         con.execute(
             "create table marts.churn_model_report as select c as candidate, "
-            "'churn-score-9' as score_version from (values ('recency'), ('blend')) t(c)"
+            "'churn-score-11' as score_version from (values ('recency'), ('blend')) t(c)"
         )
     finally:
         con.close()
     publish_duckdb(work_db, warehouse, "run-2", AS_OF)
-    assert _read(warehouse, "select score_version from marts.publish_info") == [("churn-score-9",)]
+    assert _read(warehouse, "select score_version from marts.publish_info") == [("churn-score-11",)]

@@ -169,6 +169,55 @@ def test_probability_never_falls_as_a_client_gets_later(history: pd.DataFrame) -
     assert set(LATENESS_FEATURES) <= set(names)
 
 
+def test_boosting_never_lowers_the_probability_as_a_client_ages() -> None:
+    """As a client stays silent, tenure grows with recency (for a one-order client it is
+    recency). Planted: clients past 300 days of tenure stay, younger ones mostly leave, so
+    tenure splits the trees; a one-order client aging from 250 to 350 days crossed that
+    split and its boosted probability fell when only lateness was constrained."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    recency = rng.integers(0, 400, n).astype(float)
+    span = np.where(rng.random(n) < 0.4, 0.0, rng.integers(30, 900, n).astype(float))
+    tenure = recency + span
+    lost = (tenure < 300) | (rng.random(n) < 0.1)
+    one = span == 0
+    frame = pd.DataFrame(
+        {
+            "as_of_date": D,
+            "client_id": [f"c{i}" for i in range(n)],
+            "segment": "retail",
+            "days_since_last_order": recency,
+            "distinct_order_days": np.where(one, 1, 5),
+            "tenure_days": tenure,
+            "mean_gap_days": np.where(one, np.nan, span / 4),
+            "last_gap_days": np.where(one, np.nan, span / 4),
+            "longest_gap_days": np.where(one, np.nan, span / 4),
+            "expected_interval_days": np.where(one, 30.0, np.maximum(span / 4, 1)),
+            "revenue_90d": 0.0,
+            "revenue_prior_90d": 0.0,
+            "revenue_365d": 100.0,
+            "order_days_90d": 0,
+            "order_days_180d": 0,
+            "revenue_to_date": 100.0,
+            "first_order_revenue": 100.0,
+            "next_order_date": None,
+        }
+    )
+    frame["overdue_ratio"] = frame["days_since_last_order"] / frame["expected_interval_days"]
+    model = _Boosting(["retail"], 3).fit(frame, lost, np.ones(n))
+    today = frame[one].head(40)
+    previous = None
+    for k in range(0, 181, 5):
+        aged = today.copy()
+        aged["days_since_last_order"] += k
+        aged["tenure_days"] += k
+        aged["overdue_ratio"] = aged["days_since_last_order"] / aged["expected_interval_days"]
+        p = model.raw(aged)
+        if previous is not None:
+            assert np.all(p >= previous - 1e-12), k
+        previous = p
+
+
 def test_each_client_counts_once_in_the_logistic_fit() -> None:
     """A client's weekly cases share one case's weight: together they weigh the mean of
     their own weights (recent cases still count more within a client); the weights sum to
