@@ -17,7 +17,9 @@ Terms:
   fitted on: each fixed half of the clients (:func:`client_halves`) is scored by models
   fitted on the other half.
 * **choice**: the best AUC on the window; a learned candidate must beat recency's AUC by
-  ``margin``, else the better simple score (recency or the cadence rule) stands.
+  ``margin``, else the better simple score (recency or the cadence rule) stands. A chosen
+  learned one whose refit on every passed date is not monotone in lateness is passed over:
+  the same rule chooses among the rest.
 * **recency mix**: a chosen learned model ranks D by its log-odds mixed with log recency
   (:func:`_recency_mix`: recency's weight fitted on the windows, at least
   ``drift_recency_weight`` where their lost share drifts); the report's columns
@@ -88,6 +90,9 @@ MONEY_FEATURES = (
     "revenue_to_date",
     "first_order_revenue",
 )
+
+#: why a chosen learned candidate was passed over (the report's ``why`` and ``notes``)
+PASSED_OVER = "its refit on every passed date lowered the probability as lateness grows"
 
 
 def _as_date(value: Any) -> date:
@@ -199,7 +204,37 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
     y_val = lost[val_mask]
     over = f"mean AUC over {len(windows)} validation windows" if len(windows) > 1 else "AUC"
 
+    refitted: dict[str, _Candidate] = {}
+    raw_today: dict[str, np.ndarray] = {}
+    past_weights: list[np.ndarray] = []
+
+    def refit_raw_today(name: str) -> np.ndarray:
+        # once per refitted candidate (the chosen one, `kam evaluate`'s columns and the
+        # blend's parts read the same scores); the blend from its parts' scores
+        if name not in raw_today:
+            raw_today[name] = (
+                _Blend.combine([refit_raw_today("logistic"), refit_raw_today("gradient_boosting")])
+                if name == "blend"
+                else refit(name).raw(today)
+            )
+        return raw_today[name]
+
+    def refit(name: str) -> _Candidate:
+        # every learned candidate refitted once on all passed dates; the blend of the
+        # refitted parts
+        if name not in refitted:
+            if name == "blend":
+                refitted[name] = _Blend(segments, settings.seed).use(
+                    [refit("logistic"), refit("gradient_boosting")]
+                )
+            else:
+                if not past_weights:  # the same for both learned parts
+                    past_weights.append(_weights(past, lost, settings))
+                refitted[name] = _fit(name, segments, settings, past, lost, past_weights[0])
+        return refitted[name]
+
     # the choice
+    passed_over: list[str] = []
     if not usable:
         chosen = "recency"
         if not len(past):
@@ -216,6 +251,16 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
         notes.append(why_chosen)
     else:
         chosen, why_chosen = _choose(aucs, settings, over)
+        # the windows' fits were checked, the refit that ranks D must be too: when the
+        # chosen one's refit lowers the probability as lateness grows, the same rule
+        # chooses among the rest (the blend's refit fails with the logistic's)
+        while chosen in LEARNED and not getattr(refit(chosen), "monotone", True):
+            passed_over.append(chosen)
+            rest = {n: None if n in passed_over else a for n, a in aucs.items()}
+            chosen, why_chosen = _choose(rest, settings, over)
+        if passed_over:
+            why_chosen += f"; passed over {', '.join(passed_over)}: {PASSED_OVER}"
+            notes.append(f"{', '.join(passed_over)}: {PASSED_OVER}; {chosen} published")
         if window_note:
             why_chosen += f"; {window_note}"
 
@@ -313,37 +358,6 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
                 "too few past cases to validate flag levels out of time: the cadence rule "
                 "(segment policy or default factors) sets the flags"
             )
-        refitted: dict[str, _Candidate] = {}
-        raw_today: dict[str, np.ndarray] = {}
-        past_weights: list[np.ndarray] = []
-
-        def refit_raw_today(name: str) -> np.ndarray:
-            # once per refitted candidate (the chosen one, `kam evaluate`'s columns and the
-            # blend's parts read the same scores); the blend from its parts' scores
-            if name not in raw_today:
-                raw_today[name] = (
-                    _Blend.combine(
-                        [refit_raw_today("logistic"), refit_raw_today("gradient_boosting")]
-                    )
-                    if name == "blend"
-                    else refit(name).raw(today)
-                )
-            return raw_today[name]
-
-        def refit(name: str) -> _Candidate:
-            # every learned candidate refitted once on all passed dates; the blend of the
-            # refitted parts
-            if name not in refitted:
-                if name == "blend":
-                    refitted[name] = _Blend(segments, settings.seed).use(
-                        [refit("logistic"), refit("gradient_boosting")]
-                    )
-                else:
-                    if not past_weights:  # the same for both learned parts
-                        past_weights.append(_weights(past, lost, settings))
-                    refitted[name] = _fit(name, segments, settings, past, lost, past_weights[0])
-            return refitted[name]
-
         if usable and chosen in LEARNED:
             # the refitted model ranks D; its scores are put on the judged models' scale
             # (same quantile on the window), so the window's calibration and flag levels
@@ -384,6 +398,8 @@ def _score_clients(frame: pd.DataFrame, as_of: date, settings: ScoreSettings) ->
                 float(churned.mean()) if len(churned) else 0.0,
                 win.fit_how,
             )
+            if name in passed_over:
+                row["why"] = f"passed over: {PASSED_OVER}; {win.fit_how}"
             row["mean_auc"] = aucs.get(name)
             report.append(row)
     if not usable:

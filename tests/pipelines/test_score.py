@@ -293,6 +293,82 @@ def test_the_windows_can_choose_the_rfm_logistic() -> None:
     assert chosen == "blend"
 
 
+def test_a_refit_that_lowers_the_probability_as_lateness_grows_is_passed_over() -> None:
+    """Later clients are a little more often lost on the older dates and, on the newest
+    passed dates (the newest validation window: in no window's fit, only in the refit on
+    every passed date), strongly less often; more order days mean less often lost
+    throughout. Every window's fits are monotone in lateness and a logistic model is chosen,
+    but its refit (and every refit with log recency, the blend's too) turns recency's
+    coefficient negative: the same rule publishes the next candidate whose refit is
+    monotone (the boosted one is constrained in lateness), and ``why`` says which were
+    passed over and why."""
+    from pipelines.score.candidates import _fit
+    from pipelines.score.model import _choose
+    from pipelines.score.settings import LEARNED
+
+    horizon = 28
+    rng = np.random.default_rng(5)
+    rows = []
+    for k in range(31):  # D and 30 weeks back; 27 passed dates, windows of 27 // 5 = 5
+        t = D - timedelta(days=7 * k)
+        newest = 4 <= k <= 8  # the newest window's dates
+        for i in range(150):
+            r, n = int(rng.integers(1, 200)), int(rng.integers(1, 30))
+            z = (-8.0 if newest else 0.3) * (np.log1p(r) - 4.3) - 1.5 * (np.log(n) - 2.4)
+            lost = rng.random() < 1 / (1 + np.exp(-z))
+            tenure = r + int(rng.integers(0, 400))
+            rows.append(
+                {
+                    "as_of_date": t,
+                    "client_id": f"c{k:02d}-{i:03d}",
+                    "segment": "retail",
+                    "days_since_last_order": r,
+                    "distinct_order_days": n,
+                    "tenure_days": tenure,
+                    "mean_gap_days": (tenure - r) / (n - 1) if n > 1 else None,
+                    "last_gap_days": 30.0 if n > 1 else None,
+                    "longest_gap_days": 40.0 if n > 1 else None,
+                    "expected_interval_days": 30.0,
+                    "overdue_ratio": r / 30.0,
+                    "revenue_90d": 100.0,
+                    "revenue_prior_90d": 100.0,
+                    "revenue_365d": 100.0 * min(n, 12),
+                    "order_days_90d": 1,
+                    "order_days_180d": 2,
+                    "revenue_to_date": 100.0 * n,
+                    "first_order_revenue": 100.0,
+                    "next_order_date": None
+                    if lost or k == 0
+                    else t + timedelta(days=int(rng.integers(1, horizon))),
+                }
+            )
+    frame = pd.DataFrame(rows)
+    result = score_clients(frame, D, ScoreSettings(horizon_days=horizon))
+    report = result.report
+    assert not any("its fit for" in note for note in result.notes)  # the windows' fits pass
+    means = report.groupby("candidate")["mean_auc"].first().to_dict()
+    first, _ = _choose(means, ScoreSettings(), "mean AUC")
+    assert first in LEARNED
+    past = frame[frame["as_of_date"] <= D - timedelta(days=horizon)]
+    lost = past["next_order_date"].isna().to_numpy()
+    passed_over = [
+        n for n in LEARNED if not _fit(n, ["retail"], ScoreSettings(), past, lost).monotone
+    ]
+    assert first in passed_over and "gradient_boosting" not in passed_over
+    assert result.chosen == "gradient_boosting"
+    assert (
+        _choose(
+            {n: None if n in passed_over else a for n, a in means.items()}, ScoreSettings(), "AUC"
+        )[0]
+        == result.chosen
+    )
+    why = report.loc[report["is_chosen"], "why"].iloc[0]
+    assert f"passed over {first}" in why
+    assert "its refit on every passed date lowered the probability as lateness grows" in why
+    assert all(n in why for n in passed_over)
+    assert report.loc[report["candidate"] == first, "why"].str.startswith("passed over").all()
+
+
 def test_one_clients_many_dates_do_not_outweigh_the_other_clients() -> None:
     """52 planted cases, silent 300-657 days since a single order and all kept (they
     ordered again within the horizon): as one client's weekly dates they weigh one client
