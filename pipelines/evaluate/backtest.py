@@ -38,6 +38,7 @@ from typing import Any
 from pipelines.evaluate.metrics import FlagScore, flag_score, roc_auc, top_at_recall
 from pipelines.publish.read import read_warehouse
 from pipelines.score.measures import weight_text
+from pipelines.score.settings import CANDIDATES
 from pipelines.secrets import mask_url
 
 SIGNAL_COLUMNS = (
@@ -444,14 +445,8 @@ def read_outcomes(work_db: Path, as_of: date, horizon_days: int) -> tuple[set[st
     return {client_id for (client_id,) in ordered}, last
 
 
-CANDIDATE_NAMES = (
-    "recency",
-    "cadence_rule",
-    "logistic",
-    "logistic_rfm",
-    "gradient_boosting",
-    "blend",
-)
+#: the churn score's candidates, in the report's order (their `candidate_<name>` columns)
+CANDIDATE_NAMES = CANDIDATES
 
 
 #: the churn model report's columns that say how churn_probability mixes the chosen

@@ -30,6 +30,7 @@ from pipelines.quality.checks import (
     key_expectations,
 )
 from pipelines.quality.raw_checks import end_of
+from pipelines.score.settings import CANDIDATES
 
 SHARE_TOLERANCE = 1e-6
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
@@ -318,16 +319,7 @@ MART_CHECKS += [
     _one_row_per("churn_model_report", ["candidate", "validation_window"]),
     _in_sets(
         "churn_model_report",
-        {
-            "candidate": (
-                "recency",
-                "cadence_rule",
-                "logistic",
-                "logistic_rfm",
-                "gradient_boosting",
-                "blend",
-            )
-        },
+        {"candidate": CANDIDATES},
         id_columns=("validation_window",),
     ),
     FrameCheck(
